@@ -1,0 +1,348 @@
+"""REST hot-path benchmark (SPEC §12).
+
+Starts ``tokenpulse serve`` in its own process on a free loopback port with
+the replay source (recorded data, no network), waits until it serves
+``GET /api/v1/ltp?pair=BTC/USD``, then drives each target in ``TARGETS`` with
+wrk from another process. Prints a table, writes
+``bench/results/http-<UTC timestamp>.json`` and, unless ``--no-write``, appends
+a section to ``BENCHMARKS.md``. Finally stops the server with SIGTERM and
+reports whether it exited 0 in time.
+
+    .venv/bin/python bench/http.py [--duration 15] [--connections 64]
+        [--threads 2] [--warmup 2] [--label TEXT] [--target NAME] [--no-write]
+
+Exit status: 0 all targets answered 2xx without socket errors and the server
+shut down cleanly; 1 results were recorded but something of that was not so;
+2 the benchmark could not run (no wrk, server not ready, wrk failed).
+
+This file's name shadows the standard library's ``http`` package for anything
+imported from this folder: use raw sockets (``_server.http_get``), not urllib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _report import (
+    RunRecord,
+    TargetResult,
+    append_markdown,
+    format_table,
+    git_revision,
+    machine_info,
+    markdown_section,
+    mask_value,
+    write_json,
+)
+from _server import LOOPBACK, PASSTHROUGH_ENV, ServerError, ServerProcess, free_port
+from _wrk import (
+    WrkError,
+    WrkOptions,
+    display_command,
+    parse_wrk_output,
+    run_wrk,
+    wrk_command,
+)
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
+
+READY_PATH = "/api/v1/ltp?pair=BTC/USD"
+DEFAULT_READY_TIMEOUT_S = 60.0
+# The server's own drain bound, and how long the harness waits for the
+# process to exit after SIGTERM (the bound plus interpreter teardown).
+SERVER_SHUTDOWN_TIMEOUT = "10s"
+SHUTDOWN_WAIT_S = 20.0
+# Large enough that the single loopback client is never throttled while every
+# request still goes through the limiter: a million tokens, refilled at a
+# million per second, far above what one client here can send. (The largest
+# values Settings accepts.)
+UNTHROTTLED = "1000000"
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_CANNOT_RUN = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class Target:
+    """One endpoint to load: a name for the table, the request path, what it shows."""
+
+    name: str
+    path: str
+    description: str
+
+
+# Add a benchmark by adding a line (SPEC §12 also names /api/v1/tokens?limit=100).
+TARGETS: tuple[Target, ...] = (
+    Target("ltp", "/api/v1/ltp?pair=BTC/USD", "LTP hot path: one pair from the cache"),
+    Target("health", "/health", "liveness: the framework and middleware floor"),
+)
+
+
+def server_environment(
+    port: int, api_key: str, data_dir: Path, overrides: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(the server's full environment, the part this harness set explicitly)."""
+    explicit = {
+        "SOURCES": "replay",
+        "AUTH_ENABLED": "true",
+        "AUTH_API_KEY": api_key,
+        "RATE_LIMIT_ENABLED": "true",
+        "RATE_LIMIT_CAPACITY": UNTHROTTLED,
+        "RATE_LIMIT_REFILL_RATE": UNTHROTTLED,
+        "LOG_LEVEL": "warning",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'bench.db'}",
+        "HOST": LOOPBACK,
+        "PORT": str(port),
+        "SHUTDOWN_TIMEOUT": SERVER_SHUTDOWN_TIMEOUT,
+    }
+    explicit.update(overrides)
+    inherited = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
+    return {**inherited, **explicit}, explicit
+
+
+def rate_limit_note(env: dict[str, str]) -> str:
+    """How the rate limiter was configured, in words for the output."""
+    if env.get("RATE_LIMIT_ENABLED", "").lower() != "true":
+        return f"**Rate limiter:** RATE_LIMIT_ENABLED={env.get('RATE_LIMIT_ENABLED')}"
+    if env.get("RATE_LIMIT_CAPACITY") == env.get("RATE_LIMIT_REFILL_RATE") == UNTHROTTLED:
+        return (
+            "**Rate limiter:** enabled with capacity 1e6 and refill rate 1e6/s, so it runs "
+            "on every request but never throttles the single loopback client"
+        )
+    return (
+        f"**Rate limiter:** enabled, capacity {env.get('RATE_LIMIT_CAPACITY')}, refill "
+        f"{env.get('RATE_LIMIT_REFILL_RATE')}/s: 429s below are the limiter working"
+    )
+
+
+def _relative(path: str) -> str:
+    resolved = Path(path).absolute()
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else path
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    if name in {"HOST", "PORT"}:
+        raise argparse.ArgumentTypeError(f"{name} is chosen by the harness")
+    return name, value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options; see the module docstring."""
+    parser = argparse.ArgumentParser(
+        prog="bench/http.py", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--duration", type=_positive, default=15, help="seconds per target")
+    parser.add_argument("--connections", type=_positive, default=64, help="wrk -c")
+    parser.add_argument("--threads", type=_positive, default=2, help="wrk -t")
+    parser.add_argument(
+        "--warmup", type=_non_negative, default=2, help="unrecorded seconds before each target"
+    )
+    parser.add_argument("--label", help="free text to tell this run apart in BENCHMARKS.md")
+    parser.add_argument(
+        "--target",
+        action="append",
+        choices=[t.name for t in TARGETS],
+        help="run only this target (repeatable); default all",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server environment, e.g. CACHE_BACKEND=redis (repeatable)",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=DEFAULT_READY_TIMEOUT_S,
+        help="seconds to wait for the server to answer 200",
+    )
+    parser.add_argument(
+        "--no-write", action="store_true", help="do not append to BENCHMARKS.md (JSON is written)"
+    )
+    # For testing the harness itself against a stand-in server: a command line
+    # in which {port} is replaced; it gets the same environment.
+    parser.add_argument("--server-cmd", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.connections < args.threads:
+        parser.error("--connections must be at least --threads (wrk needs one per thread)")
+    return args
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _problems(results: list[TargetResult]) -> list[str]:
+    problems = []
+    for result in results:
+        if result.wrk.non_2xx:
+            problems.append(f"{result.name}: {result.wrk.non_2xx} non-2xx responses")
+        if result.wrk.socket_error_total:
+            problems.append(f"{result.name}: socket errors {result.wrk.socket_errors}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the process exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if shutil.which("wrk") is None:
+        _log("wrk is not installed (Debian: apt-get install wrk)")
+        return EXIT_CANNOT_RUN
+    targets = [t for t in TARGETS if not args.target or t.name in args.target]
+    started = datetime.now(UTC)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    api_key = secrets.token_urlsafe(32)
+    port = free_port()
+    load = WrkOptions(args.threads, args.connections, args.duration)
+    warmup = WrkOptions(args.threads, args.connections, args.warmup)
+    headers = {"X-API-Key": api_key}
+
+    if args.server_cmd:
+        server_cmd = shlex.split(args.server_cmd.format(port=port))
+        if "/" in server_cmd[0]:  # the server runs in a temporary directory
+            server_cmd[0] = str(Path(server_cmd[0]).absolute())
+        server_shown = shlex.join([_relative(server_cmd[0]), *server_cmd[1:]])
+    else:
+        server_cmd = [sys.executable, "-m", "tokenpulse", "serve"]
+        server_shown = shlex.join([_relative(sys.executable), "-m", "tokenpulse", "serve"])
+    commands = [shlex.join([_relative(sys.executable), _relative(sys.argv[0]), *argv])]
+    results: list[TargetResult] = []
+
+    with tempfile.TemporaryDirectory(prefix="tokenpulse-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        env, explicit_env = server_environment(port, api_key, tmp_dir, dict(args.server_env))
+        server = ServerProcess(server_cmd, env, tmp_dir, tmp_dir / "server.log")
+        _log(f"starting {server_shown} on {LOOPBACK}:{port}")
+        try:
+            with server:
+                ready_s = server.wait_ready(port, READY_PATH, headers, args.ready_timeout)
+                rss_ready, rss_tree_ready = server.rss_kib()
+                _log(f"ready after {ready_s:.1f}s (pid {server.pid})")
+                for target in targets:
+                    url = f"http://{LOOPBACK}:{port}{target.path}"
+                    if args.warmup:
+                        command = wrk_command(url, warmup, api_key, script=False)
+                        commands.append("# warm-up (not recorded)")
+                        commands.append(display_command(command, api_key, REPO_ROOT))
+                        run_wrk(command, args.warmup)
+                    command = wrk_command(url, load, api_key)
+                    shown = display_command(command, api_key, REPO_ROOT)
+                    commands.append(shown)
+                    _log(f"{target.name}: GET {target.path} for {args.duration}s")
+                    wrk = parse_wrk_output(run_wrk(command, args.duration))
+                    rss_after, rss_tree_after = server.rss_kib()
+                    results.append(
+                        TargetResult(
+                            target.name,
+                            target.path,
+                            target.description,
+                            url,
+                            shown,
+                            wrk,
+                            rss_after,
+                            rss_tree_after,
+                        )
+                    )
+                _log("stopping the server with SIGTERM")
+                shutdown = server.stop(SHUTDOWN_WAIT_S)
+        except (ServerError, WrkError) as exc:
+            _log(f"error: {exc}")
+            if tail := server.log_tail():
+                _log(f"last lines of the server's output:\n{tail}")
+            return EXIT_CANNOT_RUN
+        except KeyboardInterrupt:
+            _log("interrupted; server stopped")
+            return EXIT_INTERRUPTED
+        server_log_tail = server.log_tail()
+
+    json_path = RESULTS_DIR / f"http-{stamp}.json"
+    record = RunRecord(
+        benchmark="http",
+        label=args.label,
+        started_at=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        finished_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        git=git_revision(REPO_ROOT),
+        machine=machine_info(),
+        settings={
+            "duration_s": args.duration,
+            "connections": args.connections,
+            "threads": args.threads,
+            "warmup_s": args.warmup,
+            "ready_path": READY_PATH,
+        },
+        server={
+            "command": server_shown,
+            "env": {name: mask_value(name, value) for name, value in explicit_env.items()},
+            "time_to_ready_s": round(ready_s, 3),
+            "rss_ready_kib": rss_ready,
+            "rss_tree_ready_kib": rss_tree_ready,
+            "shutdown": {
+                **asdict(shutdown),
+                "seconds": round(shutdown.seconds, 3),
+                "clean": shutdown.clean,
+                "description": shutdown.describe(),
+            },
+        },
+        notes=[rate_limit_note(explicit_env)],
+        commands=commands,
+        results=results,
+    )
+    write_json(json_path, record)
+
+    print()
+    print(format_table(results))
+    print()
+    for note in record.notes:
+        print(note.replace("**", ""))
+    print(f"Shutdown: {shutdown.describe()}")
+    print(f"JSON: {_relative(str(json_path))}")
+    if not args.no_write:
+        append_markdown(BENCHMARKS_MD, markdown_section(record, _relative(str(json_path))))
+        print(f"Appended to {_relative(str(BENCHMARKS_MD))}")
+
+    problems = _problems(results)
+    if not shutdown.clean:
+        problems.append(f"server did not shut down cleanly: {shutdown.describe()}")
+        if server_log_tail:
+            _log(f"last lines of the server's output:\n{server_log_tail}")
+    for problem in problems:
+        _log(f"warning: {problem}")
+    return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

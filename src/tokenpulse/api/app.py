@@ -1,0 +1,107 @@
+"""The app factory: FastAPI for routing and OpenAPI, wrapped by the raw ASGI edge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from tokenpulse import __version__
+from tokenpulse.api.clientip import ClientIpResolver
+from tokenpulse.api.errors import install_error_handlers
+from tokenpulse.api.middleware import EdgeMiddleware, Receive, Scope, Send
+from tokenpulse.api.routes import router
+from tokenpulse.bootstrap import Container, build_container
+from tokenpulse.settings import Settings
+
+ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0}
+
+
+def create_app(settings: Settings, *, container: Container | None = None) -> Any:
+    """Build the ASGI application for ``settings`` (the container starts with the lifespan)."""
+    container = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await container.start()
+        try:
+            yield
+        finally:
+            await container.stop()
+
+    api = FastAPI(
+        title="tokenpulse",
+        version=__version__,
+        description="Real-time crypto market data: last traded prices (a drop-in for the "
+        "BTC LTP Service), with freshness on every value.",
+        lifespan=lifespan,
+    )
+    api.state.container = container
+    install_error_handlers(api)
+    api.include_router(router)
+
+    app: Any = api
+    if settings.cors_origins:
+        app = CORSMiddleware(
+            app,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["X-API-Key", "X-Request-ID", "Content-Type", "Last-Event-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "Retry-After",
+            ],
+        )
+
+    ltp = container.ltp
+
+    async def ltp_fast(
+        scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, int]:
+        answer = ltp.ltp(scope["query_string"], time.time())
+        body = answer.body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                    *answer.headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return answer.status, len(body)
+
+    def route_of(scope: Scope) -> str:
+        route = scope.get("route")
+        path = getattr(route, "path", None)
+        if isinstance(path, str):
+            return path
+        for candidate in api.router.routes:
+            match, _ = candidate.matches(scope)
+            if match.name == "FULL":
+                return str(getattr(candidate, "path", "unmatched"))
+        return "unmatched"
+
+    edge = EdgeMiddleware(
+        app,
+        metrics=container.metrics,
+        authenticator=container.authenticator,
+        limiter=container.limiter,
+        client_ip=ClientIpResolver(settings.forwarded_allow_ips),
+        fast_routes={("GET", "/api/v1/ltp"): ltp_fast},
+        costs=ENDPOINT_COSTS,
+        max_cost=float(settings.rate_limit_capacity),
+        route_of=route_of,
+    )
+    edge.container = container
+    return edge

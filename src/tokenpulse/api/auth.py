@@ -1,0 +1,56 @@
+"""API-key authentication.
+
+A key is compared in constant time and never logged; logs and rate-limit buckets use a key id
+derived from its hash. Key management and tiers plug in behind :class:`Authenticator`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Protocol
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json", "/redoc"})
+PROTECTED_PREFIX = "/api/"
+
+
+def requires_auth(path: str) -> bool:
+    """``/api/*`` needs a key when auth is on; health, metrics and docs stay open."""
+    return path.startswith(PROTECTED_PREFIX) and path not in OPEN_PATHS
+
+
+def key_id(api_key: str) -> str:
+    """A stable, non-reversible id for logs and rate-limit buckets."""
+    return "key_" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key id, its tier and its role."""
+
+    key_id: str
+    tier: str = "enterprise"
+    role: str = "admin"
+
+
+class Authenticator(Protocol):
+    """Turns an ``X-API-Key`` value into a Principal, or None when the key is not valid."""
+
+    async def authenticate(self, api_key: str) -> Principal | None: ...
+
+
+class StaticKeyAuthenticator:
+    """The bootstrap admin key from ``AUTH_API_KEY``."""
+
+    def __init__(self, api_key: str) -> None:
+        if not api_key:
+            raise ValueError("an empty API key cannot authenticate anyone")
+        self._digest = hashlib.sha256(api_key.encode()).digest()
+        self._principal = Principal(key_id=key_id(api_key))
+
+    async def authenticate(self, api_key: str) -> Principal | None:
+        candidate = hashlib.sha256(api_key.encode()).digest()
+        if hmac.compare_digest(candidate, self._digest):
+            return self._principal
+        return None

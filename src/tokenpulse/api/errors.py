@@ -1,0 +1,169 @@
+"""Errors to HTTP, in one place.
+
+Two shapes (SPEC §6): the standard error model
+``{"status":"error","error":{code,message,details,remediation},"timestamp","request_id"}``,
+and the Go "BTC LTP Service" flat shape ``{"error":"<CODE>","message":"…"}`` kept by the LTP
+paths (and their 401/429 answers) so that service's clients switch without change.
+No stack trace, SQL or secret ever reaches a response.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tokenpulse.domain.errors import RateLimited, StaleData, TokenpulseError
+from tokenpulse.domain.time import isoformat_z, utcnow
+
+log = structlog.get_logger(__name__)
+
+LTP_PATH_PREFIX = "/api/v1/ltp"
+JSON = b"application/json"
+
+
+def uses_flat_errors(path: str) -> bool:
+    """The LTP paths answer errors in the Go service's flat shape."""
+    return path == LTP_PATH_PREFIX or path.startswith(LTP_PATH_PREFIX + "/")
+
+
+def flat_error_body(code: str, message: str, **extra: Any) -> bytes:
+    return orjson.dumps({"error": code, "message": message, **extra})
+
+
+def standard_error_body(
+    code: str,
+    message: str,
+    *,
+    request_id: str | None,
+    details: dict[str, Any] | None = None,
+    remediation: str | None = None,
+) -> bytes:
+    return orjson.dumps(
+        {
+            "status": "error",
+            "error": {
+                "code": code,
+                "message": message,
+                "details": details or {},
+                "remediation": remediation,
+            },
+            "timestamp": isoformat_z(utcnow()),
+            "request_id": request_id,
+        }
+    )
+
+
+def error_body(path: str, exc: TokenpulseError, request_id: str | None) -> bytes:
+    """The body for ``exc`` on ``path``, in the shape that path uses."""
+    if uses_flat_errors(path):
+        extra: dict[str, Any] = {}
+        if exc.details:
+            extra["details"] = exc.details
+        return flat_error_body(exc.code, exc.message, **extra)
+    return standard_error_body(
+        exc.code,
+        exc.message,
+        request_id=request_id,
+        details=exc.details,
+        remediation=exc.remediation,
+    )
+
+
+def error_headers(exc: TokenpulseError) -> list[tuple[bytes, bytes]]:
+    """Extra headers an error implies (``Retry-After`` for 429 and 503 STALE_DATA)."""
+    if isinstance(exc, RateLimited | StaleData):
+        return [(b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode())]
+    return []
+
+
+def _request_id(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return str(value) if value is not None else None
+
+
+def error_response(request: Request, exc: TokenpulseError) -> Response:
+    body = error_body(request.url.path, exc, _request_id(request))
+    headers = {k.decode(): v.decode() for k, v in error_headers(exc)}
+    return Response(body, status_code=exc.status, media_type="application/json", headers=headers)
+
+
+def _validation_message(errors: Sequence[Any]) -> tuple[str, str | None]:
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ()) if part not in {"query", "path", "body"}]
+    parameter = ".".join(loc) or None
+    message = str(first.get("msg", "invalid request"))
+    if parameter:
+        return f"invalid value for parameter {parameter!r}: {message}", parameter
+    return message, None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every error to the error model; unknown exceptions become a bare 500."""
+
+    async def on_tokenpulse_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, TokenpulseError)
+        return error_response(request, exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message, parameter = _validation_message(exc.errors())
+        details = {"parameter": parameter} if parameter else {}
+        body = (
+            flat_error_body("INVALID_PARAMETER", message, details=details)
+            if uses_flat_errors(request.url.path)
+            else standard_error_body(
+                "INVALID_PARAMETER",
+                message,
+                request_id=_request_id(request),
+                details=details,
+                remediation="Fix the named parameter; see /docs for the accepted values.",
+            )
+        )
+        return Response(body, status_code=400, media_type="application/json")
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        message = {404: "no such endpoint", 405: "method not allowed"}.get(
+            exc.status_code, str(exc.detail)
+        )
+        body = (
+            flat_error_body(code, message)
+            if uses_flat_errors(request.url.path)
+            else standard_error_body(code, message, request_id=_request_id(request))
+        )
+        return Response(
+            body,
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.error(
+            "unhandled error",
+            path=request.url.path,
+            request_id=_request_id(request),
+            exc_info=exc,
+        )
+        body = (
+            flat_error_body("INTERNAL_ERROR", "internal error")
+            if uses_flat_errors(request.url.path)
+            else standard_error_body(
+                "INTERNAL_ERROR", "internal error", request_id=_request_id(request)
+            )
+        )
+        return Response(body, status_code=500, media_type="application/json")
+
+    app.add_exception_handler(TokenpulseError, on_tokenpulse_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

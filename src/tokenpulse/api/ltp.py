@@ -1,0 +1,262 @@
+"""The LTP endpoints of the Go "BTC LTP Service", byte for byte where it matters.
+
+``GET /api/v1/ltp`` is the hottest path of the product. Its answers are built here from the
+ready-made JSON of each value (:class:`~tokenpulse.services.prices.LtpView`) and a parsed-query
+cache, and served by the edge middleware without going through the framework's routing. The
+FastAPI routes in :func:`router` call the same builders; they document the endpoints in
+OpenAPI and serve any request the fast path does not take.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from tokenpulse.api.errors import flat_error_body
+from tokenpulse.domain.errors import InvalidParameter, StoreError, UnsupportedPair
+from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.services.ingest import LtpSupervisor
+from tokenpulse.services.prices import PriceService
+
+MAX_PAIRS_PER_REQUEST = 100
+QUERY_CACHE_SIZE = 1024
+STALE_RETRY_AFTER = b"1"
+
+
+@dataclass(frozen=True, slots=True)
+class PairProblem:
+    """A requested pair that cannot be answered, in the Go service's error entry form."""
+
+    pair: str
+    code: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"pair": self.pair, "error": self.code, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class LtpQuery:
+    """A parsed ``/ltp`` query: the served pairs in request order and the rejected ones."""
+
+    pairs: tuple[Pair, ...]
+    rejected: tuple[PairProblem, ...] = ()
+    max_age_ms: int | None = None
+    error: tuple[str, str, dict[str, Any]] | None = None  # code, message, details → 400
+
+
+@dataclass(slots=True)
+class LtpAnswer:
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+def _split_values(values: Sequence[str]) -> list[str]:
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+class LtpEndpoints:
+    """Builds the answers of the LTP endpoints from the price service."""
+
+    def __init__(
+        self,
+        *,
+        prices: PriceService,
+        registry: PairRegistry,
+        supervisor: LtpSupervisor | None,
+    ) -> None:
+        self.prices = prices
+        self.registry = registry
+        self.supervisor = supervisor
+        self._queries: dict[bytes, LtpQuery] = {}
+
+    # ------------------------------------------------------------ query parsing
+
+    def parse(self, query_string: bytes) -> LtpQuery:
+        """Parse (and remember) a query string; the same string is parsed once."""
+        cached = self._queries.get(query_string)
+        if cached is not None:
+            return cached
+        query = self._parse(query_string)
+        if len(self._queries) >= QUERY_CACHE_SIZE:
+            self._queries.pop(next(iter(self._queries)))
+        self._queries[query_string] = query
+        return query
+
+    def _parse(self, query_string: bytes) -> LtpQuery:
+        params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        raw_pairs = [v for k, v in params if k in {"pair", "pairs"}]
+        max_age_ms: int | None = None
+        for key, value in params:
+            if key == "max_age_ms":
+                if not value.strip().isdigit():
+                    return LtpQuery(
+                        pairs=(),
+                        error=(
+                            "INVALID_PARAMETER",
+                            f"max_age_ms must be a whole number of milliseconds, got {value!r}",
+                            {"parameter": "max_age_ms"},
+                        ),
+                    )
+                max_age_ms = int(value.strip())
+        items = _split_values(raw_pairs)
+        if raw_pairs and not items and any(v.strip() for v in raw_pairs):
+            return LtpQuery(
+                pairs=(),
+                error=("INVALID_PARAMETER", "pair is empty", {"parameter": "pair"}),
+            )
+        if not items:
+            return LtpQuery(pairs=tuple(self.prices.pairs), max_age_ms=max_age_ms)
+        if len(items) > MAX_PAIRS_PER_REQUEST:
+            return LtpQuery(
+                pairs=(),
+                error=(
+                    "INVALID_PARAMETER",
+                    f"at most {MAX_PAIRS_PER_REQUEST} pairs per request",
+                    {"parameter": "pair"},
+                ),
+            )
+        pairs: dict[Pair, None] = {}
+        rejected: list[PairProblem] = []
+        for item in items:
+            try:
+                pair = self.registry.resolve(item)
+            except UnsupportedPair:
+                rejected.append(
+                    PairProblem(item, "UNSUPPORTED_PAIR", f"pair {item} is not supported")
+                )
+                continue
+            except InvalidParameter as exc:
+                rejected.append(PairProblem(item, "INVALID_PARAMETER", exc.message))
+                continue
+            if pair not in self.prices.supported:
+                rejected.append(
+                    PairProblem(str(pair), "UNSUPPORTED_PAIR", f"pair {pair} is not supported")
+                )
+                continue
+            pairs.setdefault(pair, None)
+        if not pairs:
+            code = (
+                "UNSUPPORTED_PAIR"
+                if any(p.code == "UNSUPPORTED_PAIR" for p in rejected)
+                else "INVALID_PARAMETER"
+            )
+            supported = ", ".join(str(p) for p in self.prices.pairs)
+            return LtpQuery(
+                pairs=(),
+                rejected=tuple(rejected),
+                error=(
+                    code,
+                    f"no supported pair requested; supported pairs: {supported}",
+                    {"parameter": "pair", "rejected": [p.to_json() for p in rejected]},
+                ),
+            )
+        return LtpQuery(pairs=tuple(pairs), rejected=tuple(rejected), max_age_ms=max_age_ms)
+
+    # ------------------------------------------------------------ GET /api/v1/ltp
+
+    def ltp(self, query_string: bytes, now: float | None = None) -> LtpAnswer:
+        """The answer to ``GET /api/v1/ltp?<query_string>``."""
+        query = self.parse(query_string)
+        if query.error is not None:
+            code, message, details = query.error
+            return LtpAnswer(400, flat_error_body(code, message, details=details))
+        moment = time.time() if now is None else now
+        prices = self.prices
+        rendered: list[bytes] = []
+        problems: list[PairProblem] = list(query.rejected)
+        stale: list[PairProblem] = []
+        max_age = query.max_age_ms
+        for pair in query.pairs:
+            view = prices.view(pair)
+            if view is None:
+                problems.append(
+                    PairProblem(str(pair), "PRICE_FETCH_ERROR", f"no price for {pair} yet")
+                )
+                continue
+            if max_age is not None and prices.age_ms(view, moment) > max_age:
+                stale.append(
+                    PairProblem(
+                        str(pair),
+                        "STALE_DATA",
+                        f"the price of {pair} is older than max_age_ms={max_age}",
+                    )
+                )
+                continue
+            rendered.append(prices.render(view, moment))
+        if not problems and not stale:
+            return LtpAnswer(200, b'{"ltp":[' + b",".join(rendered) + b"]}")
+        errors = [p.to_json() for p in problems + stale]
+        if not rendered:
+            if stale and not any(p.code == "PRICE_FETCH_ERROR" for p in problems):
+                body = flat_error_body(
+                    "STALE_DATA",
+                    f"no price is younger than max_age_ms={max_age}",
+                    ltp=[],
+                    errors=errors,
+                )
+                return LtpAnswer(503, body, [(b"retry-after", STALE_RETRY_AFTER)])
+            body = flat_error_body(
+                "ALL_PRICES_FAILED",
+                "no price is available for any requested pair",
+                ltp=[],
+                errors=errors,
+            )
+            return LtpAnswer(503, body)
+        body = b'{"ltp":[' + b",".join(rendered) + b'],"errors":' + orjson.dumps(errors) + b"}"
+        return LtpAnswer(206, body)
+
+    # ------------------------------------------------------------ GET /api/v1/ltp/cached
+
+    async def cached(self) -> LtpAnswer:
+        try:
+            entries = await self.prices.cached_entries()
+        except StoreError as exc:
+            return LtpAnswer(500, flat_error_body("CACHE_ERROR", exc.message))
+        return LtpAnswer(200, orjson.dumps({"ltp": entries}))
+
+    # ------------------------------------------------------------ POST /api/v1/ltp/refresh
+
+    async def refresh(self, query_string: bytes) -> LtpAnswer:
+        params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        query = self.parse(
+            b"&".join(f"pair={v}".encode() for k, v in params if k in {"pair", "pairs"})
+        )
+        if query.error is not None:
+            code, message, details = query.error
+            return LtpAnswer(400, flat_error_body(code, message, details=details))
+        if self.supervisor is None:
+            return LtpAnswer(
+                502,
+                flat_error_body(
+                    "PRICE_FETCH_ERROR",
+                    "this instance does not ingest (ROLE=api); refresh on the ingest instance",
+                    pairs=[str(p) for p in query.pairs],
+                ),
+            )
+        refreshed, failed = await self.supervisor.refresh(list(query.pairs))
+        if failed or query.rejected:
+            errors = [
+                PairProblem(str(pair), "PRICE_FETCH_ERROR", reason).to_json()
+                for pair, reason in failed.items()
+            ] + [p.to_json() for p in query.rejected]
+            body = flat_error_body(
+                "PRICE_FETCH_ERROR",
+                "refreshing prices failed for " + ", ".join(e["pair"] for e in errors),
+                pairs=[e["pair"] for e in errors],
+                refreshed=[str(p) for p in refreshed],
+                errors=errors,
+            )
+            return LtpAnswer(502, body)
+        return LtpAnswer(
+            200,
+            orjson.dumps(
+                {"message": "Prices refreshed successfully", "pairs": [str(p) for p in refreshed]}
+            ),
+        )

@@ -1,0 +1,251 @@
+"""The edge of every HTTP request, as one raw ASGI middleware (no per-request framework cost).
+
+In order: request id (echoed or generated), body-size limit, API key on ``/api/*`` when auth
+is on, the token bucket (per key, else per client IP), then the handler — the LTP fast path
+or the FastAPI app — and finally metrics by route template. Nothing is logged per request at
+the default level; metrics already count every request.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Histogram, Summary
+
+from tokenpulse.api.auth import Authenticator, Principal, requires_auth
+from tokenpulse.api.clientip import ClientIpResolver
+from tokenpulse.api.errors import error_body, error_headers
+from tokenpulse.domain.errors import RateLimited, TokenpulseError, Unauthorized
+from tokenpulse.observability.metrics import Metrics
+from tokenpulse.store.ratelimit import RateLimiter
+
+log = structlog.get_logger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+FastHandler = Callable[
+    [Scope, Receive, Send, list[tuple[bytes, bytes]]], Awaitable[tuple[int, int]]
+]
+
+MAX_REQUEST_ID = 128
+MAX_BODY_BYTES = 64 * 1024
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _valid_request_id(value: bytes) -> bool:
+    return 0 < len(value) <= MAX_REQUEST_ID and all(33 <= byte < 127 for byte in value)
+
+
+class EdgeMiddleware:
+    """Request id, auth, rate limit, fast routes and HTTP metrics around an ASGI app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        authenticator: Authenticator | None,
+        limiter: RateLimiter | None,
+        client_ip: ClientIpResolver,
+        fast_routes: dict[tuple[str, str], FastHandler],
+        costs: dict[str, float] | None = None,
+        max_cost: float = 1.0,
+        route_of: Callable[[Scope], str] | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.client_ip = client_ip
+        self.fast_routes = fast_routes
+        # A cost above the bucket's capacity could never be paid: cap it at the capacity.
+        self.costs = {path: min(cost, max_cost) for path, cost in (costs or {}).items()}
+        self.route_of = route_of or (lambda scope: "unmatched")
+        self.container: Any = None  # set by the app factory, for tests and tooling
+        self._counters: dict[tuple[str, str, int], Counter] = {}
+        self._durations: dict[tuple[str, str], Histogram] = {}
+        self._sizes: dict[str, tuple[Summary, Summary]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = api_key = forwarded = length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                request_id = value
+            elif name == b"x-api-key":
+                api_key = value
+            elif name == b"x-forwarded-for":
+                forwarded = value
+            elif name == b"content-length":
+                length = value
+        if request_id is None or not _valid_request_id(request_id):
+            request_id = os.urandom(12).hex().encode()
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state["request_id"] = request_id.decode()
+        path: str = scope["path"]
+        headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
+        fast = self.fast_routes.get((scope["method"], path))
+        request_size = int(length) if length is not None and length.isdigit() else 0
+
+        status, size, route = 0, 0, path if fast is not None else ""
+        try:
+            if request_size > MAX_BODY_BYTES:
+                status, size = await self._reject_too_large(send, headers)
+            elif path.startswith("/api/"):
+                rejection = await self._admit(scope, path, api_key, forwarded, headers)
+                if rejection is not None:
+                    status, size = await self._send_error(path, rejection, send, headers, state)
+            if status == 0:
+                if fast is not None:
+                    status, size = await fast(scope, receive, send, headers)
+                else:
+                    status, size = await self._call_app(scope, receive, send, headers)
+        finally:
+            if not route:
+                route = self.route_of(scope)
+            self._observe(scope["method"], route, status or 500, started, request_size, size)
+
+    # ------------------------------------------------------------ admission
+
+    async def _admit(
+        self,
+        scope: Scope,
+        path: str,
+        api_key: bytes | None,
+        forwarded: bytes | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> TokenpulseError | None:
+        principal: Principal | None = None
+        if self.authenticator is not None and requires_auth(path):
+            if api_key is None:
+                api_key = _query_api_key(scope)
+            if not api_key:
+                self.metrics.auth_failures.labels("missing").inc()
+                return Unauthorized("missing API key: send it in the X-API-Key header")
+            principal = await self.authenticator.authenticate(api_key.decode("latin-1"))
+            if principal is None:
+                self.metrics.auth_failures.labels("invalid").inc()
+                return Unauthorized("invalid API key")
+        scope["state"]["principal"] = principal
+        if self.limiter is None:
+            return None
+        if principal is not None:
+            bucket = principal.key_id
+        else:
+            client = scope.get("client")
+            bucket = "ip:" + self.client_ip.resolve(client[0] if client else None, forwarded)
+        decision = await self.limiter.acquire(bucket, self.costs.get(path, 1.0))
+        headers.append((b"x-ratelimit-limit", str(decision.limit).encode()))
+        headers.append((b"x-ratelimit-remaining", str(decision.remaining).encode()))
+        if not decision.allowed:
+            return RateLimited(
+                f"rate limit exceeded; retry in {math.ceil(decision.retry_after)}s",
+                retry_after=decision.retry_after,
+            )
+        return None
+
+    async def _send_error(
+        self,
+        path: str,
+        exc: TokenpulseError,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        state: dict[str, Any],
+    ) -> tuple[int, int]:
+        body = error_body(path, exc, state.get("request_id"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": exc.status,
+                "headers": [
+                    *JSON_HEADERS,
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                    *error_headers(exc),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return exc.status, len(body)
+
+    async def _reject_too_large(
+        self, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, int]:
+        body = b'{"error":"PAYLOAD_TOO_LARGE","message":"request body exceeds 65536 bytes"}'
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return 413, len(body)
+
+    async def _call_app(
+        self, scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, int]:
+        result = [0, 0]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                result[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), *headers]
+            elif message["type"] == "http.response.body":
+                result[1] += len(message.get("body", b""))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+        return result[0], result[1]
+
+    # ------------------------------------------------------------ metrics
+
+    def _observe(
+        self, method: str, route: str, status: int, started: float, request_size: int, size: int
+    ) -> None:
+        key = (method, route, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self.metrics.http_requests.labels(method, route, str(status))
+            self._counters[key] = counter
+        counter.inc()
+        timing = self._durations.get((method, route))
+        if timing is None:
+            timing = self.metrics.http_duration.labels(method, route)
+            self._durations[(method, route)] = timing
+        timing.observe(time.perf_counter() - started)
+        sizes = self._sizes.get(route)
+        if sizes is None:
+            sizes = (
+                self.metrics.http_request_size.labels(route),
+                self.metrics.http_response_size.labels(route),
+            )
+            self._sizes[route] = sizes
+        sizes[0].observe(request_size)
+        sizes[1].observe(size)
+
+
+def _query_api_key(scope: Scope) -> bytes | None:
+    """``api_key`` from the query string (browsers' EventSource cannot set headers)."""
+    query: bytes = scope.get("query_string", b"")
+    if b"api_key=" not in query:
+        return None
+    from urllib.parse import parse_qsl
+
+    for key, value in parse_qsl(query.decode("latin-1")):
+        if key == "api_key":
+            return value.encode("latin-1")
+    return None

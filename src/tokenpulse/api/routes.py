@@ -1,0 +1,231 @@
+"""FastAPI routes: LTP (documented here, served fast by the edge middleware), health,
+readiness, metrics, pairs and sources."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from tokenpulse import __version__
+from tokenpulse.api.ltp import LtpAnswer
+from tokenpulse.api.schemas import (
+    LTP_EXAMPLES,
+    Envelope,
+    FlatError,
+    HealthResponse,
+    LtpResponse,
+    ReadyResponse,
+    RefreshResponse,
+)
+from tokenpulse.bootstrap import Container
+from tokenpulse.domain.errors import StoreError
+from tokenpulse.domain.time import isoformat_z, utcnow
+
+READY_CHECK_TIMEOUT = 2.0
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+PairsQuery = Annotated[
+    str | None,
+    Query(
+        description="Comma-separated pairs (any spelling: BTC/USD, btc-usd, XBTUSD, XXBTZUSD). "
+        "Empty or absent: every supported pair.",
+        examples=["BTC/USD,ETH/USD"],
+    ),
+]
+MaxAgeQuery = Annotated[
+    int | None,
+    Query(ge=0, description="Answer 503 STALE_DATA instead of a value older than this"),
+]
+
+
+def _answer(answer: LtpAnswer) -> Response:
+    headers = {k.decode(): v.decode() for k, v in answer.headers}
+    return Response(
+        answer.body, status_code=answer.status, media_type="application/json", headers=headers
+    )
+
+
+def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "timestamp": isoformat_z(utcnow()),
+        "data": data,
+        "meta": {"processing_time_ms": round((time.perf_counter() - started) * 1000, 3), **meta},
+    }
+
+
+router = APIRouter()
+
+
+@router.get(
+    "/api/v1/ltp",
+    tags=["ltp"],
+    summary="Last traded prices",
+    response_model=LtpResponse,
+    responses=LTP_EXAMPLES,
+)
+async def get_ltp(
+    request: Request,
+    container: ContainerDep,
+    pair: PairsQuery = None,
+    pairs: PairsQuery = None,
+    max_age_ms: MaxAgeQuery = None,
+) -> Response:
+    """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
+    return _answer(container.ltp.ltp(request.scope.get("query_string", b"")))
+
+
+@router.get(
+    "/api/v1/ltp/cached",
+    tags=["ltp"],
+    summary="Everything in the cache",
+    response_model=LtpResponse,
+    responses={500: {"model": FlatError, "description": "CACHE_ERROR"}},
+)
+async def get_cached(container: ContainerDep) -> Response:
+    return _answer(await container.ltp.cached())
+
+
+@router.post(
+    "/api/v1/ltp/refresh",
+    tags=["ltp"],
+    summary="Force a REST fetch from Kraken",
+    response_model=RefreshResponse,
+    responses={
+        400: {"model": FlatError},
+        502: {
+            "model": FlatError,
+            "description": "PRICE_FETCH_ERROR with the failing pairs",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "error": "PRICE_FETCH_ERROR",
+                        "message": "refreshing prices failed for BTC/USD",
+                        "pairs": ["BTC/USD"],
+                    }
+                }
+            },
+        },
+    },
+)
+async def refresh(
+    request: Request, container: ContainerDep, pairs: PairsQuery = None, pair: PairsQuery = None
+) -> Response:
+    """Bounded by KRAKEN_TIMEOUT; shares the REST limiter with the fallback poller."""
+    return _answer(await container.ltp.refresh(request.scope.get("query_string", b"")))
+
+
+@router.get("/health", tags=["ops"], response_model=HealthResponse)
+async def health(container: ContainerDep) -> dict[str, Any]:
+    """Liveness: the process is up."""
+    now = utcnow()
+    return {
+        "status": "healthy",
+        "timestamp": isoformat_z(now),
+        "version": __version__,
+        "uptime_seconds": round((now - container.started_at).total_seconds(), 3),
+        "services": {"service": "running"},
+    }
+
+
+@router.get(
+    "/ready",
+    tags=["ops"],
+    response_model=ReadyResponse,
+    responses={503: {"model": ReadyResponse, "description": "a dependency is failing"}},
+)
+async def ready(container: ContainerDep) -> Response:
+    """Readiness: the cache answers and at least one pair has a price."""
+    errors: list[str] = []
+    services: dict[str, Any] = {}
+    try:
+        await asyncio.wait_for(container.cache.ping(), READY_CHECK_TIMEOUT)
+        services["cache"] = "ready"
+    except (StoreError, TimeoutError) as exc:
+        services["cache"] = "unhealthy"
+        errors.append(f"cache ({container.cache.backend}): {exc or 'timed out'}")
+    services["database"] = "not_in_use"
+    views = container.prices.views()
+    missing = [str(p) for p in container.prices.pairs if p not in views]
+    if container.supervisor is not None:
+        report = container.supervisor.report()
+        services["sources"] = {s["name"]: s["state"] for s in report["sources"]}
+        services["pairs"] = report["pairs"]
+    else:
+        services["sources"] = {}
+    if not views:
+        errors.append("prices: no price for any pair yet")
+    services["prices"] = {"available": len(views), "missing": missing}
+    status = "ready" if not errors else "unhealthy"
+    body = {
+        "status": status,
+        "timestamp": isoformat_z(utcnow()),
+        "services": services,
+        "errors": errors,
+    }
+    return Response(
+        ReadyResponse.model_validate(body).model_dump_json().encode(),
+        status_code=200 if not errors else 503,
+        media_type="application/json",
+    )
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response)
+async def metrics(container: ContainerDep) -> Response:
+    """Prometheus text format."""
+    try:
+        count = await asyncio.wait_for(container.cache.count(), READY_CHECK_TIMEOUT)
+        container.metrics.cache_keys.labels(container.cache.backend).set(count)
+    except (StoreError, TimeoutError):
+        pass  # the cache error metric already counts this; the scrape must still work
+    return Response(container.metrics.render(), media_type=container.metrics.content_type)
+
+
+@router.get("/api/v1/pairs", tags=["ltp"], response_model=Envelope)
+async def list_pairs(container: ContainerDep) -> dict[str, Any]:
+    """Supported pairs with their provider names and serving source."""
+    started = time.perf_counter()
+    assignments = container.supervisor.assignments if container.supervisor else {}
+    data = []
+    for pair in container.prices.pairs:
+        info = container.registry.info(pair)
+        assigned = assignments.get(pair)
+        data.append(
+            {
+                "pair": str(pair),
+                "base": pair.base,
+                "quote": pair.quote,
+                "providers": {
+                    "kraken": {
+                        "rest": info.rest_key,
+                        "altname": info.altname,
+                        "ws_v1": info.wsname,
+                        "ws_v2": info.ws_v2_symbol,
+                    }
+                },
+                "serving_source": assigned.source if assigned else None,
+                "aggregate": None,  # one exchange in this release: nothing to aggregate
+            }
+        )
+    return _envelope(data, started, source="config", count=len(data))
+
+
+@router.get("/api/v1/sources", tags=["ops"], response_model=Envelope)
+async def list_sources(container: ContainerDep) -> dict[str, Any]:
+    """Each source's state, role, last message age and errors; who serves each pair and why."""
+    started = time.perf_counter()
+    if container.supervisor is None:
+        data: dict[str, Any] = {"sources": [], "pairs": {}, "role": container.settings.role}
+    else:
+        data = {**container.supervisor.report(), "role": container.settings.role}
+    return _envelope(data, started)

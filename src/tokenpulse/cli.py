@@ -1,0 +1,132 @@
+"""The ``tokenpulse`` command line (Typer)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tokenpulse import __version__
+from tokenpulse.settings import ConfigError, LoadedSettings, describe_settings, load_settings
+
+EXIT_CONFIG = 2
+
+app = typer.Typer(
+    name="tokenpulse",
+    help="Self-hosted real-time crypto market data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML configuration file (default: ./config.yaml)"),
+]
+
+
+def _load(config: Path | None, overrides: dict[str, Any] | None = None) -> LoadedSettings:
+    try:
+        return load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        typer.echo("tokenpulse: invalid configuration:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+def _serve(loaded: LoadedSettings) -> None:
+    import asyncio
+
+    import uvicorn
+
+    from tokenpulse.api.app import create_app
+    from tokenpulse.observability.logging import configure_logging
+
+    settings = loaded.settings
+    configure_logging(settings.log_level, settings.log_format)
+    application = create_app(settings)
+    config = uvicorn.Config(
+        application,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,  # the edge middleware applies FORWARDED_ALLOW_IPS itself
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+        log_config=None,
+        log_level=settings.log_level,
+    )
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve())
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (PORT)")] = None,
+    role: Annotated[str | None, typer.Option(help="all, api or ingest (ROLE)")] = None,
+) -> None:
+    """Run the service until SIGTERM/SIGINT."""
+    overrides = {
+        k: v for k, v in {"host": host, "port": port, "role": role}.items() if v is not None
+    }
+    _serve(_load(config, overrides))
+
+
+@app.command()
+def replay(
+    config: ConfigOption = None,
+    path: Annotated[Path | None, typer.Option(help="Recording to play (REPLAY_PATH)")] = None,
+    speed: Annotated[float | None, typer.Option(help="Speed-up factor (REPLAY_SPEED)")] = None,
+) -> None:
+    """Run the service on recorded market data only: no network needed."""
+    overrides: dict[str, Any] = {"sources": "replay"}
+    if path is not None:
+        overrides["replay_path"] = str(path)
+    if speed is not None:
+        overrides["replay_speed"] = speed
+    _serve(_load(config, overrides))
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the configuration and print every effective value and where it came from."""
+    loaded = _load(config)
+    rows = describe_settings(loaded)
+    width = max(len(name) for name, _, _ in rows)
+    typer.echo("configuration is valid")
+    for name, value, origin in rows:
+        typer.echo(f"{name:<{width}}  {value!s:<40}  ({origin})")
+
+
+@app.command()
+def pairs() -> None:
+    """List every pair Kraken's bundled AssetPairs list knows (valid SUPPORTED_PAIRS)."""
+    from tokenpulse.data import kraken_pair_registry
+
+    registry = kraken_pair_registry()
+    for pair in registry.pairs:
+        info = registry.info(pair)
+        typer.echo(f"{pair!s:<14} kraken: {info.rest_key} / {info.altname} / {info.wsname}")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="tokenpulse")
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""Pure domain: pairs, tickers, freshness, events, the exception tree. No I/O."""

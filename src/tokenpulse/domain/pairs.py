@@ -1,0 +1,177 @@
+"""Trading pairs: the canonical ``BASE/QUOTE`` form and every provider alias, in one place.
+
+Kraken alone spells Bitcoin/US-dollar four ways (``XXBTZUSD`` in REST results, ``XBTUSD``
+as altname, ``XBT/USD`` in WS v1, ``BTC/USD`` in WS v2); other venues write ``BTC-USD`` or
+``BTCUSDT``. :class:`PairRegistry` is built from Kraken's AssetPairs list and resolves all of
+them to one :class:`Pair`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenpulse.domain.errors import InvalidParameter, UnsupportedPair
+
+#: Legacy asset codes some providers still use, mapped to the common symbol.
+ASSET_ALIASES: Mapping[str, str] = {"XBT": "BTC", "XDG": "DOGE"}
+
+_ASSET = re.compile(r"^[A-Z0-9]{1,12}$")
+_SEPARATORS = re.compile(r"[/\-_: ]")
+_CONCATENATED = re.compile(r"^[A-Z0-9.]{4,24}$")
+
+
+def canonical_asset(code: str) -> str:
+    """The common symbol for an asset code (``XBT`` -> ``BTC``, ``xdg`` -> ``DOGE``)."""
+    upper = code.strip().upper()
+    return ASSET_ALIASES.get(upper, upper)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Pair:
+    """A trading pair in canonical form: upper-case common symbols, ``BASE/QUOTE``."""
+
+    base: str
+    quote: str
+
+    def __str__(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+    @classmethod
+    def of(cls, base: str, quote: str) -> Pair:
+        return cls(canonical_asset(base), canonical_asset(quote))
+
+
+def split_pair(text: str) -> Pair | None:
+    """Parse a pair written with a separator (``btc/usd``, ``XBT-USD``); None if it has none.
+
+    Raises InvalidParameter when the text has a separator but is not two asset codes.
+    """
+    cleaned = text.strip().upper()
+    parts = _SEPARATORS.split(cleaned)
+    if len(parts) == 1:
+        return None
+    if len(parts) != 2 or not all(_ASSET.match(part) for part in parts):
+        raise InvalidParameter(
+            f"invalid pair {text.strip()!r}: expected BASE/QUOTE such as BTC/USD",
+            parameter="pair",
+        )
+    return Pair.of(parts[0], parts[1])
+
+
+@dataclass(frozen=True, slots=True)
+class KrakenPairInfo:
+    """How Kraken names one pair on each of its APIs."""
+
+    pair: Pair
+    rest_key: str  # key of the Ticker/AssetPairs result, e.g. XXBTZUSD
+    altname: str  # e.g. XBTUSD; accepted by ?pair=
+    wsname: str  # WS v1 name, e.g. XBT/USD
+
+    @property
+    def ws_v2_symbol(self) -> str:
+        """WS v2 uses the common symbols (``BTC/USD``)."""
+        return str(self.pair)
+
+
+@dataclass(slots=True)
+class PairRegistry:
+    """Known pairs (from Kraken's AssetPairs) and the aliases that resolve to them."""
+
+    kraken: dict[Pair, KrakenPairInfo] = field(default_factory=dict)
+    _aliases: dict[str, Pair] = field(default_factory=dict)
+
+    @classmethod
+    def from_kraken_asset_pairs(cls, payload: Mapping[str, Any]) -> PairRegistry:
+        """Build from a ``GET /0/public/AssetPairs`` body; dark-pool ``.d`` pairs are skipped."""
+        registry = cls()
+        result = payload.get("result")
+        if not isinstance(result, Mapping):
+            raise ValueError("AssetPairs payload has no 'result' object")
+        for key, info in result.items():
+            if key.endswith(".d") or not isinstance(info, Mapping):
+                continue
+            wsname = info.get("wsname")
+            altname = info.get("altname", key)
+            if not isinstance(wsname, str) or "/" not in wsname:
+                continue
+            base, quote = wsname.split("/", 1)
+            pair = Pair.of(base, quote)
+            registry.add(KrakenPairInfo(pair=pair, rest_key=key, altname=altname, wsname=wsname))
+        return registry
+
+    def add(self, info: KrakenPairInfo) -> None:
+        self.kraken[info.pair] = info
+        raw_base, raw_quote = info.wsname.split("/", 1)
+        names = {
+            info.rest_key,
+            info.altname,
+            info.wsname.replace("/", ""),
+            f"{info.pair.base}{info.pair.quote}",
+            f"{raw_base}{info.pair.quote}",
+            f"{info.pair.base}{raw_quote}",
+        }
+        for name in names:
+            self._aliases.setdefault(name.upper(), info.pair)
+
+    def __contains__(self, pair: object) -> bool:
+        return pair in self.kraken
+
+    def __len__(self) -> int:
+        return len(self.kraken)
+
+    @property
+    def pairs(self) -> list[Pair]:
+        return sorted(self.kraken)
+
+    def resolve(self, text: str) -> Pair:
+        """Any spelling of a known pair -> the canonical Pair.
+
+        Raises InvalidParameter for text that is not a pair at all and UnsupportedPair for a
+        well-formed pair Kraken does not list.
+        """
+        pair = split_pair(text)
+        if pair is not None:
+            if pair not in self.kraken:
+                raise UnsupportedPair(f"unknown pair {pair}", parameter="pair")
+            return pair
+        cleaned = text.strip().upper()
+        if not cleaned:
+            raise InvalidParameter("empty pair", parameter="pair")
+        found = self._aliases.get(cleaned)
+        if found is not None:
+            return found
+        if _CONCATENATED.match(cleaned):
+            raise UnsupportedPair(f"unknown pair {cleaned}", parameter="pair")
+        raise InvalidParameter(
+            f"invalid pair {text.strip()!r}: expected BASE/QUOTE such as BTC/USD",
+            parameter="pair",
+        )
+
+    def info(self, pair: Pair) -> KrakenPairInfo:
+        return self.kraken[pair]
+
+    def by_rest_key(self, key: str) -> Pair | None:
+        """Map a Kraken REST result key (``XXBTZUSD``, ``XDGUSD``) to a Pair."""
+        return self._aliases.get(key.upper())
+
+    def suggestions(self, pair: Pair, limit: int = 8) -> list[Pair]:
+        """Known pairs sharing the base or quote of ``pair`` (for error messages)."""
+        same_base = [p for p in self.pairs if p.base == pair.base]
+        same_quote = [p for p in self.pairs if p.quote == pair.quote and p not in same_base]
+        return (same_base + same_quote)[:limit]
+
+
+def parse_pair_list(text: str, registry: PairRegistry) -> list[Pair]:
+    """Comma-separated pairs -> canonical Pairs in order, duplicates removed."""
+    seen: dict[Pair, None] = {}
+    for item in text.split(","):
+        if item.strip():
+            seen.setdefault(registry.resolve(item), None)
+    return list(seen)
+
+
+def unique(pairs: Iterable[Pair]) -> list[Pair]:
+    return list(dict.fromkeys(pairs))

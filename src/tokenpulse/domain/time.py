@@ -1,0 +1,32 @@
+"""Time helpers: everything is timezone-aware UTC, converted at the source boundary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def from_epoch(seconds: float) -> datetime:
+    """A unix timestamp as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def parse_iso(value: str) -> datetime:
+    """Parse an ISO 8601 timestamp (``Z`` or an offset) into aware UTC.
+
+    A timestamp without an offset is taken as UTC, which is what every provider means.
+    """
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def isoformat_z(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"

@@ -1,0 +1,1 @@
+"""Use cases the API and the CLI call."""

@@ -1,0 +1,182 @@
+"""Last traded prices: the accepted value per pair, its freshness, and ready-made JSON.
+
+Ingestion calls :meth:`PriceService.accept`; the API reads :meth:`PriceService.view`. A value
+is served until a newer one replaces it — it never disappears because a cache entry expired
+between ticks; ``age_ms`` and ``stale`` say how old it is. The JSON of each value is built
+once per tick, so the hot read path only splices in the age.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import structlog
+
+from tokenpulse.domain.errors import StoreError
+from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.time import parse_iso
+from tokenpulse.observability.metrics import Metrics
+from tokenpulse.store.cache.base import Cache
+
+log = structlog.get_logger(__name__)
+
+CACHE_KEY_PREFIX = "ltp:"
+
+Publisher = Callable[[Ticker], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class LtpView:
+    """A served value with its JSON prefix ready: ``head`` + age + ``,"stale":…}``."""
+
+    ticker: Ticker
+    head: bytes  # '{"pair":…,"amount":…,…,"age_ms":'
+    received: float  # unix seconds
+
+    @classmethod
+    def of(cls, ticker: Ticker) -> LtpView:
+        fields = ticker.to_json()
+        body = orjson.dumps(fields)
+        return cls(
+            ticker=ticker, head=body[:-1] + b',"age_ms":', received=ticker.received_at.timestamp()
+        )
+
+
+class PriceService:
+    """Holds the latest accepted ticker per supported pair and keeps the cache in step."""
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        *,
+        cache: Cache,
+        metrics: Metrics,
+        stale_after: float,
+        cache_ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pairs = list(pairs)
+        self.supported = frozenset(self.pairs)
+        self.cache = cache
+        self.metrics = metrics
+        self.stale_after = stale_after
+        self.cache_ttl = cache_ttl
+        self.clock = clock
+        self._views: dict[Pair, LtpView] = {}
+        # Last time each source proved its values current (a tick or a heartbeat).
+        self._confirmed: dict[str, float] = {}
+        self._publishers: list[Publisher] = []
+        self._cache_failing = False
+        for pair in self.pairs:
+            name = str(pair)
+            metrics.price_age.labels(name).set_function(self._age_function(pair))
+
+    def add_publisher(self, publisher: Publisher) -> None:
+        """Call ``publisher`` with every accepted ticker (the event bus, streams)."""
+        self._publishers.append(publisher)
+
+    # ---------------------------------------------------------------- writes
+
+    async def accept(self, ticker: Ticker) -> bool:
+        """Make ``ticker`` the served value for its pair; False when it is rejected.
+
+        Rejected: unsupported pairs, non-positive prices, and readings older (by exchange
+        time) than the value already served from the same source.
+        """
+        pair = ticker.pair
+        if pair not in self.supported or ticker.last <= 0:
+            return False
+        current = self._views.get(pair)
+        if (
+            current is not None
+            and current.ticker.source == ticker.source
+            and current.ticker.as_of is not None
+            and ticker.as_of is not None
+            and ticker.as_of < current.ticker.as_of
+        ):
+            return False
+        view = LtpView.of(ticker)
+        self._views[pair] = view
+        self.confirm(ticker.source, view.received)
+        name = str(pair)
+        self.metrics.price.labels(name).set(float(ticker.last))
+        self.metrics.price_updates.labels(name, ticker.source).inc()
+        self.metrics.ingest_lag.observe(max(0.0, self.clock() - view.received))
+        await self._write_cache(pair, view)
+        for publish in self._publishers:
+            try:
+                await publish(ticker)
+            except Exception:  # a fan-out failure must not lose the accepted value
+                log.exception("publishing a ticker failed", pair=name)
+        return True
+
+    def confirm(self, source: str, at: float | None = None) -> None:
+        """``source`` is alive and its values are still current as of ``at``."""
+        moment = self.clock() if at is None else at
+        if moment > self._confirmed.get(source, 0.0):
+            self._confirmed[source] = moment
+
+    async def _write_cache(self, pair: Pair, view: LtpView) -> None:
+        try:
+            await self.cache.set(
+                CACHE_KEY_PREFIX + str(pair), orjson.dumps(view.ticker.to_json()), self.cache_ttl
+            )
+        except StoreError as exc:
+            if not self._cache_failing:
+                log.warning("cache write failed; serving from memory", error=str(exc))
+            self._cache_failing = True
+        else:
+            if self._cache_failing:
+                log.info("cache writes recovered")
+            self._cache_failing = False
+
+    # ---------------------------------------------------------------- reads
+
+    def view(self, pair: Pair) -> LtpView | None:
+        return self._views.get(pair)
+
+    def views(self) -> dict[Pair, LtpView]:
+        return dict(self._views)
+
+    def age_ms(self, view: LtpView, now: float) -> int:
+        """Milliseconds since the value was last known current (received or confirmed)."""
+        confirmed = self._confirmed.get(view.ticker.source, 0.0)
+        freshest = view.received if view.received > confirmed else confirmed
+        age = int((now - freshest) * 1000)
+        return age if age > 0 else 0
+
+    def is_stale(self, age_ms: int) -> bool:
+        return age_ms > self.stale_after * 1000
+
+    def render(self, view: LtpView, now: float) -> bytes:
+        """The JSON object of one value at time ``now`` (unix seconds)."""
+        age = self.age_ms(view, now)
+        tail = b',"stale":true}' if age > self.stale_after * 1000 else b',"stale":false}'
+        return view.head + str(age).encode() + tail
+
+    def _age_function(self, pair: Pair) -> Callable[[], float]:
+        def age_seconds() -> float:
+            view = self._views.get(pair)
+            if view is None:
+                return float("nan")
+            return self.age_ms(view, self.clock()) / 1000
+
+        return age_seconds
+
+    async def cached_entries(self) -> list[dict[str, object]]:
+        """Everything in the cache under the LTP prefix (``/api/v1/ltp/cached``)."""
+        entries = await self.cache.scan(CACHE_KEY_PREFIX)
+        now = self.clock()
+        result: list[dict[str, object]] = []
+        for _, value in sorted(entries.items()):
+            entry = orjson.loads(value)
+            received = parse_iso(str(entry["received_at"])).timestamp()
+            age = max(0, int((now - received) * 1000))
+            entry["age_ms"] = age
+            entry["stale"] = self.is_stale(age)
+            result.append(entry)
+        return result

@@ -1,0 +1,1 @@
+"""Provider adapters: pure parsers plus the I/O loops around them."""

@@ -1,0 +1,1 @@
+"""Kraken: WebSocket v2 ticker (primary LTP feed) and REST Ticker (fallback)."""

@@ -1,0 +1,466 @@
+"""Kraken WebSocket v2 ticker: the primary last-traded-price feed (SPEC §3.1).
+
+The pairs are spread over ``ceil(n / max_pairs_per_connection)`` connections (shards), each
+run by its own task with its own loop::
+
+    connect -> subscribe in batches (one req_id each) -> read frames -> parse -> sink
+       ^                                                        |
+       +---- backoff (capped, jittered) <--- closed / failed / idle for idle_timeout
+
+The reader is thin: it parses each frame with the pure :func:`parse_ws_v2` and hands the
+events to the sink, which never blocks (the source's ``LatestValueBuffer.put``). Storage and
+fan-out happen elsewhere, so a slow consumer can never stall the socket or trip Kraken's
+keepalive. Nothing but ``CancelledError`` ever leaves :meth:`KrakenWsSource.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tokenpulse.domain.errors import InvalidParameter, ParseError
+from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
+from tokenpulse.domain.pairs import Pair, PairRegistry, unique
+from tokenpulse.domain.time import utcnow
+from tokenpulse.observability.metrics import Metrics
+from tokenpulse.sources.base import (
+    Backoff,
+    EventSink,
+    ParseErrorReporter,
+    SourceHealth,
+    bind_health_metrics,
+)
+from tokenpulse.sources.kraken.ws_parser import (
+    Heartbeat,
+    Pong,
+    StatusUpdate,
+    SubscribeAck,
+    parse_ws_v2,
+    subscribe_message,
+)
+
+__all__ = ["DEFAULT_WS_URL", "KrakenWsSource", "PairFeedState"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_WS_URL: Final = "wss://ws.kraken.com/v2"
+#: Bound on the opening handshake (TCP + TLS + HTTP upgrade).
+OPEN_TIMEOUT: Final = 10.0
+#: Bound on the closing handshake; a half-dead socket must not hold up the reconnect.
+CLOSE_TIMEOUT: Final = 2.0
+#: Protocol-level keepalive, on top of the idle watchdog.
+PING_INTERVAL: Final = 20.0
+PING_TIMEOUT: Final = 20.0
+#: Largest frame accepted; ticker frames are well under a kilobyte.
+MAX_FRAME_BYTES: Final = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class PairFeedState:
+    """How the WS feed stands for one pair; the supervisor falls back to REST on it.
+
+    ``silent_for`` is the number of seconds since the pair's connection last received any
+    frame (data or heartbeat), None if it never did.
+    """
+
+    connected: bool
+    subscribed: bool
+    silent_for: float | None
+
+
+class _Shard:
+    """One connection's share of the pairs and what we know about it."""
+
+    def __init__(self, index: int, symbols: dict[str, Pair], backoff: Backoff) -> None:
+        self.index = index
+        self.by_symbol = symbols  # WS v2 symbol -> pair, in subscription order
+        self.pairs = list(symbols.values())
+        self.pair_set = frozenset(self.pairs)
+        self.backoff = backoff
+        self.connected = False
+        self.healthy = False  # heard data/heartbeat/ack on the current connection
+        self.subscribed: set[Pair] = set()
+        self.rejected: dict[Pair, str] = {}
+        self.pending: dict[int, list[Pair]] = {}  # req_id -> pairs of that request
+        self.last_frame_mono: float | None = None
+        self.connection_id: int | None = None
+        self.system: str | None = None
+
+    def silent_for(self) -> float | None:
+        if self.last_frame_mono is None:
+            return None
+        return time.monotonic() - self.last_frame_mono
+
+
+class KrakenWsSource:
+    """Kraken WS v2 ``ticker`` feed, sharded over several connections, reconnecting forever.
+
+    Emits ``TickerUpdated`` for every ticker entry and ``SourceHeartbeat`` for every
+    heartbeat or status frame into ``sink``. One :class:`SourceHealth` covers the source;
+    :meth:`pair_state` reports per pair.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        pairs: Sequence[Pair],
+        registry: PairRegistry,
+        sink: EventSink,
+        metrics: Metrics | None,
+        idle_timeout: float,
+        max_pairs_per_connection: int,
+        subscribe_batch_size: int,
+        backoff_initial: float,
+        backoff_max: float,
+        name: str = "kraken_ws",
+    ) -> None:
+        if idle_timeout <= 0:
+            raise ValueError(f"idle_timeout must be positive, got {idle_timeout}")
+        if max_pairs_per_connection < 1:
+            raise ValueError(
+                f"max_pairs_per_connection must be at least 1, got {max_pairs_per_connection}"
+            )
+        if subscribe_batch_size < 1:
+            raise ValueError(f"subscribe_batch_size must be at least 1, got {subscribe_batch_size}")
+        if backoff_initial <= 0 or backoff_max < backoff_initial:
+            raise ValueError(
+                f"need 0 < backoff_initial <= backoff_max, got {backoff_initial}, {backoff_max}"
+            )
+        unknown = [str(pair) for pair in pairs if pair not in registry]
+        if unknown:
+            raise ValueError(f"pairs not listed by Kraken: {', '.join(unknown)}")
+
+        self.name = name
+        self.url = url
+        self.registry = registry
+        self.sink = sink
+        self.metrics = metrics
+        self.idle_timeout = idle_timeout
+        self.max_pairs_per_connection = max_pairs_per_connection
+        self.subscribe_batch_size = subscribe_batch_size
+        self.health = SourceHealth(name, kind="websocket")
+        self._parse_errors = ParseErrorReporter(name, metrics)
+        self._req_ids = itertools.count(1)
+        self._running = False
+        self._attempted = False  # a connection attempt has ended at least once
+        self._shards = [
+            _Shard(
+                index,
+                {registry.info(pair).ws_v2_symbol: pair for pair in chunk},
+                Backoff(backoff_initial, backoff_max),
+            )
+            for index, chunk in enumerate(_split(unique(pairs), max_pairs_per_connection))
+        ]
+        self._shard_of = {pair: shard for shard in self._shards for pair in shard.pairs}
+        if metrics is not None:
+            bind_health_metrics(self.health, metrics)
+        self._refresh_health()
+
+    # -- what the supervisor reads -------------------------------------------------------
+
+    @property
+    def pairs(self) -> list[Pair]:
+        """Every pair this source subscribes, in shard order."""
+        return list(self._shard_of)
+
+    @property
+    def connection_count(self) -> int:
+        """How many connections (shards) the pairs are spread over."""
+        return len(self._shards)
+
+    def pair_state(self, pair: Pair) -> PairFeedState:
+        """Connection, subscription and silence of the feed for ``pair``."""
+        shard = self._shard_of.get(pair)
+        if shard is None:
+            return PairFeedState(connected=False, subscribed=False, silent_for=None)
+        return PairFeedState(
+            connected=shard.connected,
+            subscribed=shard.connected and pair in shard.subscribed,
+            silent_for=shard.silent_for(),
+        )
+
+    # -- the loops -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run every shard until cancelled; provider faults never end it."""
+        self._running = True
+        self._refresh_health()
+        try:
+            if not self._shards:
+                await asyncio.Event().wait()  # nothing to subscribe: wait to be cancelled
+            async with asyncio.TaskGroup() as group:
+                for shard in self._shards:
+                    group.create_task(self._run_shard(shard), name=f"{self.name}[{shard.index}]")
+        finally:
+            self._running = False
+            for shard in self._shards:
+                self._mark_disconnected(shard)
+
+    async def _run_shard(self, shard: _Shard) -> None:
+        attempt = 0
+        while True:
+            if attempt:
+                self._count_reconnect()
+            attempt += 1
+            try:
+                await self._session(shard)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # every provider fault ends in a reconnect, never a crash
+                self._session_failed(shard, exc)
+            finally:
+                self._mark_disconnected(shard)
+            delay = shard.backoff.next_delay()
+            log.info(
+                "kraken ws reconnecting", source=self.name, shard=shard.index, delay=round(delay, 3)
+            )
+            await asyncio.sleep(delay)
+
+    async def _session(self, shard: _Shard) -> None:
+        """One connection: open, subscribe, read until closed, failed or idle."""
+        async with connect(
+            self.url,
+            open_timeout=OPEN_TIMEOUT,
+            ping_interval=PING_INTERVAL,
+            ping_timeout=PING_TIMEOUT,
+            close_timeout=CLOSE_TIMEOUT,
+            max_size=MAX_FRAME_BYTES,
+        ) as ws:
+            shard.connected = True
+            self._refresh_health()
+            log.info(
+                "kraken ws connected",
+                source=self.name,
+                shard=shard.index,
+                url=self.url,
+                pairs=len(shard.pairs),
+            )
+            await self._subscribe(ws, shard)
+            await self._read(ws, shard)
+
+    async def _subscribe(self, ws: ClientConnection, shard: _Shard) -> None:
+        """Subscribe every pair of the shard, ``subscribe_batch_size`` symbols a request."""
+        shard.pending.clear()
+        shard.rejected.clear()
+        symbols = list(shard.by_symbol)
+        for start in range(0, len(symbols), self.subscribe_batch_size):
+            batch = symbols[start : start + self.subscribe_batch_size]
+            req_id = next(self._req_ids)
+            shard.pending[req_id] = [shard.by_symbol[symbol] for symbol in batch]
+            await ws.send(subscribe_message(batch, req_id))
+
+    async def _read(self, ws: ClientConnection, shard: _Shard) -> None:
+        """Hand every frame to :meth:`_on_frame`; return when nothing came for idle_timeout."""
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_timeout):
+                    frame = await ws.recv()
+            except TimeoutError:
+                self._count_error("idle_timeout", f"no frame for {self.idle_timeout}s")
+                log.warning(
+                    "kraken ws silent, reconnecting",
+                    source=self.name,
+                    shard=shard.index,
+                    idle_timeout=self.idle_timeout,
+                )
+                return  # leaving ``async with connect`` closes the socket
+            self._on_frame(shard, frame)
+
+    # -- one frame (synchronous: parse and hand on, nothing else) -----------------------
+
+    def _on_frame(self, shard: _Shard, frame: str | bytes) -> None:
+        shard.last_frame_mono = time.monotonic()
+        self.health.heard()
+        received_at = utcnow()
+        try:
+            result = parse_ws_v2(
+                frame, source=self.name, received_at=received_at, registry=self.registry
+            )
+        except ParseError as exc:
+            self._malformed(exc, frame)
+            return
+        for error in result.errors:
+            self._malformed(error, frame)
+        kind = "empty"
+        for message in result.messages:
+            if isinstance(message, TickerUpdated):
+                kind = "ticker"
+                pair = message.ticker.pair
+                if pair in shard.pair_set and pair not in shard.subscribed:
+                    shard.subscribed.add(pair)  # data proves the subscription, ack or not
+                    self._refresh_health()
+                self._healthy(shard)
+                self._emit(message)
+            elif isinstance(message, Heartbeat):
+                kind = "heartbeat"
+                self._healthy(shard)
+                self._emit(SourceHeartbeat(source=self.name, at=received_at))
+            elif isinstance(message, SubscribeAck):
+                kind = "subscribe_ack"
+                self._on_ack(shard, message)
+            elif isinstance(message, StatusUpdate):
+                kind = "status"
+                self._on_status(shard, message)
+                self._emit(SourceHeartbeat(source=self.name, at=received_at))
+            elif isinstance(message, Pong):
+                kind = "pong"
+        if self.metrics is not None:
+            self.metrics.source_messages.labels(self.name, kind).inc()
+
+    def _on_ack(self, shard: _Shard, ack: SubscribeAck) -> None:
+        if ack.success:
+            pair = self._pair_for(shard, ack.symbol)
+            if pair is not None:
+                shard.subscribed.add(pair)
+                shard.rejected.pop(pair, None)
+            self._healthy(shard)
+            self._refresh_health()
+            return
+        # Not retried here: the next reconnect subscribes every pair again, after backoff.
+        error = ack.error or "subscribe failed"
+        pair = self._pair_for(shard, ack.symbol)
+        if pair is not None:
+            affected = [pair]
+        else:  # an error naming no symbol (rate limit, malformed request) fails its request
+            requested = shard.pending.get(ack.req_id, []) if ack.req_id is not None else []
+            affected = [p for p in requested if p not in shard.subscribed]
+        for p in affected:
+            shard.rejected[p] = error
+        self._count_error("subscribe_rejected", f"{ack.symbol or ack.req_id}: {error}")
+        log.warning(
+            "kraken ws subscription rejected",
+            source=self.name,
+            shard=shard.index,
+            symbol=ack.symbol,
+            req_id=ack.req_id,
+            error=error,
+            pairs=[str(p) for p in affected],
+        )
+        self._refresh_health()
+
+    def _on_status(self, shard: _Shard, status: StatusUpdate) -> None:
+        shard.connection_id = status.connection_id
+        if status.system == shard.system:
+            return
+        shard.system = status.system
+        fields = {
+            "source": self.name,
+            "shard": shard.index,
+            "system": status.system,
+            "api_version": status.api_version,
+            "connection_id": status.connection_id,
+        }
+        if status.system == "online":
+            log.info("kraken ws status", **fields)
+        else:  # maintenance, cancel_only, post_only: no trades, so no ticker updates
+            log.warning("kraken ws trading engine not online", **fields)
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _pair_for(self, shard: _Shard, symbol: str | None) -> Pair | None:
+        if symbol is None:
+            return None
+        pair = shard.by_symbol.get(symbol)
+        if pair is not None:
+            return pair
+        try:
+            return self.registry.resolve(symbol)
+        except InvalidParameter:
+            return None
+
+    def _healthy(self, shard: _Shard) -> None:
+        """The first sign of life after subscribing: this connection works, reset backoff."""
+        if not shard.healthy:
+            shard.healthy = True
+            shard.backoff.reset()
+
+    def _emit(self, event: DomainEvent) -> None:
+        try:
+            self.sink(event)
+        except Exception:  # a consumer bug must not take the feed down; it is counted
+            self._count_error("sink", "sink raised")
+            log.exception("event sink failed", source=self.name)
+
+    def _malformed(self, error: ParseError, frame: str | bytes) -> None:
+        self._parse_errors.report(error, frame)
+        self.health.failed(f"parse:{error.kind}", str(error))
+
+    def _session_failed(self, shard: _Shard, exc: Exception) -> None:
+        if not shard.connected:
+            kind = "connect"
+        elif isinstance(exc, ConnectionClosed):
+            kind = "connection_closed"
+        else:
+            kind = "unexpected"
+        self._count_error(kind, f"{type(exc).__name__}: {exc}")
+        if kind == "unexpected":
+            log.exception("kraken ws session failed", source=self.name, shard=shard.index)
+        else:
+            log.warning(
+                "kraken ws connection lost" if shard.connected else "kraken ws connect failed",
+                source=self.name,
+                shard=shard.index,
+                url=self.url,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+    def _mark_disconnected(self, shard: _Shard) -> None:
+        self._attempted = True
+        shard.connected = False
+        shard.healthy = False
+        shard.subscribed.clear()
+        self._refresh_health()
+
+    def _count_error(self, kind: str, message: str) -> None:
+        self.health.failed(kind, message)
+        if self.metrics is not None:
+            self.metrics.source_errors.labels(self.name, kind).inc()
+
+    def _count_reconnect(self) -> None:
+        self.health.reconnects += 1
+        if self.metrics is not None:
+            self.metrics.source_reconnects.labels(self.name).inc()
+
+    def _refresh_health(self) -> None:
+        shards = len(self._shards)
+        up = sum(shard.connected for shard in self._shards)
+        subscribed = sum(len(shard.subscribed) for shard in self._shards if shard.connected)
+        rejected = sum(len(shard.rejected) for shard in self._shards)
+        self.health.connected = shards > 0 and up == shards
+        if not shards or (not self._running and self._attempted):
+            self.health.state = "idle"
+        elif not self._running:
+            self.health.state = "starting"
+        elif self.health.connected:
+            self.health.state = "connected"
+        else:
+            self.health.state = "reconnecting" if self._attempted else "starting"
+        detail = f"{up}/{shards} connections, {subscribed}/{len(self._shard_of)} pairs subscribed"
+        if rejected:
+            detail += f", {rejected} rejected"
+        self.health.detail = detail
+
+
+def _split(pairs: list[Pair], max_per_chunk: int) -> list[list[Pair]]:
+    """``ceil(n / max_per_chunk)`` contiguous chunks whose sizes differ by at most one."""
+    if not pairs:
+        return []
+    count = math.ceil(len(pairs) / max_per_chunk)
+    size, extra = divmod(len(pairs), count)
+    chunks: list[list[Pair]] = []
+    start = 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        chunks.append(pairs[start:end])
+        start = end
+    return chunks

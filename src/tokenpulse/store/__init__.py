@@ -1,0 +1,1 @@
+"""Storage adapters: the latest-value cache and (later) the history store."""

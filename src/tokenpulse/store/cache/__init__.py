@@ -1,0 +1,1 @@
+"""Latest-value cache: one port, memory and Redis implementations."""

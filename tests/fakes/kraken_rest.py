@@ -1,0 +1,257 @@
+"""A fake Kraken REST API on loopback: a real HTTP server speaking Kraken's wire format.
+
+It answers ``GET /0/public/Ticker?pair=…`` from recorded real Ticker responses
+(``tests/fixtures/kraken/rest/``), and can be told to misbehave the ways Kraken does: HTTP
+errors with ``Retry-After``, Kraken's ``error`` array, slow answers. It is a tiny ASGI app
+served by uvicorn in a background task::
+
+    async with FakeKrakenRest() as fake:
+        fake.fail_with(503, times=1)
+        client = KrakenRestClient(base_url=fake.base_url, ...)
+
+Like Kraken, it accepts a pair's REST key (``XXBTZUSD``) or its altname (``XBTUSD``) in
+``?pair=`` and answers with the REST key; an unknown pair gives
+``{"error":["EQuery:Unknown asset pair"],"result":{}}`` (with the known pairs' entries too
+when some of the requested pairs are known, as in the recorded 16-pair response).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import uvicorn
+
+from tokenpulse.data import data_path
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kraken" / "rest"
+RECORDED_FILES = (
+    "rest_ticker_16pairs_2026-02-14_a.json",
+    "rest_ticker_xbtusdt_2024-03-13_ccxt.json",
+)
+UNKNOWN_PAIR = "EQuery:Unknown asset pair"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class _Failure:
+    status: int
+    times: int | None
+    retry_after: float | None
+
+
+@dataclass
+class _KrakenError:
+    errors: list[str]
+    times: int | None
+
+
+def load_recorded_tickers() -> dict[str, dict[str, Any]]:
+    """REST key -> recorded Ticker entry, from the recorded responses (later files win)."""
+    table: dict[str, dict[str, Any]] = {}
+    for name in RECORDED_FILES:
+        body = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+        table.update(body["result"])
+    return table
+
+
+def _altnames() -> dict[str, str]:
+    """altname -> REST key, from Kraken's recorded AssetPairs list."""
+    body = json.loads(data_path("kraken_assetpairs.json").read_text(encoding="utf-8"))
+    return {
+        info["altname"].upper(): key.upper()
+        for key, info in body["result"].items()
+        if isinstance(info, dict) and "altname" in info
+    }
+
+
+class FakeKrakenRest:
+    """Kraken's public REST Ticker endpoint on ``127.0.0.1`` with controllable faults."""
+
+    def __init__(self) -> None:
+        self.tickers = load_recorded_tickers()
+        self._aliases = _altnames()
+        self.requests: list[str] = []  # query strings of Ticker requests, in arrival order
+        self.request_times: list[float] = []  # time.monotonic() at arrival
+        self._failure: _Failure | None = None
+        self._kraken_error: _KrakenError | None = None
+        self._delay = 0.0
+        self._stopping = asyncio.Event()
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.base_url = ""
+
+    # -- control ---------------------------------------------------------------------------
+
+    def set_last(self, key: str, price: str) -> None:
+        """Make the next answers report ``price`` (a decimal string) as ``c[0]`` of ``key``."""
+        rest_key = self._rest_key(key)
+        if rest_key not in self.tickers:
+            raise KeyError(key)
+        self.tickers[rest_key]["c"][0] = price
+
+    def fail_with(
+        self, status: int, times: int | None = 1, retry_after: float | None = None
+    ) -> None:
+        """Answer the next ``times`` Ticker requests (None: all) with HTTP ``status``."""
+        self._failure = _Failure(status, times, retry_after)
+
+    def kraken_error(self, errors: list[str], times: int | None = 1) -> None:
+        """Answer the next ``times`` requests (None: all) with 200 and Kraken's error array."""
+        self._kraken_error = _KrakenError(list(errors), times)
+
+    def delay(self, seconds: float) -> None:
+        """Wait ``seconds`` before every answer (0 to stop)."""
+        self._delay = seconds
+
+    def reset(self) -> None:
+        """Back to healthy, fast answers (the request log is kept)."""
+        self._failure = None
+        self._kraken_error = None
+        self._delay = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeKrakenRest:
+        config = uvicorn.Config(
+            self,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        server = _QuietServer(config)
+        self._server = server
+        self._task = asyncio.create_task(server.serve())
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if self._task.done():
+                self._task.result()  # raises the start-up error
+                raise RuntimeError("fake Kraken REST server stopped during start-up")
+            if time.monotonic() > deadline:
+                raise TimeoutError("fake Kraken REST server did not start within 10s")
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["method"] != "GET" or scope["path"] != "/0/public/Ticker":
+            await _respond(send, 404, b'{"error":["EGeneral:Unknown method"]}')
+            return
+        query = scope["query_string"].decode("latin-1")
+        self.requests.append(query)
+        self.request_times.append(time.monotonic())
+        if self._delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._delay)
+
+        failure = self._failure
+        if failure is not None and _take(failure):
+            headers = []
+            if failure.retry_after is not None:
+                headers.append((b"retry-after", _seconds(failure.retry_after).encode()))
+            body = f"HTTP {failure.status} from the fake".encode()
+            await _respond(send, failure.status, body, headers, content_type=b"text/plain")
+            return
+        error = self._kraken_error
+        if error is not None and _take(error):
+            await _respond(send, 200, _json({"error": error.errors, "result": {}}))
+            return
+        await _respond(send, 200, _json(self._answer(query)))
+
+    def _answer(self, query: str) -> dict[str, Any]:
+        values = parse_qs(query).get("pair")
+        if not values:
+            return {"error": [], "result": copy.deepcopy(self.tickers)}
+        result: dict[str, Any] = {}
+        unknown = False
+        for name in _split(values[-1]):
+            key = self._rest_key(name)
+            if key in self.tickers:
+                result[key] = copy.deepcopy(self.tickers[key])
+            else:
+                unknown = True
+        return {"error": [UNKNOWN_PAIR] if unknown else [], "result": result}
+
+    def _rest_key(self, name: str) -> str:
+        upper = name.strip().upper()
+        return upper if upper in self.tickers else self._aliases.get(upper, upper)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without signal handlers: the test runner keeps Ctrl+C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _take(rule: _Failure | _KrakenError) -> bool:
+    """Whether ``rule`` applies to this request, using up one of its ``times``."""
+    if rule.times is None:
+        return True
+    if rule.times <= 0:
+        return False
+    rule.times -= 1
+    return True
+
+
+def _split(value: str) -> Iterator[str]:
+    return (part for part in value.split(",") if part.strip())
+
+
+def _seconds(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _json(body: object) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    content_type: bytes = b"application/json; charset=utf-8",
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,189 @@
+"""Settings: precedence chain, fail-fast messages, masking, and the CLI's exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokenpulse.settings import ConfigError, describe_settings, load_settings
+
+
+def problems(environ: dict[str, str], config: Path | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ)
+    return caught.value.problems
+
+
+def test_defaults_match_the_spec() -> None:
+    settings = load_settings(None, {}).settings
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.sources == ["kraken", "coingecko"]
+    assert settings.supported_pairs == ["BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD"]
+    assert settings.cache_backend == "memory"
+    assert settings.cache_ttl == 30.0
+    assert settings.kraken_timeout == 10.0
+    assert settings.kraken_request_timeout == 3.0
+    assert settings.kraken_fallback_timeout == 15.0
+    assert settings.kraken_max_retries == 3
+    assert settings.stale_after == 60.0
+    assert settings.rate_limit_capacity == 100
+    assert settings.rate_limit_refill_rate == 10.0
+    assert settings.auth_enabled is False
+
+
+@pytest.mark.parametrize(
+    ("environ", "key", "fragment"),
+    [
+        ({"CACHE_TTL": "50ms"}, "CACHE_TTL='50ms'", "minimum of 100ms"),
+        ({"CACHE_TTL": "25h"}, "CACHE_TTL='25h'", "maximum of 24h"),
+        ({"CACHE_TTL": "30"}, "CACHE_TTL='30'", "missing unit"),
+        ({"PORT": "0"}, "PORT='0'", "from 1 to 65535"),
+        ({"PORT": "abc"}, "PORT='abc'", "from 1 to 65535"),
+        ({"SUPPORTED_PAIRS": "BTC/USD,DOGE/MOON"}, "SUPPORTED_PAIRS=", "DOGE/USD"),
+        ({"CACHE_BACKEND": "memcached"}, "CACHE_BACKEND='memcached'", "memory, redis"),
+        ({"SOURCES": "nosuch"}, "SOURCES='nosuch'", "kraken, coinbase, binance"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml'", "json, text"),
+        ({"RATE_LIMIT_CAPACITY": "-1"}, "RATE_LIMIT_CAPACITY='-1'", "from 1 to"),
+        ({"FORWARDED_ALLOW_IPS": "not-an-ip"}, "FORWARDED_ALLOW_IPS=", "not an IP"),
+        ({"AUTH_ENABLED": "maybe"}, "AUTH_ENABLED='maybe'", "true or false"),
+    ],
+)
+def test_invalid_values_fail_with_one_clear_line(
+    environ: dict[str, str], key: str, fragment: str
+) -> None:
+    lines = problems(environ)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(key)
+    assert fragment in lines[0]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    lines = problems({"PORT": "0", "CACHE_TTL": "30", "SOURCES": "nosuch"})
+    assert len(lines) == 3
+    assert {line.split("=")[0] for line in lines} == {"PORT", "CACHE_TTL", "SOURCES"}
+
+
+def test_unknown_pair_lists_known_alternatives() -> None:
+    (line,) = problems({"SUPPORTED_PAIRS": "BTC/USD,DOGE/MOON"})
+    assert "DOGE/MOON is not a pair Kraken lists" in line
+    assert "tokenpulse pairs" in line
+
+
+def test_pair_aliases_are_canonicalised() -> None:
+    settings = load_settings(None, {"SUPPORTED_PAIRS": "xbtusd, XXBTZUSD,eth-usd,XDG/USD"}).settings
+    assert settings.supported_pairs == ["BTC/USD", "ETH/USD", "DOGE/USD"]
+
+
+def test_production_refuses_implicit_auth_off() -> None:
+    (line,) = problems({"ENVIRONMENT": "production"})
+    assert line.startswith("AUTH_ENABLED")
+    explicit = load_settings(None, {"ENVIRONMENT": "production", "AUTH_ENABLED": "false"})
+    assert explicit.settings.auth_enabled is False
+    on = load_settings(
+        None, {"ENVIRONMENT": "production", "AUTH_ENABLED": "true", "AUTH_API_KEY": "k"}
+    )
+    assert on.settings.auth_enabled is True
+
+
+def test_auth_needs_a_key_and_wildcard_cors_needs_auth() -> None:
+    assert problems({"AUTH_ENABLED": "true"}) == ["AUTH_API_KEY: required when AUTH_ENABLED=true"]
+    (line,) = problems({"CORS_ORIGINS": "*"})
+    assert line.startswith("CORS_ORIGINS")
+
+
+def test_precedence_defaults_file_env_file_env(tmp_path: Path) -> None:
+    base = tmp_path / "config.yaml"
+    base.write_text(
+        "port: 9000\ncache:\n  ttl: 10s\n  backend: memory\nenvironment: staging\n"
+        "rate_limit:\n  capacity: 7\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "config.staging.yaml").write_text("cache:\n  ttl: 20s\n", encoding="utf-8")
+    loaded = load_settings(base, {"RATE_LIMIT_CAPACITY": "9"})
+    s = loaded.settings
+    assert (s.port, loaded.origins["port"]) == (9000, str(base))
+    assert s.cache_ttl == 20.0
+    assert loaded.origins["cache_ttl"].endswith("config.staging.yaml")
+    assert (s.rate_limit_capacity, loaded.origins["rate_limit_capacity"]) == (9, "env")
+    assert (s.host, loaded.origins["host"]) == ("127.0.0.1", "default")
+
+
+def test_environment_variable_selects_the_env_file(tmp_path: Path) -> None:
+    base = tmp_path / "config.yaml"
+    base.write_text("port: 9000\n", encoding="utf-8")
+    (tmp_path / "config.production.yaml").write_text(
+        "port: 9100\nauth:\n  enabled: false\n", encoding="utf-8"
+    )
+    assert load_settings(base, {"ENVIRONMENT": "production"}).settings.port == 9100
+
+
+def test_unknown_yaml_keys_and_bad_yaml_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("cache:\n  ttll: 10s\n", encoding="utf-8")
+    assert any("unknown key 'cache_ttll'" in line for line in problems({}, path))
+    path.write_text("port: [\n", encoding="utf-8")
+    assert any("cannot read configuration file" in line for line in problems({}, path))
+    assert problems({}, tmp_path / "missing.yaml") == [
+        f"{tmp_path / 'missing.yaml'}: configuration file not found"
+    ]
+
+
+def test_go_service_redis_variables_build_the_url() -> None:
+    s = load_settings(
+        None, {"REDIS_ADDR": "cache:6380", "REDIS_PASSWORD": "p@ss", "REDIS_DB": "2"}
+    ).settings
+    assert s.effective_redis_url == "redis://:p%40ss@cache:6380/2"
+
+
+def test_describe_masks_secrets_and_names_origins() -> None:
+    loaded = load_settings(
+        None,
+        {
+            "AUTH_ENABLED": "true",
+            "AUTH_API_KEY": "super-secret",
+            "REDIS_URL": "redis://user:hunter2@localhost:6379/0",
+        },
+    )
+    rows = {name: (value, origin) for name, value, origin in describe_settings(loaded)}
+    assert rows["AUTH_API_KEY"] == ("***", "env")
+    assert "hunter2" not in str(rows["REDIS_URL"][0])
+    assert rows["CACHE_TTL"] == ("30s", "default")
+    assert "super-secret" not in repr(rows)
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tokenpulse", *args],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_cli_config_check_exits_2_with_one_line_per_problem() -> None:
+    result = _cli("config", "check", env={"CACHE_TTL": "50ms", "PORT": "abc"})
+    assert result.returncode == 2
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    assert "CACHE_TTL='50ms': below the minimum of 100ms (valid range 100ms..24h)" in lines
+    assert any(line.startswith("PORT='abc'") for line in lines)
+
+
+def test_cli_config_check_prints_effective_values() -> None:
+    result = _cli("config", "check", env={"AUTH_ENABLED": "true", "AUTH_API_KEY": "s3cret-key"})
+    assert result.returncode == 0, result.stderr
+    assert "s3cret-key" not in result.stdout
+    rows = [line.split()[:3] for line in result.stdout.splitlines()]
+    assert ["AUTH_API_KEY", "***", "(env)"] in rows
+    assert ["PORT", "8080", "(default)"] in rows
+
+
+def test_cli_serve_refuses_bad_config_with_exit_2() -> None:
+    result = _cli("serve", env={"SOURCES": "nosuch"})
+    assert result.returncode == 2
+    assert "SOURCES='nosuch'" in result.stderr
