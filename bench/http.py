@@ -65,10 +65,9 @@ DEFAULT_READY_TIMEOUT_S = 60.0
 SERVER_SHUTDOWN_TIMEOUT = "10s"
 SHUTDOWN_WAIT_S = 20.0
 # Large enough that the single loopback client is never throttled while every
-# request still goes through the limiter: a million tokens, refilled at a
-# million per second, far above what one client here can send. (The largest
-# values Settings accepts.)
-UNTHROTTLED = "1000000"
+# request still goes through the limiter: a billion tokens, refilled at a
+# billion per second, far above what one client here can send.
+UNTHROTTLED = "1000000000"
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -88,7 +87,7 @@ class Target:
 # Add a benchmark by adding a line (SPEC §12 also names /api/v1/tokens?limit=100).
 TARGETS: tuple[Target, ...] = (
     Target("ltp", "/api/v1/ltp?pair=BTC/USD", "LTP hot path: one pair from the cache"),
-    Target("health", "/health", "liveness: the framework and middleware floor"),
+    Target("health", "/health", "liveness through a regular FastAPI route: no cache, no database"),
 )
 
 
@@ -120,7 +119,7 @@ def rate_limit_note(env: dict[str, str]) -> str:
         return f"**Rate limiter:** RATE_LIMIT_ENABLED={env.get('RATE_LIMIT_ENABLED')}"
     if env.get("RATE_LIMIT_CAPACITY") == env.get("RATE_LIMIT_REFILL_RATE") == UNTHROTTLED:
         return (
-            "**Rate limiter:** enabled with capacity 1e6 and refill rate 1e6/s, so it runs "
+            "**Rate limiter:** enabled with capacity 1e9 and refill rate 1e9/s, so it runs "
             "on every request but never throttles the single loopback client"
         )
     return (
@@ -224,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CANNOT_RUN
     targets = [t for t in TARGETS if not args.target or t.name in args.target]
     started = datetime.now(UTC)
+    machine = machine_info()  # before the load, so the load average means something
+    git = git_revision(REPO_ROOT)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     api_key = secrets.token_urlsafe(32)
     port = free_port()
@@ -295,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         label=args.label,
         started_at=started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         finished_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        git=git_revision(REPO_ROOT),
-        machine=machine_info(),
+        git=git,
+        machine=machine,
         settings={
             "duration_s": args.duration,
             "connections": args.connections,

@@ -44,6 +44,7 @@ def _serve(loaded: LoadedSettings) -> None:
     import uvicorn
 
     from tokenpulse.api.app import create_app
+    from tokenpulse.api.server import Server
     from tokenpulse.observability.logging import configure_logging
 
     settings = loaded.settings
@@ -63,7 +64,7 @@ def _serve(loaded: LoadedSettings) -> None:
         log_config=None,
         log_level=settings.log_level,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     asyncio.run(server.serve())
     if not server.started:
         raise typer.Exit(1)

@@ -228,8 +228,8 @@ class Settings(BaseSettings):
     auth_enabled: Bool = False
     auth_api_key: str = ""
     rate_limit_enabled: Bool = True
-    rate_limit_capacity: _int_range(1, 1_000_000) = 100  # type: ignore[valid-type]
-    rate_limit_refill_rate: _float_range(0.001, 1_000_000) = 10.0  # type: ignore[valid-type]
+    rate_limit_capacity: _int_range(1, 1_000_000_000) = 100  # type: ignore[valid-type]
+    rate_limit_refill_rate: _float_range(0.001, 1_000_000_000) = 10.0  # type: ignore[valid-type]
     forwarded_allow_ips: Annotated[
         list[str], BeforeValidator(_split_list), AfterValidator(_check_ip_networks)
     ] = Field(default_factory=lambda: ["127.0.0.1", "::1"])

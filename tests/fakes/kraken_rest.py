@@ -58,6 +58,13 @@ class _KrakenError:
     times: int | None
 
 
+@dataclass
+class _Raw:
+    status: int
+    body: bytes
+    times: int | None
+
+
 def load_recorded_tickers() -> dict[str, dict[str, Any]]:
     """REST key -> recorded Ticker entry, from the recorded responses (later files win)."""
     table: dict[str, dict[str, Any]] = {}
@@ -87,6 +94,7 @@ class FakeKrakenRest:
         self.request_times: list[float] = []  # time.monotonic() at arrival
         self._failure: _Failure | None = None
         self._kraken_error: _KrakenError | None = None
+        self._raw: _Raw | None = None
         self._delay = 0.0
         self._stopping = asyncio.Event()
         self._server: uvicorn.Server | None = None
@@ -112,6 +120,10 @@ class FakeKrakenRest:
         """Answer the next ``times`` requests (None: all) with 200 and Kraken's error array."""
         self._kraken_error = _KrakenError(list(errors), times)
 
+    def raw_response(self, body: bytes, *, status: int = 200, times: int | None = 1) -> None:
+        """Answer the next ``times`` requests (None: all) with ``body`` as it is (e.g. HTML)."""
+        self._raw = _Raw(status, body, times)
+
     def delay(self, seconds: float) -> None:
         """Wait ``seconds`` before every answer (0 to stop)."""
         self._delay = seconds
@@ -120,6 +132,7 @@ class FakeKrakenRest:
         """Back to healthy, fast answers (the request log is kept)."""
         self._failure = None
         self._kraken_error = None
+        self._raw = None
         self._delay = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -180,6 +193,10 @@ class FakeKrakenRest:
             body = f"HTTP {failure.status} from the fake".encode()
             await _respond(send, failure.status, body, headers, content_type=b"text/plain")
             return
+        raw = self._raw
+        if raw is not None and _take(raw):
+            await _respond(send, raw.status, raw.body, content_type=b"text/html")
+            return
         error = self._kraken_error
         if error is not None and _take(error):
             await _respond(send, 200, _json({"error": error.errors, "result": {}}))
@@ -213,7 +230,7 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _take(rule: _Failure | _KrakenError) -> bool:
+def _take(rule: _Failure | _KrakenError | _Raw) -> bool:
     """Whether ``rule`` applies to this request, using up one of its ``times``."""
     if rule.times is None:
         return True

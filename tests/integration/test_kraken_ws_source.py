@@ -343,3 +343,22 @@ async def test_backoff_grows_while_the_server_is_down() -> None:
         )
         # five waits of at least 0.01, 0.02, 0.04, 0.08, 0.08 s (cap 0.16, jitter down to half)
         assert time.monotonic() - start >= 0.2
+
+
+async def test_backoff_resets_once_a_connection_has_been_healthy() -> None:
+    port = free_port()
+    h = Harness(f"ws://127.0.0.1:{port}/v2", [BTC], backoff_initial=0.01, backoff_max=0.8)
+    async with h.running():
+        # seven failures: the next wait is drawn from [0.4, 0.8] s
+        await wait_for(
+            lambda: h.metric("tokenpulse_source_errors_total", kind="connect") >= 7,
+            message="seven failed connects",
+        )
+        async with FakeKrakenWs(port=port, heartbeat_interval=0.05) as fake:
+            await wait_for(lambda: h.last(BTC), timeout=3, message="connected and served")
+            await fake.drop_all()
+            elapsed = await wait_for(
+                lambda: fake.total_connections == 2, timeout=3, message="reconnected"
+            )
+            # back to backoff_initial (0.005-0.01 s), not the 0.4 s the failures had reached
+            assert elapsed < 0.3

@@ -129,7 +129,9 @@ def _with_btc(entry: object) -> dict[str, Any]:
 
 
 def _entry(**changes: object) -> dict[str, Any]:
-    entry = copy.deepcopy(load("rest_ticker_xxbtzusd_docs_example.json")["result"]["XXBTZUSD"])
+    entry: dict[str, Any] = copy.deepcopy(
+        load("rest_ticker_xxbtzusd_docs_example.json")["result"]["XXBTZUSD"]
+    )
     for key, value in changes.items():
         if value is None:
             del entry[key]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
@@ -17,6 +19,8 @@ from tokenpulse.api.middleware import EdgeMiddleware, Receive, Scope, Send
 from tokenpulse.api.routes import router
 from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0}
 
@@ -31,7 +35,10 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
         try:
             yield
         finally:
-            await container.stop()
+            try:
+                await asyncio.wait_for(container.stop(), settings.shutdown_timeout)
+            except TimeoutError:
+                log.error("shutdown did not finish within SHUTDOWN_TIMEOUT")
 
     api = FastAPI(
         title="tokenpulse",

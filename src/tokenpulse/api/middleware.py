@@ -8,6 +8,7 @@ the default level; metrics already count every request.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -15,7 +16,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Histogram, Summary
 
 from tokenpulse.api.auth import Authenticator, Principal, requires_auth
 from tokenpulse.api.clientip import ClientIpResolver
@@ -36,6 +36,10 @@ FastHandler = Callable[
 ]
 
 MAX_REQUEST_ID = 128
+# Generated request ids: a random per-process prefix and a counter — unique, and cheaper
+# than a syscall for randomness on every request.
+_ID_PREFIX = os.urandom(6).hex().encode()
+_ID_COUNTER = itertools.count(1)
 MAX_BODY_BYTES = 64 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
@@ -70,9 +74,6 @@ class EdgeMiddleware:
         self.costs = {path: min(cost, max_cost) for path, cost in (costs or {}).items()}
         self.route_of = route_of or (lambda scope: "unmatched")
         self.container: Any = None  # set by the app factory, for tests and tooling
-        self._counters: dict[tuple[str, str, int], Counter] = {}
-        self._durations: dict[tuple[str, str], Histogram] = {}
-        self._sizes: dict[str, tuple[Summary, Summary]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +91,7 @@ class EdgeMiddleware:
             elif name == b"content-length":
                 length = value
         if request_id is None or not _valid_request_id(request_id):
-            request_id = os.urandom(12).hex().encode()
+            request_id = b"%s%012x" % (_ID_PREFIX, next(_ID_COUNTER))
         state = scope.get("state")
         if state is None:
             scope["state"] = state = {}
@@ -216,26 +217,9 @@ class EdgeMiddleware:
     def _observe(
         self, method: str, route: str, status: int, started: float, request_size: int, size: int
     ) -> None:
-        key = (method, route, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self.metrics.http_requests.labels(method, route, str(status))
-            self._counters[key] = counter
-        counter.inc()
-        timing = self._durations.get((method, route))
-        if timing is None:
-            timing = self.metrics.http_duration.labels(method, route)
-            self._durations[(method, route)] = timing
-        timing.observe(time.perf_counter() - started)
-        sizes = self._sizes.get(route)
-        if sizes is None:
-            sizes = (
-                self.metrics.http_request_size.labels(route),
-                self.metrics.http_response_size.labels(route),
-            )
-            self._sizes[route] = sizes
-        sizes[0].observe(request_size)
-        sizes[1].observe(size)
+        self.metrics.http.observe(
+            method, route, status, time.perf_counter() - started, request_size, size
+        )
 
 
 def _query_api_key(scope: Scope) -> bytes | None:

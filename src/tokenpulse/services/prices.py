@@ -84,20 +84,13 @@ class PriceService:
     async def accept(self, ticker: Ticker) -> bool:
         """Make ``ticker`` the served value for its pair; False when it is rejected.
 
-        Rejected: unsupported pairs, non-positive prices, and readings older (by exchange
-        time) than the value already served from the same source.
+        Rejected: unsupported pairs and non-positive prices. Order is the transport's: one
+        socket delivers in order, and the supervisor keeps REST from overwriting a live
+        stream, so a reading is never dropped for carrying an older exchange time (a replay
+        that loops back to its start must keep moving).
         """
         pair = ticker.pair
         if pair not in self.supported or ticker.last <= 0:
-            return False
-        current = self._views.get(pair)
-        if (
-            current is not None
-            and current.ticker.source == ticker.source
-            and current.ticker.as_of is not None
-            and ticker.as_of is not None
-            and ticker.as_of < current.ticker.as_of
-        ):
             return False
         view = LtpView.of(ticker)
         self._views[pair] = view

@@ -171,8 +171,9 @@ class ReplaySource:
                     return
                 first_wait = min(1.0 / self.speed, self.max_gap)
         finally:
-            self.health.connected = False
-            self.health.state = "idle"
+            if self.health.connected:
+                self.health.connected = False
+                self.health.state = "idle"
 
     async def _load(self) -> list[ReplayFrame]:
         try:
@@ -187,13 +188,14 @@ class ReplaySource:
         return frames
 
     def _unusable(self, text: str) -> None:
+        if self.health.detail != text:  # log a lasting problem once, count every retry
+            log.error("replay file unusable", source=self.name, error=text)
         self.health.connected = False
         self.health.state = "failed"
         self.health.detail = text
         self.health.failed("replay_file", text)
         if self.metrics is not None:
             self.metrics.source_errors.labels(self.name, "replay_file").inc()
-        log.error("replay file unusable", source=self.name, error=text)
 
     async def _play(self, frames: list[ReplayFrame], first_wait: float) -> None:
         # Waits are scheduled against the clock, not chained, so parsing time does not

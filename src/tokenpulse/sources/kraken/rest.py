@@ -288,7 +288,6 @@ class KrakenRestClient:
 
         while True:
             if not self.breaker.allow():
-                self._count_error("circuit_open")
                 raise self._give_up(label, attempts, last, "circuit open")
             remaining = _remaining(deadline)
             if remaining is not None and remaining <= 0:
@@ -338,7 +337,7 @@ class KrakenRestClient:
         try:
             async with asyncio.timeout(timeout):
                 response = await self.http.get(url, timeout=httpx.Timeout(timeout))
-        except TimeoutError:
+        except (TimeoutError, httpx.TimeoutException):
             return self._failed("transport_error", f"timed out after {timeout:.2f}s", True, started)
         except httpx.RequestError as exc:
             text = _redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
@@ -383,7 +382,7 @@ class KrakenRestClient:
         if self.metrics is not None:
             self.metrics.source_messages.labels(self.name, "ticker_response").inc()
         if result.errors:
-            log.info("kraken rest answered with errors", source=self.name, errors=result.errors)
+            log.debug("kraken rest answered with errors", source=self.name, errors=result.errors)
         return result
 
     def _failed(
@@ -421,13 +420,16 @@ class KrakenRestClient:
         if reason:
             parts.append(f"[{reason}]")
         message = " ".join(parts)
-        kind = last.outcome if last is not None else reason or "unknown"
-        if reason != "circuit open":
-            self._count_error(kind)
         self.health.connected = False
         self.health.state = "failed"
         self.health.detail = message
-        log.warning("kraken rest gave up", source=self.name, error=message)
+        if reason == "circuit open":
+            # Failing fast is the breaker working; its opening was logged once already.
+            self._count_error("circuit_open")
+            log.debug("kraken rest circuit open", source=self.name, pairs=label)
+        else:
+            self._count_error(last.outcome if last is not None else "deadline")
+            log.warning("kraken rest gave up", source=self.name, error=message)
         return UpstreamError(
             message,
             details={
@@ -441,7 +443,7 @@ class KrakenRestClient:
 
     def _on_circuit_change(self, state: str) -> None:
         self.health.circuit = state
-        log.info("circuit breaker", source=self.name, state=state)
+        log.warning("kraken rest circuit breaker", source=self.name, state=state)
 
 
 def _remaining(deadline: float | None) -> float | None:

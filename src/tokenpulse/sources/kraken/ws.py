@@ -221,7 +221,7 @@ class KrakenWsSource:
             finally:
                 self._mark_disconnected(shard)
             delay = shard.backoff.next_delay()
-            log.info(
+            log.debug(
                 "kraken ws reconnecting", source=self.name, shard=shard.index, delay=round(delay, 3)
             )
             await asyncio.sleep(delay)

@@ -1,0 +1,84 @@
+"""The real process: `tokenpulse serve` offline on the bundled replay, and SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def replay_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    port = _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SOURCES": "replay",
+        "PORT": str(port),
+        "LOG_LEVEL": "info",
+        "SHUTDOWN_TIMEOUT": "5s",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tokenpulse", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigterm(
+    replay_server: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    process, base = replay_server
+    started = time.monotonic()
+    deadline = started + 15  # generous for the interpreter to start; the bound is below
+    body: dict[str, object] = {}
+    first_200 = None
+    with httpx.Client(timeout=2) as client:
+        while time.monotonic() < deadline:
+            try:
+                response = client.get(f"{base}/api/v1/ltp")
+            except httpx.TransportError:
+                time.sleep(0.05)  # the port is not open yet: poll again
+                continue
+            if response.status_code == 200:
+                body = response.json()
+                first_200 = time.monotonic()
+                break
+            time.sleep(0.05)
+        assert first_200 is not None, "replay never served every pair"
+        health = client.get(f"{base}/health").json()
+    uptime = float(health["uptime_seconds"])
+    # Time from the app's start to every default pair served, measured by the server itself.
+    assert uptime - (time.monotonic() - first_200) < 5.0
+    pairs = [entry["pair"] for entry in body["ltp"]]  # type: ignore[attr-defined]
+    assert pairs == ["BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD"]
+    assert all(entry["source"] == "replay" for entry in body["ltp"])  # type: ignore[attr-defined]
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert "Application shutdown complete" in output
