@@ -16,7 +16,7 @@ from tokenpulse import __version__
 from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.api.errors import install_error_handlers
 from tokenpulse.api.middleware import EdgeMiddleware, Receive, Scope, Send
-from tokenpulse.api.routes import router
+from tokenpulse.api.routes import health_body, router
 from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.settings import Settings
 
@@ -88,6 +88,24 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
         await send({"type": "http.response.body", "body": body})
         return answer.status, len(body)
 
+    async def health_fast(
+        scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, int]:
+        body = health_body(container)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return 200, len(body)
+
     def route_of(scope: Scope) -> str:
         route = scope.get("route")
         path = getattr(route, "path", None)
@@ -105,7 +123,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
         authenticator=container.authenticator,
         limiter=container.limiter,
         client_ip=ClientIpResolver(settings.forwarded_allow_ips),
-        fast_routes={("GET", "/api/v1/ltp"): ltp_fast},
+        fast_routes={("GET", "/api/v1/ltp"): ltp_fast, ("GET", "/health"): health_fast},
         costs=ENDPOINT_COSTS,
         max_cost=float(settings.rate_limit_capacity),
         route_of=route_of,

@@ -86,6 +86,8 @@ def error_headers(exc: TokenpulseError) -> list[tuple[bytes, bytes]]:
 
 def _request_id(request: Request) -> str | None:
     value = request.scope.get("state", {}).get("request_id")
+    if isinstance(value, bytes):
+        return value.decode()
     return str(value) if value is not None else None
 
 

@@ -95,7 +95,7 @@ class EdgeMiddleware:
         state = scope.get("state")
         if state is None:
             scope["state"] = state = {}
-        state["request_id"] = request_id.decode()
+        state["request_id"] = request_id  # bytes; decoded only where an error body needs it
         path: str = scope["path"]
         headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
         fast = self.fast_routes.get((scope["method"], path))
@@ -106,7 +106,9 @@ class EdgeMiddleware:
             if request_size > MAX_BODY_BYTES:
                 status, size = await self._reject_too_large(send, headers)
             elif path.startswith("/api/"):
-                rejection = await self._admit(scope, path, api_key, forwarded, headers)
+                rejection = self._authenticate(scope, path, api_key)
+                if rejection is None and self.limiter is not None:
+                    rejection = await self._limit(scope, path, forwarded, headers)
                 if rejection is not None:
                     status, size = await self._send_error(path, rejection, send, headers, state)
             if status == 0:
@@ -121,28 +123,33 @@ class EdgeMiddleware:
 
     # ------------------------------------------------------------ admission
 
-    async def _admit(
-        self,
-        scope: Scope,
-        path: str,
-        api_key: bytes | None,
-        forwarded: bytes | None,
-        headers: list[tuple[bytes, bytes]],
+    def _authenticate(
+        self, scope: Scope, path: str, api_key: bytes | None
     ) -> TokenpulseError | None:
         principal: Principal | None = None
         if self.authenticator is not None and requires_auth(path):
             if api_key is None:
                 api_key = _query_api_key(scope)
-            if not api_key:
+            if not api_key:  # None or empty
                 self.metrics.auth_failures.labels("missing").inc()
                 return Unauthorized("missing API key: send it in the X-API-Key header")
-            principal = await self.authenticator.authenticate(api_key.decode("latin-1"))
+            principal = self.authenticator.authenticate(api_key)
             if principal is None:
                 self.metrics.auth_failures.labels("invalid").inc()
                 return Unauthorized("invalid API key")
         scope["state"]["principal"] = principal
-        if self.limiter is None:
-            return None
+        return None
+
+    async def _limit(
+        self,
+        scope: Scope,
+        path: str,
+        forwarded: bytes | None,
+        headers: list[tuple[bytes, bytes]],
+    ) -> TokenpulseError | None:
+        """Take from the caller's bucket: per key when authenticated, else per client IP."""
+        assert self.limiter is not None
+        principal: Principal | None = scope["state"]["principal"]
         if principal is not None:
             bucket = principal.key_id
         else:
@@ -166,7 +173,7 @@ class EdgeMiddleware:
         headers: list[tuple[bytes, bytes]],
         state: dict[str, Any],
     ) -> tuple[int, int]:
-        body = error_body(path, exc, state.get("request_id"))
+        body = error_body(path, exc, state["request_id"].decode())
         await send(
             {
                 "type": "http.response.start",

@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
@@ -125,17 +126,24 @@ async def refresh(
     return _answer(await container.ltp.refresh(request.scope.get("query_string", b"")))
 
 
-@router.get("/health", tags=["ops"], response_model=HealthResponse)
-async def health(container: ContainerDep) -> dict[str, Any]:
-    """Liveness: the process is up."""
+def health_body(container: Container) -> bytes:
+    """The liveness answer (also served by the edge middleware without routing)."""
     now = utcnow()
-    return {
-        "status": "healthy",
-        "timestamp": isoformat_z(now),
-        "version": __version__,
-        "uptime_seconds": round((now - container.started_at).total_seconds(), 3),
-        "services": {"service": "running"},
-    }
+    return orjson.dumps(
+        {
+            "status": "healthy",
+            "timestamp": isoformat_z(now),
+            "version": __version__,
+            "uptime_seconds": round((now - container.started_at).total_seconds(), 3),
+            "services": {"service": "running"},
+        }
+    )
+
+
+@router.get("/health", tags=["ops"], response_model=HealthResponse)
+async def health(container: ContainerDep) -> Response:
+    """Liveness: the process is up."""
+    return Response(health_body(container), media_type="application/json")
 
 
 @router.get(
