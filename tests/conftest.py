@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.helpers import FakeClock
+from tokenpulse.observability.metrics import Metrics
+
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -68,3 +71,15 @@ def _clean_environ(
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.delenv("CONFIG_FILE", raising=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand (inject it where code takes ``clock=``)."""
+    return FakeClock()
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    """A fresh metrics registry of the test's own."""
+    return Metrics()

@@ -33,3 +33,16 @@ async def wait_for(
             what = message or getattr(predicate, "__name__", repr(predicate))
             raise AssertionError(f"condition not met within {timeout:.2f}s: {what}")
         await asyncio.sleep(POLL_INTERVAL)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from tests.helpers import wait_for
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.cache.base import Cache
@@ -22,20 +23,6 @@ from tokenpulse.store.cache.redis import RedisCache, from_url, ttl_to_px
 DEFAULT_TTL = 30.0
 SHORT_TTL = 0.05
 DEADLINE = 3.0
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float = DEADLINE) -> None:
-    """Poll ``condition`` until it holds; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.005)
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -166,7 +153,7 @@ async def test_none_ttl_is_the_default(cache: Cache) -> None:
     async def short_gone() -> bool:
         return await cache.get("short") is None
 
-    await eventually(short_gone)
+    await wait_for(short_gone, DEADLINE)
     # The default (30 s) entries outlive the short one.
     assert await cache.get_many(["a", "b"]) == [b"1", b"2"]
 
@@ -179,14 +166,14 @@ async def test_entries_expire(cache: Cache) -> None:
     async def all_gone() -> bool:
         return await cache.get_many(["one", "two", "three"]) == [None, None, None]
 
-    await eventually(all_gone)
+    await wait_for(all_gone, DEADLINE)
     assert await cache.get("kept") == b"k"
     assert await cache.scan("") == {"kept": b"k"}
 
     async def counted_once() -> bool:
         return await cache.count() == 1
 
-    await eventually(counted_once)
+    await wait_for(counted_once, DEADLINE)
 
 
 async def test_sub_millisecond_ttl_expires_almost_at_once(cache: Cache) -> None:
@@ -196,7 +183,7 @@ async def test_sub_millisecond_ttl_expires_almost_at_once(cache: Cache) -> None:
     async def gone() -> bool:
         return await cache.get("tiny") is None
 
-    await eventually(gone, within=1.0)
+    await wait_for(gone, 1.0)
     assert time.monotonic() - started < 1.0
 
 

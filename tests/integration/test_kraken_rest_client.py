@@ -40,11 +40,6 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
-
-
-@pytest.fixture
 def make_client(
     fake: FakeKrakenRest, http: httpx.AsyncClient, metrics: Metrics
 ) -> Callable[..., KrakenRestClient]:

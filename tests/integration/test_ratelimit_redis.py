@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
+from tests.helpers import wait_for
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.cache.redis import from_url
 from tokenpulse.store.ratelimit import RateDecision, RateLimiter, RedisRateLimiter
@@ -19,25 +20,11 @@ from tokenpulse.store.ratelimit import RateDecision, RateLimiter, RedisRateLimit
 DEADLINE = 3.0
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float = DEADLINE) -> None:
-    """Poll ``condition`` until it holds; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.005)
-
-
 def decisions(metrics: Metrics, decision: str) -> float:
     value = metrics.registry.get_sample_value(
         "tokenpulse_rate_limit_decisions_total", {"decision": decision}
     )
     return value or 0.0
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
 
 
 @pytest.fixture
@@ -98,7 +85,7 @@ async def test_refills_over_time(client: aioredis.Redis, redis_prefix: str) -> N
     async def allowed_again() -> bool:
         return (await limiter.acquire("k")).allowed
 
-    await eventually(allowed_again)
+    await wait_for(allowed_again, DEADLINE)
     # Refill takes real time: about retry_after, not zero.
     assert time.monotonic() - started >= denied.retry_after * 0.5
 
@@ -140,7 +127,7 @@ async def test_idle_bucket_expires_when_it_would_be_full(
     async def gone() -> bool:
         return not await client.exists(redis_prefix + "quick")
 
-    await eventually(gone)
+    await wait_for(gone, DEADLINE)
 
 
 async def test_fails_open_when_redis_is_unreachable(metrics: Metrics) -> None:

@@ -4,32 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import FakeClock
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import HEAP_SLACK_MIN, MemoryCache
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
 
 
 @pytest.fixture

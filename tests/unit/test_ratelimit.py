@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import FakeClock
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.ratelimit import (
     MemoryRateLimiter,
@@ -15,29 +16,6 @@ from tokenpulse.store.ratelimit import (
     RateLimiter,
     refill_and_take,
 )
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 500.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def metrics() -> Metrics:
-    return Metrics()
 
 
 def decisions(metrics: Metrics, decision: str) -> float:
