@@ -216,7 +216,9 @@ class EdgeMiddleware:
                 result[1] += len(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        # Anything logged while the framework handles the request carries its id.
+        with structlog.contextvars.bound_contextvars(request_id=headers[0][1].decode()):
+            await self.app(scope, receive, send_with_headers)
         return result[0], result[1]
 
     # ------------------------------------------------------------ metrics
