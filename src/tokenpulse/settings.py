@@ -235,6 +235,16 @@ class Settings(BaseSettings):
     ] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     cors_origins: StrList = Field(default_factory=list)
 
+    # token market data (SPEC §3.4, §3.5): CoinMarketCap primary when keyed, CoinGecko fallback
+    cmc_base_url: str = "https://pro-api.coinmarketcap.com"
+    cmc_api_key: str = ""
+    cmc_monthly_credits: _int_range(1, 1_000_000_000) = 10_000  # type: ignore[valid-type]
+    coingecko_base_url: str = "https://api.coingecko.com"
+    coingecko_api_key: str = ""
+    market_poll_interval: _duration("1s", "1h") = "60s"  # type: ignore[valid-type]
+    tracked_tokens: StrList = Field(default_factory=list)
+    track_top_n: _int_range(1, 5000) = 100  # type: ignore[valid-type]
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
         problems: list[str] = []

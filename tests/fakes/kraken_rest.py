@@ -13,6 +13,17 @@ Like Kraken, it accepts a pair's REST key (``XXBTZUSD``) or its altname (``XBTUS
 ``?pair=`` and answers with the REST key; an unknown pair gives
 ``{"error":["EQuery:Unknown asset pair"],"result":{}}`` (with the known pairs' entries too
 when some of the requested pairs are known, as in the recorded 16-pair response).
+
+It also answers ``GET /0/public/OHLC?pair=…&interval=…&since=…`` in Kraken's OHLC format
+(``{"error":[],"result":{"XXBTZUSD":[[time, open, high, low, close, vwap, volume, count],
+…],"last":…}}``, at most 720 candles, those after ``since``). The candles are built from
+recorded values: the hourly BTC/USD prices of CoinGecko's recorded ``market_chart``
+(``tests/fixtures/coingecko/market_chart_bitcoin_usd_7d_hourly_2023-10-10.json``, 2023-10-03
+19:00 → 2023-10-10 18:41 UTC). Each recorded price falls into the candle of the requested
+width that contains it; open/high/low/close/vwap are the recorded prices (as their JSON
+digits), so a 1-minute request gets one candle per recorded hour, as if nothing traded in
+between. The recording has no per-candle volume: ``volume`` is ``"0"`` and ``count`` is the
+number of recorded prices in the candle. :meth:`FakeKrakenRest.set_ohlc` replaces the data.
 """
 
 from __future__ import annotations
@@ -38,6 +49,13 @@ RECORDED_FILES = (
     "rest_ticker_xbtusdt_2024-03-13_ccxt.json",
 )
 UNKNOWN_PAIR = "EQuery:Unknown asset pair"
+RECORDED_CHART = (
+    Path(__file__).resolve().parent.parent
+    / "fixtures"
+    / "coingecko"
+    / "market_chart_bitcoin_usd_7d_hourly_2023-10-10.json"
+)
+OHLC_MAX_CANDLES = 720
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -74,6 +92,12 @@ def load_recorded_tickers() -> dict[str, dict[str, Any]]:
     return table
 
 
+def load_recorded_ohlc_prices() -> dict[str, list[tuple[int, str]]]:
+    """REST key -> recorded (unix seconds, price digits), from CoinGecko's BTC chart."""
+    body = json.loads(RECORDED_CHART.read_text(encoding="utf-8"))
+    return {"XXBTZUSD": [(int(ms) // 1000, repr(price)) for ms, price in body["prices"]]}
+
+
 def _altnames() -> dict[str, str]:
     """altname -> REST key, from Kraken's recorded AssetPairs list."""
     body = json.loads(data_path("kraken_assetpairs.json").read_text(encoding="utf-8"))
@@ -90,6 +114,8 @@ class FakeKrakenRest:
     def __init__(self) -> None:
         self.tickers = load_recorded_tickers()
         self._aliases = _altnames()
+        self.ohlc_prices = load_recorded_ohlc_prices()
+        self.ohlc_requests: list[str] = []  # query strings of OHLC requests, in arrival order
         self.requests: list[str] = []  # query strings of Ticker requests, in arrival order
         self.request_times: list[float] = []  # time.monotonic() at arrival
         self._failure: _Failure | None = None
@@ -109,6 +135,10 @@ class FakeKrakenRest:
         if rest_key not in self.tickers:
             raise KeyError(key)
         self.tickers[rest_key]["c"][0] = price
+
+    def set_ohlc(self, key: str, prices: list[tuple[int, str]]) -> None:
+        """Serve OHLC candles of ``key`` built from ``(unix seconds, price digits)`` pairs."""
+        self.ohlc_prices[self._rest_key(key)] = sorted(prices)
 
     def fail_with(
         self, status: int, times: int | None = 1, retry_after: float | None = None
@@ -175,6 +205,11 @@ class FakeKrakenRest:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        if scope["method"] == "GET" and scope["path"] == "/0/public/OHLC":
+            query = scope["query_string"].decode("latin-1")
+            self.ohlc_requests.append(query)
+            await _respond(send, 200, _json(self._ohlc_answer(query)))
+            return
         if scope["method"] != "GET" or scope["path"] != "/0/public/Ticker":
             await _respond(send, 404, b'{"error":["EGeneral:Unknown method"]}')
             return
@@ -216,6 +251,36 @@ class FakeKrakenRest:
             else:
                 unknown = True
         return {"error": [UNKNOWN_PAIR] if unknown else [], "result": result}
+
+    def _ohlc_answer(self, query: str) -> dict[str, Any]:
+        values = parse_qs(query)
+        names = list(_split(values.get("pair", [""])[-1]))
+        if len(names) != 1:
+            return {"error": ["EGeneral:Invalid arguments"], "result": {}}
+        key = self._rest_key(names[0])
+        if key not in self.tickers and key not in self.ohlc_prices:
+            return {"error": [UNKNOWN_PAIR], "result": {}}
+        width = int(values.get("interval", ["1"])[-1]) * 60
+        since = int(values.get("since", ["0"])[-1])
+        candles: dict[int, list[str]] = {}
+        for stamp, price in self.ohlc_prices.get(key, []):
+            candles.setdefault(stamp - stamp % width, []).append(price)
+        rows = [
+            [
+                start,
+                prices[0],
+                max(prices, key=float),
+                min(prices, key=float),
+                prices[-1],
+                prices[-1],
+                "0",
+                len(prices),
+            ]
+            for start, prices in sorted(candles.items())
+            if start > since
+        ][-OHLC_MAX_CANDLES:]
+        last = rows[-1][0] if rows else since
+        return {"error": [], "result": {key: rows, "last": last}}
 
     def _rest_key(self, name: str) -> str:
         upper = name.strip().upper()

@@ -85,6 +85,8 @@ def test_pair_lists_keep_order_and_drop_duplicates() -> None:
         ("1.3954418147213393e-06", "0.0000013954418147213393"),
         ("123456789012345", 123456789012345.0),
         ("1234567890.123456789", "1234567890.123456789"),
+        ("1E-400", "0." + "0" * 399 + "1"),  # below float64: would read as 0.0
+        ("1E+400", "1" + "0" * 400),  # above float64: would read as Infinity
     ],
 )
 def test_numbers_come_out_digit_for_digit(text: str, expected: float | str) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.tokens import TokenSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,4 +27,11 @@ class SourceHeartbeat:
     at: datetime
 
 
-DomainEvent = TickerUpdated | SourceHeartbeat
+@dataclass(frozen=True, slots=True)
+class TokenUpdated:
+    """A new snapshot of a token was accepted."""
+
+    snapshot: TokenSnapshot
+
+
+DomainEvent = TickerUpdated | SourceHeartbeat | TokenUpdated

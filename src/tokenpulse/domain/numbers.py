@@ -8,6 +8,7 @@ string, so a client never reads a value the provider did not send.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, InvalidOperation
 
 FLOAT_SAFE_DIGITS = 15
@@ -41,5 +42,8 @@ def json_number(value: Decimal) -> float | str:
     """The JSON form of an exact decimal: a number when float64 keeps every digit."""
     digits = len(value.normalize().as_tuple().digits)
     if digits <= FLOAT_SAFE_DIGITS:
-        return float(value)
+        as_float = float(value)
+        # Beyond float64's range a value would become Infinity or 0.0: keep its string form.
+        if math.isfinite(as_float) and (as_float != 0 or value == 0):
+            return as_float
     return format(value, "f")

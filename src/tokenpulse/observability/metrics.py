@@ -186,6 +186,25 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # tokens
+        self.token_velocity = Gauge(
+            "tokenpulse_token_velocity",
+            "Token velocity (24 h volume / market cap) per token",
+            ["token"],
+            registry=r,
+        )
+        self.token_quality_flags = Counter(
+            "tokenpulse_token_quality_flags_total",
+            "Quality flags raised on served token snapshots",
+            ["flag"],
+            registry=r,
+        )
+        self.token_updates = Counter(
+            "tokenpulse_token_updates_total",
+            "Token quotes applied, by source",
+            ["source"],
+            registry=r,
+        )
         self.bus_published = Counter(
             "tokenpulse_bus_published_total", "Events published on the bus", ["topic"], registry=r
         )
@@ -195,6 +214,170 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+
+        # token market data: provider credits, rate limits, CMC/CoinGecko failover (§3.4, §3.5)
+        self.provider_credits_used = Counter(
+            "tokenpulse_provider_credits_used_total",
+            "API credits the provider charged (its status.credit_count)",
+            ["source"],
+            registry=r,
+        )
+        self.provider_credits_left = Gauge(
+            "tokenpulse_provider_credits_left",
+            "API credits left in this calendar month's budget",
+            ["source"],
+            registry=r,
+        )
+        self.provider_rate_limited = Counter(
+            "tokenpulse_provider_rate_limited_total",
+            "Provider answers that told us to slow down (HTTP 429 or a rate-limit error code)",
+            ["source"],
+            registry=r,
+        )
+        self.market_source_active = Gauge(
+            "tokenpulse_market_source_active",
+            "1 for the provider currently serving token market data",
+            ["source"],
+            registry=r,
+        )
+        self.market_failovers = Counter(
+            "tokenpulse_market_failovers_total",
+            "Switches of the provider serving token market data",
+            ["from", "to", "reason"],
+            registry=r,
+        )
+
+        # --- streams and the Redis bus (§7, §10): api/streams/, bus/redis.py -----------------
+        self.bus_delivered = Counter(
+            "tokenpulse_bus_delivered_total",
+            "Events received from the Redis bus, by topic",
+            ["topic"],
+            registry=r,
+        )
+        self.bus_handler_errors = Counter(
+            "tokenpulse_bus_handler_errors_total",
+            "Bus handlers that raised, by topic",
+            ["topic"],
+            registry=r,
+        )
+        self.bus_reconnects = Counter(
+            "tokenpulse_bus_reconnects_total",
+            "Times the Redis bus listener re-subscribed after losing its connection",
+            registry=r,
+        )
+        self.bus_heartbeat_missed = Counter(
+            "tokenpulse_bus_heartbeat_missed_total",
+            "Times the Redis bus stopped hearing its own heartbeat and restarted its listener",
+            registry=r,
+        )
+        self.bus_healthy = Gauge(
+            "tokenpulse_bus_healthy",
+            "1 while this instance hears its own heartbeat through the Redis bus",
+            registry=r,
+        )
+        self.bus_heartbeat_age = Gauge(
+            "tokenpulse_bus_heartbeat_age_seconds",
+            "Seconds since this instance last heard its own bus heartbeat",
+            registry=r,
+        )
+        self.stream_connections = Gauge(
+            "tokenpulse_stream_connections",
+            "Open streaming connections by transport",
+            ["transport"],
+            registry=r,
+        )
+        self.stream_subscriptions = Gauge(
+            "tokenpulse_stream_subscriptions",
+            "Stream subscriptions (connection x key) by transport",
+            ["transport"],
+            registry=r,
+        )
+        self.stream_messages_sent = Counter(
+            "tokenpulse_stream_messages_sent_total",
+            "Stream messages written to clients, by transport and event",
+            ["transport", "event"],
+            registry=r,
+        )
+        self.stream_messages_conflated = Counter(
+            "tokenpulse_stream_messages_conflated_total",
+            "Updates merged into a newer pending message for the same client and key",
+            ["transport"],
+            registry=r,
+        )
+        self.stream_messages_dropped = Counter(
+            "tokenpulse_stream_messages_dropped_total",
+            "Pending stream messages discarded (client gone, cut off), by transport and reason",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.stream_send_latency = Histogram(
+            "tokenpulse_stream_send_latency_seconds",
+            "Time from an update being accepted by the stream hub to its write to a client",
+            ["transport"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.stream_slow_disconnects = Counter(
+            "tokenpulse_stream_slow_client_disconnects_total",
+            "Clients cut off because a send blocked longer than the send timeout",
+            ["transport"],
+            registry=r,
+        )
+        self.stream_rejected = Counter(
+            "tokenpulse_stream_rejected_total",
+            "Refused stream connections and client messages, by transport and reason",
+            ["transport", "reason"],
+            registry=r,
+        )
+        # --- end of streams and Redis bus metrics ---------------------------------------------
+
+        # --- history store (§5.2–§5.4): store/history/ ---------------------------------------
+        self.history_write_batches = Counter(
+            "tokenpulse_history_write_batches_total",
+            "History write transactions, by table",
+            ["table"],
+            registry=r,
+        )
+        self.history_rows_written = Counter(
+            "tokenpulse_history_rows_written_total",
+            "History rows written, by table and origin (live, backfill)",
+            ["table", "origin"],
+            registry=r,
+        )
+        self.history_write_lag = Gauge(
+            "tokenpulse_history_write_lag_seconds",
+            "Age of the oldest row accepted by the history writer and not yet written",
+            registry=r,
+        )
+        self.history_buffered_rows = Gauge(
+            "tokenpulse_history_buffered_rows",
+            "Rows waiting in the history writer's buffer",
+            registry=r,
+        )
+        self.history_write_errors = Counter(
+            "tokenpulse_history_write_errors_total",
+            "History flushes that failed (rows kept in the buffer and retried)",
+            registry=r,
+        )
+        self.history_dropped_rows = Counter(
+            "tokenpulse_history_dropped_rows_total",
+            "Oldest buffered rows dropped because the history buffer was full, by table",
+            ["table"],
+            registry=r,
+        )
+        self.backfill_rows = Counter(
+            "tokenpulse_backfill_rows_total",
+            "History rows written by backfill, by kind (token, pair)",
+            ["kind"],
+            registry=r,
+        )
+        self.backfill_runs = Counter(
+            "tokenpulse_backfill_runs_total",
+            "Backfill attempts per key, by kind and outcome (filled, complete, failed)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        # --- end of history store metrics ----------------------------------------------------
 
     def gauge_function(self, gauge: Gauge, labels: dict[str, str], fn: Callable[[], float]) -> None:
         """Make a labelled gauge child compute its value at scrape time."""

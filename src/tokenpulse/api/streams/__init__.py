@@ -1,0 +1,183 @@
+"""Streaming (SPEC §7): Socket.IO at ``/socket.io/`` and Server-Sent Events under ``/api/v1``.
+
+Wiring, in the app factory::
+
+    streams = Streams(container)                    # hub + Socket.IO gateway
+    api.include_router(streams.sse_router())        # before the tokens router
+    ...
+    return mount_streams(edge, container, streams=streams)   # the outermost ASGI app
+
+and in the composition root, so every accepted ticker reaches the bus (and so the hubs of
+all instances)::
+
+    prices.add_publisher(make_ltp_publisher(bus))
+
+``mount_streams`` runs :meth:`Streams.start` after the app's own start-up and
+:meth:`Streams.stop` before its shutdown (``manage_lifespan=False`` to call them yourself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import socketio
+from fastapi import APIRouter
+
+from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
+from tokenpulse.api.streams.requests import TokenResolver, accept_any_token
+from tokenpulse.api.streams.socketio_server import SocketIoGateway
+from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, sse_router
+from tokenpulse.api.streams.topics import (
+    PAIR_PREFIX,
+    TokenPublisher,
+    make_ltp_publisher,
+    make_token_publisher,
+    split_key,
+)
+from tokenpulse.bootstrap import Container
+from tokenpulse.domain.errors import TokenpulseError
+
+DEFAULT_BULK_INTERVAL = 1.0
+
+
+class Streams:
+    """The streaming side of one app: the hub, the Socket.IO gateway and the SSE routes."""
+
+    def __init__(
+        self,
+        container: Container,
+        *,
+        bulk_interval: float = DEFAULT_BULK_INTERVAL,
+        token_resolver: TokenResolver = accept_any_token,
+        limits: StreamLimits | None = None,
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        sse_heartbeat: float = DEFAULT_HEARTBEAT,
+    ) -> None:
+        self.container = container
+        limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
+        self.hub = StreamHub(limits=limits, metrics=container.metrics)
+        self.token_resolver = token_resolver
+        self.send_timeout = send_timeout
+        self.sse_heartbeat = sse_heartbeat
+        self.gateway = SocketIoGateway(
+            self.hub,
+            registry=container.registry,
+            supported_pairs=container.prices.supported,
+            authenticator=container.authenticator,
+            metrics=container.metrics,
+            token_resolver=token_resolver,
+            seed=self.seed,
+            cors_origins=list(container.settings.cors_origins),
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            send_timeout=send_timeout,
+        )
+        self._detach: Any = None
+
+    def seed(self, key: str) -> dict[str, Any] | None:
+        """The value this instance already serves for a pair key (before the hub heard one)."""
+        prefix, ident = split_key(key)
+        if prefix != PAIR_PREFIX:
+            return None
+        try:
+            pair = self.container.registry.resolve(ident)
+        except TokenpulseError:
+            return None
+        view = self.container.prices.view(pair)
+        return None if view is None else view.ticker.to_json()
+
+    def sse_router(self) -> APIRouter:
+        """The SSE routes of this hub (include before ``/api/v1/tokens/{token_id}``)."""
+        return sse_router(
+            self.hub,
+            registry=self.container.registry,
+            supported_pairs=self.container.prices.supported,
+            metrics=self.container.metrics,
+            token_resolver=self.token_resolver,
+            heartbeat=self.sse_heartbeat,
+            send_timeout=self.send_timeout,
+            seed=self.seed,
+        )
+
+    async def start(self) -> None:
+        """Feed the hub from the bus and start the Socket.IO dispatcher (idempotent)."""
+        if self._detach is None:
+            self._detach = self.hub.attach(self.container.bus)
+        await self.gateway.start()
+
+    async def drain(self) -> None:
+        """End every stream now (SSE responses finish, Socket.IO clients are disconnected)."""
+        self.hub.close_all("shutdown")
+        await self.gateway.disconnect_all()
+
+    async def stop(self) -> None:
+        """Drain the streams and stop listening to the bus (idempotent)."""
+        await self.drain()
+        await self.gateway.stop()
+        if self._detach is not None:
+            self._detach()
+            self._detach = None
+
+
+class StreamsApp(socketio.ASGIApp):  # type: ignore[misc]
+    """``socketio.ASGIApp`` in front of the HTTP app; runs the streams with its lifespan."""
+
+    def __init__(
+        self, streams: Streams, app: Any, container: Container, *, manage_lifespan: bool
+    ) -> None:
+        super().__init__(streams.gateway.sio, other_asgi_app=app, socketio_path="socket.io")
+        self.streams = streams
+        self.container = container
+        self.manage_lifespan = manage_lifespan
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan" or not self.manage_lifespan:
+            await super().__call__(scope, receive, send)
+            return
+
+        async def send_after_start(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                await self.streams.start()
+            await send(message)
+
+        async def receive_stopping_first() -> Any:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.streams.stop()
+            return message
+
+        await self.other_asgi_app(scope, receive_stopping_first, send_after_start)
+
+
+def mount_streams(
+    app: Any,
+    container: Container,
+    *,
+    streams: Streams | None = None,
+    manage_lifespan: bool = True,
+    **options: Any,
+) -> StreamsApp:
+    """Serve Socket.IO at ``/socket.io/`` in front of ``app`` (everything else goes to it).
+
+    ``options`` build the :class:`Streams` when none is given. The returned app has
+    ``.streams`` and ``.container``.
+    """
+    streams = streams or Streams(container, **options)
+    return StreamsApp(streams, app, container, manage_lifespan=manage_lifespan)
+
+
+__all__ = [
+    "HubStats",
+    "LimitExceeded",
+    "StreamHub",
+    "StreamLimits",
+    "Streams",
+    "StreamsApp",
+    "TokenPublisher",
+    "make_ltp_publisher",
+    "make_token_publisher",
+    "mount_streams",
+]

@@ -1,0 +1,296 @@
+"""The stream hub: the state of every stream key and its fan-out to subscribers (SPEC §7).
+
+For each key (``pair:BTC/USD``, ``token:bitcoin``) the hub keeps the last full state, a
+monotonic ``seq`` (+1 for each update that changed something; nothing changes, nothing is
+sent) and the time the update was accepted. Each connection is a :class:`Subscriber` with
+one slot per subscribed key holding at most one pending message (§7.3 conflation): a new
+update for a key whose message has not been written yet is merged into it, so a slow client
+gets fewer, newer messages and never an unbounded queue. A delta carries ``base_seq``, the
+``seq`` of the state it applies to (the last one this client was sent), so a client tells a
+merged delta (``base_seq`` = its last seq) from a lost message (anything else).
+
+Rate per subscription (§7.4): at most one message per ``min_interval_ms``. Without a
+client-chosen interval the default is adaptive and deliberately simple: a price that moved
+at least ``fast_move_bps`` (5 bps) away from the value this client last received goes out
+after ``fast_interval_ms`` (100 ms); smaller moves wait for ``flat_interval_ms`` (1 s).
+Snapshots are never delayed.
+
+The hub is synchronous and transport-agnostic: it calls a subscriber's ``notify`` when
+something is ready (or arms a timer for when it will be), and the transport calls
+:meth:`Subscriber.take` to get the messages due now. See ``socketio_server.py`` and
+``sse.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+
+from tokenpulse.api.streams.subscriber import Message, Subscriber
+from tokenpulse.api.streams.topics import (
+    KINDS,
+    LTP_TOPIC,
+    PAIR_PREFIX,
+    TOKEN_PREFIX,
+    TOKENS_TOPIC,
+    split_key,
+)
+from tokenpulse.bus.base import EventBus
+from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.observability.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+TRANSPORTS = ("socketio", "sse")
+#: Fields that describe the moment of asking, not the value: never streamed (clients
+#: compute the age from ``received_at``).
+VOLATILE_FIELDS = frozenset({"age_ms"})
+_MISSING = object()
+
+
+class LimitExceeded(TokenpulseError):
+    """A per-connection or per-instance streaming limit was reached."""
+
+    code = "LIMIT_EXCEEDED"
+    status = 429
+
+
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    """Bounds on streaming, per connection unless said otherwise."""
+
+    max_connections: int = 20_000  # per instance, all transports
+    max_subscriptions: int = 200  # explicit keys per connection
+    max_message_bytes: int = 16 * 1024  # inbound Socket.IO frame
+    min_interval_ms: int = 50  # the shortest interval a client may ask for
+    max_interval_ms: int = 60_000
+    fast_interval_ms: int = 100  # adaptive default while the price moves
+    flat_interval_ms: int = 1_000  # adaptive default while it is flat
+    fast_move_bps: float = 5.0  # "moving": at least this far from what the client last got
+    bulk_interval: float = 1.0  # seconds between bulk_update messages
+
+
+@dataclass(slots=True)
+class Stream:
+    """The last full state of one key."""
+
+    key: str
+    id: str
+    event: str
+    data: dict[str, Any]
+    seq: int
+    accepted_at: float  # perf_counter() when the update reached the hub
+    price: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class HubStats:
+    """What the hub holds right now (for gauges, tests and leak checks)."""
+
+    streams: int
+    connections: dict[str, int]
+    subscriptions: dict[str, int]
+    pending: int
+    timers: int
+    index_entries: int = field(default=0)  # subscriber references in the key indexes
+
+
+def _price(data: Mapping[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class StreamHub:
+    """State, ``seq`` and conflating fan-out for every stream key of this instance."""
+
+    def __init__(
+        self,
+        *,
+        limits: StreamLimits | None = None,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        call_later: Callable[[float, Callable[[], None]], asyncio.TimerHandle] | None = None,
+    ) -> None:
+        self.limits = limits or StreamLimits()
+        self.metrics = metrics
+        self.clock = clock
+        self._call_later = call_later
+        self._streams: dict[str, Stream] = {}
+        self._by_key: dict[str, set[Subscriber]] = {}
+        self._wild: dict[str, set[Subscriber]] = {PAIR_PREFIX: set(), TOKEN_PREFIX: set()}
+        self._subscribers: set[Subscriber] = set()
+        if metrics is not None:
+            for transport in TRANSPORTS:
+                metrics.gauge_function(
+                    metrics.stream_connections,
+                    {"transport": transport},
+                    lambda t=transport: float(self.connection_count(t)),  # type: ignore[misc]
+                )
+                metrics.gauge_function(
+                    metrics.stream_subscriptions,
+                    {"transport": transport},
+                    lambda t=transport: float(self.subscription_count(t)),  # type: ignore[misc]
+                )
+
+    # ------------------------------------------------------------------ producers
+
+    def publish(self, key: str, data: Mapping[str, Any]) -> bool:
+        """Make ``data`` the state of ``key``; fan out the change. False when nothing changed."""
+        prefix, ident = split_key(key)
+        event, price_field = KINDS[prefix]
+        clean = {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
+        now = self.clock()
+        stream = self._streams.get(key)
+        changes: dict[str, Any] | None
+        if stream is None:
+            stream = Stream(key, ident, event, clean, 1, time.perf_counter(), None)
+            self._streams[key] = stream
+            changes = None
+        else:
+            old = stream.data
+            changes = {k: v for k, v in clean.items() if old.get(k, _MISSING) != v}
+            for removed in old.keys() - clean.keys():
+                changes[removed] = None
+            if not changes:
+                return False
+            stream.seq += 1
+            stream.data = clean
+            stream.accepted_at = time.perf_counter()
+        stream.price = _price(clean, price_field)
+        for subscriber in self._by_key.get(key, ()):
+            subscriber.offer(stream, changes, now)
+        wild = self._wild[prefix]
+        if wild:
+            for subscriber in wild:
+                if key not in subscriber.subs:
+                    subscriber.adopt(stream, now)
+        return True
+
+    def publish_pair(self, pair: str, data: Mapping[str, Any]) -> bool:
+        """Publish the LTP state of a canonical pair (``BTC/USD``) on this instance."""
+        return self.publish(PAIR_PREFIX + pair, data)
+
+    def publish_token(self, token_id: str, data: Mapping[str, Any]) -> bool:
+        """Publish the state of a token on this instance (use the bus publisher to reach all)."""
+        return self.publish(TOKEN_PREFIX + token_id, data)
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Feed the hub from the bus topics ``ltp`` and ``tokens``; returns the detach function."""
+        detach = [bus.subscribe(LTP_TOPIC, self._on_bus), bus.subscribe(TOKENS_TOPIC, self._on_bus)]
+
+        def detach_all() -> None:
+            for undo in detach:
+                undo()
+
+        return detach_all
+
+    def _on_bus(self, topic: str, payload: bytes) -> None:
+        data = orjson.loads(payload)
+        if not isinstance(data, dict):
+            raise ValueError(f"bus topic {topic}: not a JSON object")
+        name = "pair" if topic == LTP_TOPIC else "id"
+        ident = data.get(name)
+        if not isinstance(ident, str) or not ident:
+            raise ValueError(f"bus topic {topic}: no {name!r} in the event")
+        self.publish((PAIR_PREFIX if topic == LTP_TOPIC else TOKEN_PREFIX) + ident, data)
+
+    # ------------------------------------------------------------------ connections
+
+    def open(
+        self, transport: str, notify: Callable[[], None], *, principal: str | None = None
+    ) -> Subscriber:
+        """Register a connection; ``notify`` is called whenever it has messages due."""
+        if len(self._subscribers) >= self.limits.max_connections:
+            raise LimitExceeded(
+                f"this instance serves at most {self.limits.max_connections} stream connections"
+            )
+        subscriber = Subscriber(self, transport, notify, principal=principal)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def close(self, subscriber: Subscriber, reason: str = "disconnect") -> None:
+        """Forget a connection entirely: subscriptions, pending messages, timer (idempotent)."""
+        if subscriber not in self._subscribers:
+            return
+        self._subscribers.discard(subscriber)
+        dropped = subscriber.discard_all()
+        if dropped and self.metrics is not None:
+            self.metrics.stream_messages_dropped.labels(subscriber.transport, reason).inc(dropped)
+
+    def close_all(self, reason: str = "shutdown") -> list[Subscriber]:
+        """Close every connection (shutdown); returns them so transports can hang up."""
+        subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            self.close(subscriber, reason)
+            subscriber.notify()  # wake writers so they see ``closed`` and end
+        return subscribers
+
+    # ------------------------------------------------------------------ used by Subscriber
+
+    def index(self, key: str, subscriber: Subscriber, present: bool) -> None:
+        """Add or remove ``subscriber`` from the fan-out set of ``key``."""
+        if present:
+            self._by_key.setdefault(key, set()).add(subscriber)
+            return
+        subscribers = self._by_key.get(key)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._by_key[key]
+
+    def index_prefix(self, prefix: str, subscriber: Subscriber, present: bool) -> None:
+        """Add or remove ``subscriber`` from the wildcard set of ``prefix``."""
+        if present:
+            self._wild[prefix].add(subscriber)
+        else:
+            self._wild[prefix].discard(subscriber)
+
+    def schedule(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        """Run ``callback`` after ``delay`` seconds on the event loop."""
+        if self._call_later is not None:
+            return self._call_later(delay, callback)
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    def stream(self, key: str) -> Stream | None:
+        """The current state of ``key``, if it has one."""
+        return self._streams.get(key)
+
+    def streams_with(self, prefix: str) -> Iterable[Stream]:
+        """Every stream whose key starts with ``prefix``."""
+        return [s for k, s in self._streams.items() if k.startswith(prefix)]
+
+    # ------------------------------------------------------------------ introspection
+
+    def connection_count(self, transport: str) -> int:
+        """Open connections of one transport."""
+        return sum(1 for s in self._subscribers if s.transport == transport)
+
+    def subscription_count(self, transport: str) -> int:
+        """Subscriptions (connection x key) of one transport."""
+        return sum(len(s.subs) for s in self._subscribers if s.transport == transport)
+
+    def stats(self) -> HubStats:
+        """Counts of everything the hub holds, for gauges, tests and leak checks."""
+        return HubStats(
+            streams=len(self._streams),
+            connections={t: self.connection_count(t) for t in TRANSPORTS},
+            subscriptions={t: self.subscription_count(t) for t in TRANSPORTS},
+            pending=sum(s.pending_count for s in self._subscribers),
+            timers=sum(1 for s in self._subscribers if s.has_timer),
+            index_entries=sum(len(v) for v in self._by_key.values())
+            + sum(len(v) for v in self._wild.values()),
+        )
+
+
+__all__ = ["HubStats", "LimitExceeded", "Message", "Stream", "StreamHub", "StreamLimits"]

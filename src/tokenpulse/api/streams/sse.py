@@ -1,0 +1,261 @@
+"""Server-Sent Events streaming (SPEC §7.2): LTP and token updates as ``text/event-stream``.
+
+``GET /api/v1/ltp/live?pair=A,B`` (every supported pair without ``pair``),
+``GET /api/v1/tokens/live?ids=a,b`` (every token without ``ids``) and
+``GET /api/v1/tokens/{token_id}/live``, each with optional ``min_interval_ms``. Events are
+``event: ltp_update|token_update``, ``id: <seq>``, ``data: <json>`` with the same JSON as
+Socket.IO (a ``snapshot`` first, then ``delta``s with ``base_seq``). A comment
+``: keepalive`` goes out when nothing else was written for ``heartbeat`` seconds. A
+reconnecting client (``Last-Event-ID``) gets fresh snapshots: nothing is replayed.
+
+Auth and rate limiting are the edge middleware's (``X-API-Key`` or ``?api_key=`` on
+``/api/*``). The stream ends when the client disconnects, when the service shuts down, or
+when a write blocks longer than ``send_timeout`` (a client that stopped reading); it then
+leaves no subscription, task or buffer behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Collection
+from typing import Annotated, Any
+
+import orjson
+import structlog
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from tokenpulse.api.streams import requests as req
+from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
+from tokenpulse.api.streams.subscriber import Message
+from tokenpulse.api.streams.topics import TOKEN_PREFIX, pair_key, token_key
+from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.observability.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+TRANSPORT = "sse"
+DEFAULT_HEARTBEAT = 15.0
+DEFAULT_SEND_TIMEOUT = 10.0
+RECONNECT_HINT = b"retry: 2000\n\n"
+KEEPALIVE = b": keepalive\n\n"
+PAIRS_DOC = "Comma-separated pairs (any spelling); every supported pair if absent"
+IDS_DOC = "Comma-separated token ids; every token if absent"
+SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    "Content-Type": "text/event-stream; charset=utf-8",
+}
+
+
+def format_event(message: Message, ts_ms: int) -> bytes:
+    """One SSE event: ``event``, ``id`` (the key's seq) and the JSON ``data`` line."""
+    return b"event: %s\nid: %d\ndata: %s\n\n" % (
+        message.event.encode(),
+        message.seq,
+        orjson.dumps(message.payload(ts_ms)),
+    )
+
+
+class EventStream(Response):
+    """The streaming response of one SSE connection (a hub subscriber while it runs)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        hub: StreamHub,
+        metrics: Metrics,
+        *,
+        keys: list[str],
+        prefix: str | None,
+        interval_ms: int | None,
+        heartbeat: float,
+        send_timeout: float,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers(SSE_HEADERS)
+        self.hub = hub
+        self.metrics = metrics
+        self.keys = keys
+        self.prefix = prefix
+        self.interval_ms = interval_ms
+        self.heartbeat = heartbeat
+        self.send_timeout = send_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        wake = asyncio.Event()
+        subscriber = self.hub.open(TRANSPORT, wake.set, principal=None)
+        gone = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            wake.set()
+
+        watcher = asyncio.create_task(watch_disconnect())
+        reason = "disconnect"
+        try:
+            if self.keys:
+                subscriber.subscribe(self.keys, self.interval_ms)
+            if self.prefix is not None:
+                subscriber.subscribe_prefix(self.prefix, bulk=False)
+            start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            if not await self._send(send, start) or not await self._write(send, RECONNECT_HINT):
+                reason = "slow_client"
+                return
+            reason = await self._pump(subscriber, wake, gone, send)
+            if reason == "shutdown":  # finish the response cleanly; a client reconnects
+                await self._send(send, {"type": "http.response.body", "body": b""})
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            self.hub.close(subscriber, reason)
+
+    async def _pump(
+        self, subscriber: Any, wake: asyncio.Event, gone: asyncio.Event, send: Send
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        latency = self.metrics.stream_send_latency.labels(TRANSPORT)
+        last_write = loop.time()
+        while True:
+            if gone.is_set():
+                return "disconnect"
+            if subscriber.closed:
+                return "shutdown"
+            wake.clear()
+            messages = subscriber.take()
+            if messages:
+                ts_ms = int(time.time() * 1000)
+                chunk = b"".join(format_event(m, ts_ms) for m in messages)
+                if not await self._write(send, chunk):
+                    return "slow_client"
+                now = time.perf_counter()
+                for message in messages:
+                    latency.observe(now - message.accepted_at)
+                    self.metrics.stream_messages_sent.labels(TRANSPORT, message.event).inc()
+                last_write = loop.time()
+                continue
+            idle = loop.time() - last_write
+            if idle >= self.heartbeat:
+                if not await self._write(send, KEEPALIVE):
+                    return "slow_client"
+                last_write = loop.time()
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.heartbeat - idle)
+
+    async def _write(self, send: Send, body: bytes) -> bool:
+        message = {"type": "http.response.body", "body": body, "more_body": True}
+        return await self._send(send, message)
+
+    async def _send(self, send: Send, message: dict[str, Any]) -> bool:
+        """False when the write blocked past the send timeout (the client stopped reading)."""
+        try:
+            await asyncio.wait_for(send(message), self.send_timeout)
+        except TimeoutError:
+            self.metrics.stream_slow_disconnects.labels(TRANSPORT).inc()
+            log.warning("SSE client stopped reading; closing the stream")
+            return False
+        return True
+
+
+def sse_router(
+    hub: StreamHub,
+    *,
+    registry: PairRegistry,
+    supported_pairs: Collection[Pair],
+    metrics: Metrics,
+    token_resolver: req.TokenResolver = req.accept_any_token,
+    heartbeat: float = DEFAULT_HEARTBEAT,
+    send_timeout: float = DEFAULT_SEND_TIMEOUT,
+    seed: Callable[[str], dict[str, Any] | None] | None = None,
+) -> APIRouter:
+    """The SSE routes bound to ``hub``. Include it before any ``/api/v1/tokens/{token_id}``."""
+    router = APIRouter(tags=["streams"])
+    limits = hub.limits
+    interval_doc = (
+        f"At most one message per key per this many ms ({limits.min_interval_ms}.."
+        f"{limits.max_interval_ms}); default adaptive"
+    )
+    IntervalQuery = Annotated[str | None, Query(description=interval_doc)]
+
+    def stream(keys: list[str], prefix: str | None, interval: str | None) -> EventStream:
+        if sum(hub.stats().connections.values()) >= limits.max_connections:
+            raise LimitExceeded(f"this instance serves at most {limits.max_connections} streams")
+        return EventStream(
+            hub,
+            metrics,
+            keys=keys,
+            prefix=prefix,
+            interval_ms=req.parse_interval_text(interval, limits),
+            heartbeat=heartbeat,
+            send_timeout=send_timeout,
+        )
+
+    def split(text: str | None, name: str) -> list[str]:
+        items = [item for item in (text or "").split(",") if item.strip()]
+        return req.names({name: items}, "_", name, limit=limits.max_subscriptions, required=False)
+
+    @router.get(
+        "/api/v1/ltp/live",
+        summary="Live last traded prices (Server-Sent Events)",
+        response_class=EventStream,
+    )
+    async def ltp_live(
+        pair: Annotated[str | None, Query(description=PAIRS_DOC)] = None,
+        min_interval_ms: IntervalQuery = None,
+    ) -> EventStream:
+        """``event: ltp_update`` per pair: a snapshot, then deltas."""
+        texts = split(pair, "pair")
+        pairs = (
+            req.resolve_pairs(texts, registry, supported_pairs)
+            if texts
+            else [str(p) for p in supported_pairs]
+        )
+        keys = [pair_key(p) for p in pairs]
+        for key in keys:
+            if seed is not None and hub.stream(key) is None and (data := seed(key)) is not None:
+                hub.publish(key, data)
+        return stream(keys, None, min_interval_ms)
+
+    @router.get(
+        "/api/v1/tokens/live",
+        summary="Live token metrics (Server-Sent Events)",
+        response_class=EventStream,
+    )
+    async def tokens_live(
+        ids: Annotated[str | None, Query(description=IDS_DOC)] = None,
+        min_interval_ms: IntervalQuery = None,
+    ) -> EventStream:
+        """``event: token_update`` per token: a snapshot, then deltas."""
+        texts = split(ids, "ids")
+        if not texts:
+            return stream([], TOKEN_PREFIX, min_interval_ms)
+        return stream(
+            [token_key(t) for t in req.resolve_tokens(texts, token_resolver)], None, min_interval_ms
+        )
+
+    @router.get(
+        "/api/v1/tokens/{token_id}/live",
+        summary="Live metrics of one token (Server-Sent Events)",
+        response_class=EventStream,
+    )
+    async def token_live(
+        token_id: Annotated[str, Path(description="Token id, CMC id, CoinGecko id or symbol")],
+        min_interval_ms: IntervalQuery = None,
+    ) -> EventStream:
+        """``event: token_update`` for one token."""
+        (resolved,) = req.resolve_tokens([token_id], token_resolver)
+        return stream([token_key(resolved)], None, min_interval_ms)
+
+    return router
+
+
+__all__ = ["EventStream", "format_event", "sse_router"]

@@ -1,0 +1,447 @@
+"""The token endpoints (SPEC §6, second table).
+
+``GET /api/v1/tokens`` is a hot path like ``/ltp``: its query strings are parsed once, the
+ordered ids per query shape are cached until the next update, and each token's JSON is
+ready-made (:class:`~tokenpulse.services.tokens.TokenView`); the edge middleware serves it
+without the framework's routing. Detail, velocity and history answers read the history store.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+from urllib.parse import parse_qsl
+
+import orjson
+
+from tokenpulse.domain.errors import InvalidParameter, StaleData, StoreError, TokenNotFound
+from tokenpulse.domain.serialize import DETAILS, number_to_json, trends_to_json
+from tokenpulse.domain.time import from_epoch, isoformat_z, parse_iso, utcnow
+from tokenpulse.domain.velocity import TREND_WINDOWS, compute_trends, window_duration
+from tokenpulse.services.tokens import SORT_KEYS, TokenFilter, TokenService, TokenView
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+MAX_POINTS = 10_000
+QUERY_CACHE_SIZE = 1024
+GRANULARITIES: dict[str, timedelta | None] = {
+    "raw": None,
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+}
+SERIES_WINDOWS = {
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "12h": timedelta(hours=12),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+
+
+class HistoryReader(Protocol):
+    """What the token endpoints read from the history store."""
+
+    async def token_series(
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        granularity: str,
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    async def velocity_points(
+        self, token_id: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, Decimal]]: ...
+
+    async def token_gaps(
+        self, token_id: str, start: datetime, end: datetime, *, expected_interval: timedelta
+    ) -> list[tuple[datetime, datetime]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    shape: TokenFilter
+    limit: int
+    start: int
+    detail: str
+    max_age_ms: int | None
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+def _decimal(name: str, value: str) -> Decimal:
+    try:
+        number = Decimal(value.strip())
+    except InvalidOperation:
+        raise InvalidParameter(f"{name} must be a number, got {value!r}", parameter=name) from None
+    if not number.is_finite() or number < 0:
+        raise InvalidParameter(
+            f"{name} must be a finite number >= 0, got {value!r}", parameter=name
+        )
+    return number
+
+
+def _int(name: str, value: str, low: int, high: int | None = None) -> int:
+    text = value.strip()
+    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        bound = f"from {low} to {high}" if high is not None else f">= {low}"
+        raise InvalidParameter(
+            f"{name} must be a whole number {bound}, got {value!r}", parameter=name
+        )
+    return int(text)
+
+
+def encode_cursor(start: int) -> str:
+    return base64.urlsafe_b64encode(f"s:{start}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    if not raw.startswith("s:") or not raw[2:].isdigit() or int(raw[2:]) < 1:
+        raise InvalidParameter("cursor is not one this API issued", parameter="cursor")
+    return int(raw[2:])
+
+
+def parse_time(name: str, value: str) -> datetime:
+    """ISO 8601 or unix seconds -> aware UTC; InvalidParameter naming ``name`` otherwise."""
+    text = value.strip()
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return from_epoch(float(text))
+        return parse_iso(text)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidParameter(
+            f"{name} must be ISO 8601 or unix seconds, got {value!r}", parameter=name
+        ) from None
+
+
+class TokenEndpoints:
+    """Builds the answers of the token endpoints."""
+
+    def __init__(
+        self,
+        *,
+        tokens: TokenService,
+        history: HistoryReader | None,
+        stale_after: float,
+        expected_interval: timedelta,
+        clock: Any = time.time,
+    ) -> None:
+        self.tokens = tokens
+        self.history = history
+        self.stale_after = stale_after
+        self.expected_interval = expected_interval
+        self.clock = clock
+        self._queries: dict[bytes, ListQuery] = {}
+
+    # ------------------------------------------------------------ GET /api/v1/tokens
+
+    def parse_list(self, query_string: bytes) -> ListQuery:
+        cached = self._queries.get(query_string)
+        if cached is not None:
+            return cached
+        query = self._parse_list(query_string)
+        if len(self._queries) >= QUERY_CACHE_SIZE:
+            self._queries.pop(next(iter(self._queries)))
+        self._queries[query_string] = query
+        return query
+
+    def _parse_list(self, query_string: bytes) -> ListQuery:
+        params = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+        limit = _int("limit", params["limit"], 1, MAX_LIMIT) if "limit" in params else DEFAULT_LIMIT
+        start = _int("start", params["start"], 1) if "start" in params else 1
+        if "cursor" in params:
+            start = decode_cursor(params["cursor"])
+        sort = params.get("sort", "market_cap")
+        if sort not in SORT_KEYS:
+            raise InvalidParameter(
+                f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}", parameter="sort"
+            )
+        default_order = "asc" if sort == "rank" else "desc"
+        order = params.get("order", default_order)
+        if order not in {"asc", "desc"}:
+            raise InvalidParameter(f"order must be asc or desc, got {order!r}", parameter="order")
+        detail = params.get("detail", "full")
+        if detail not in DETAILS:
+            raise InvalidParameter(
+                f"detail must be basic or full, got {detail!r}", parameter="detail"
+            )
+        bounds = {
+            name: _decimal(name, params[name])
+            for name in ("min_market_cap", "max_market_cap", "min_velocity", "max_velocity")
+            if name in params and params[name].strip()
+        }
+        for low, high in (("min_market_cap", "max_market_cap"), ("min_velocity", "max_velocity")):
+            if low in bounds and high in bounds and bounds[low] > bounds[high]:
+                raise InvalidParameter(f"{low} is greater than {high}", parameter=low)
+        symbols = frozenset(
+            item.strip().upper() for item in params.get("symbols", "").split(",") if item.strip()
+        )
+        max_age = _int("max_age_ms", params["max_age_ms"], 0) if "max_age_ms" in params else None
+        shape = TokenFilter(
+            min_market_cap=bounds.get("min_market_cap"),
+            max_market_cap=bounds.get("max_market_cap"),
+            min_velocity=bounds.get("min_velocity"),
+            max_velocity=bounds.get("max_velocity"),
+            symbols=symbols,
+            sort=sort,
+            order=order,
+        )
+        return ListQuery(shape=shape, limit=limit, start=start, detail=detail, max_age_ms=max_age)
+
+    def list_tokens(self, query_string: bytes) -> Answer:
+        started = time.perf_counter()
+        query = self.parse_list(query_string)
+        ids, hit = self.tokens.query(query.shape)
+        cache = b"hit" if hit else b"miss"
+        now = self.clock()
+        page = ids[query.start - 1 : query.start - 1 + query.limit]
+        basic = query.detail == "basic"
+        rendered: list[bytes] = []
+        for token_id in page:
+            view = self.tokens.view(token_id)
+            if view is None:
+                continue
+            if query.max_age_ms is not None and self.tokens.age_ms(view, now) > query.max_age_ms:
+                raise _stale(view, query.max_age_ms)
+            rendered.append(view.render(now, self.stale_after, basic=basic))
+        following = query.start + query.limit
+        pagination = {
+            "total": len(ids),
+            "limit": query.limit,
+            "start": query.start,
+            "next": encode_cursor(following) if following <= len(ids) else None,
+        }
+        meta = b'{"source":%s,"processing_time_ms":%s,"cache":"%s"}' % (
+            orjson.dumps(",".join(self.tokens.sources_in_use()) or None),
+            orjson.dumps(round((time.perf_counter() - started) * 1000, 3)),
+            cache,
+        )
+        body = (
+            b'{"status":"success","timestamp":"'
+            + isoformat_z(from_epoch(now)).encode()
+            + b'","data":['
+            + b",".join(rendered)
+            + b'],"pagination":'
+            + orjson.dumps(pagination)
+            + b',"meta":'
+            + meta
+            + b"}"
+        )
+        return Answer(200, body, [])
+
+    # ------------------------------------------------------------ single token
+
+    def _view(self, token_id: str, max_age_ms: int | None) -> TokenView:
+        identity = self.tokens.resolve(token_id)
+        view = self.tokens.view(identity.id)
+        if view is None:
+            raise TokenNotFound(
+                f"no data for token {identity.id!r} yet", details={"token_id": identity.id}
+            )
+        if max_age_ms is not None and self.tokens.age_ms(view) > max_age_ms:
+            raise _stale(view, max_age_ms)
+        return view
+
+    async def _trends(self, view: TokenView) -> dict[str, Any]:
+        snapshot = view.snapshot
+        now = utcnow()
+        points: list[tuple[datetime, Decimal]] = []
+        if self.history is not None:
+            longest = max(window_duration(w) for w in TREND_WINDOWS)
+            try:
+                points = await self.history.velocity_points(snapshot.id, now - longest * 1.1, now)
+            except StoreError:
+                points = []
+        trends = compute_trends(
+            snapshot.velocity, points, now=now, band_pct=self.tokens.policy.trend_stable_band_pct
+        )
+        return trends_to_json(trends, snapshot.velocity)
+
+    async def detail(
+        self, token_id: str, *, history: str | None, detail: str, max_age_ms: int | None
+    ) -> dict[str, Any]:
+        if detail not in DETAILS:
+            raise InvalidParameter(
+                f"detail must be basic or full, got {detail!r}", parameter="detail"
+            )
+        view = self._view(token_id, max_age_ms)
+        data: dict[str, Any] = orjson.loads(
+            view.render(self.clock(), self.stale_after, basic=detail == "basic")
+        )
+        if detail == "full":
+            data["trends"] = await self._trends(view)
+        if history is not None:
+            window = SERIES_WINDOWS.get(history)
+            if window is None:
+                raise InvalidParameter(
+                    f"history must be one of {', '.join(SERIES_WINDOWS)}, got {history!r}",
+                    parameter="history",
+                )
+            data["history"] = await self._compact_series(view.snapshot.id, window)
+        return data
+
+    async def _compact_series(self, token_id: str, window: timedelta) -> dict[str, Any]:
+        end = utcnow()
+        start = end - window
+        granularity = choose_granularity(start, end, allow_raw=False)
+        points = await self._series(token_id, start, end, granularity, ["close", "velocity"])
+        return {
+            "granularity": granularity,
+            "fields": ["t", "price", "velocity"],
+            "points": [[isoformat_z(p["t"]), p.get("close"), p.get("velocity")] for p in points],
+        }
+
+    async def _series(
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        granularity: str,
+        fields: Sequence[str] | None,
+    ) -> list[dict[str, Any]]:
+        if self.history is None:
+            return []
+        rows = await self.history.token_series(token_id, start, end, granularity, fields)
+        return [
+            {k: number_to_json(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+            for row in rows
+        ]
+
+    async def velocity(
+        self, token_id: str, *, window: str, max_age_ms: int | None
+    ) -> dict[str, Any]:
+        span = SERIES_WINDOWS.get(window)
+        if span is None:
+            raise InvalidParameter(
+                f"window must be one of {', '.join(SERIES_WINDOWS)}, got {window!r}",
+                parameter="window",
+            )
+        view = self._view(token_id, max_age_ms)
+        snapshot = view.snapshot
+        quote = snapshot.quote
+        end = utcnow()
+        start = end - span
+        granularity = choose_granularity(start, end, allow_raw=True)
+        points = await self._series(snapshot.id, start, end, granularity, ["velocity"])
+        return {
+            "id": snapshot.id,
+            "symbol": snapshot.identity.symbol,
+            "velocity": number_to_json(snapshot.velocity),
+            "formula": "volume_24h_usd / market_cap_usd",
+            "inputs": {
+                "volume_24h_usd": number_to_json(quote.volume_24h_usd),
+                "market_cap_usd": number_to_json(quote.market_cap_usd),
+                "market_cap_used": number_to_json(snapshot.market_cap_used),
+                "price_usd": number_to_json(quote.price_usd),
+                "circulating_supply": number_to_json(quote.circulating_supply),
+            },
+            "flags": sorted(snapshot.flags),
+            "source": snapshot.source,
+            "as_of": isoformat_z(quote.as_of) if quote.as_of else None,
+            "age_ms": self.tokens.age_ms(view),
+            "trends": await self._trends(view),
+            "window": {
+                "window": window,
+                "granularity": granularity,
+                "points": [[isoformat_z(p["t"]), p.get("velocity")] for p in points],
+            },
+        }
+
+    async def series(
+        self,
+        token_id: str,
+        *,
+        start_text: str | None,
+        end_text: str | None,
+        granularity: str | None,
+        fields_text: str | None,
+    ) -> dict[str, Any]:
+        identity = self.tokens.resolve(token_id)
+        end = parse_time("to", end_text) if end_text else utcnow()
+        start = parse_time("from", start_text) if start_text else end - timedelta(days=1)
+        if start >= end:
+            raise InvalidParameter("from must be before to", parameter="from")
+        if granularity is None:
+            granularity = choose_granularity(start, end, allow_raw=False)
+        elif granularity not in GRANULARITIES:
+            raise InvalidParameter(
+                f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}",
+                parameter="granularity",
+            )
+        step = GRANULARITIES[granularity]
+        if step is not None and (end - start) / step > MAX_POINTS:
+            coarser = choose_granularity(start, end, allow_raw=False)
+            raise InvalidParameter(
+                f"{granularity} over this range exceeds {MAX_POINTS} points; "
+                f"use granularity={coarser}",
+                parameter="granularity",
+                details={"suggested_granularity": coarser},
+            )
+        fields = [f.strip() for f in fields_text.split(",") if f.strip()] if fields_text else None
+        points = await self._series(identity.id, start, end, granularity, fields)
+        if len(points) > MAX_POINTS:
+            raise InvalidParameter(
+                f"more than {MAX_POINTS} points; use a coarser granularity",
+                parameter="granularity",
+            )
+        gaps: list[tuple[datetime, datetime]] = []
+        if self.history is not None:
+            gaps = await self.history.token_gaps(
+                identity.id,
+                start,
+                end,
+                expected_interval=max(self.expected_interval, step or self.expected_interval),
+            )
+        return {
+            "id": identity.id,
+            "from": isoformat_z(start),
+            "to": isoformat_z(end),
+            "granularity": granularity,
+            "points": [{**p, "t": isoformat_z(p["t"])} for p in points],
+            "count": len(points),
+            "gaps": [{"from": isoformat_z(a), "to": isoformat_z(b)} for a, b in gaps],
+        }
+
+
+def choose_granularity(start: datetime, end: datetime, *, allow_raw: bool) -> str:
+    """The finest stored granularity that keeps the range within MAX_POINTS points."""
+    span = end - start
+    if allow_raw and span <= timedelta(hours=2):
+        return "raw"
+    for name in ("1m", "5m", "15m", "1h", "4h", "1d"):
+        step = GRANULARITIES[name]
+        assert step is not None
+        if span / step <= MAX_POINTS:
+            return name
+    return "1d"
+
+
+def _stale(view: TokenView, max_age_ms: int) -> StaleData:
+    return StaleData(
+        f"the data of {view.snapshot.id} is older than max_age_ms={max_age_ms}",
+        retry_after=1.0,
+        details={"token_id": view.snapshot.id, "max_age_ms": max_age_ms},
+    )
+
+
+__all__ = ["Answer", "TokenEndpoints", "choose_granularity"]

@@ -1,0 +1,249 @@
+"""The Redis pub/sub event bus: the :class:`~tokenpulse.bus.base.EventBus` for scale-out (§10).
+
+Every instance publishes to ``PUBLISH <prefix><topic>`` and listens with one pattern
+subscription (``PSUBSCRIBE <prefix>*``) on a dedicated connection, so a client on any
+instance sees every update. Handlers run in the listener task, in publish order per topic;
+a failing handler is counted and isolated.
+
+Fan-out failure is loud: each bus publishes a heartbeat to its own channel every
+``heartbeat_interval`` seconds and :attr:`RedisBus.healthy` turns false (and the
+``tokenpulse_bus_healthy`` gauge 0) when it has not heard its own heartbeat for
+``heartbeat_timeout`` seconds. The listener reconnects with capped exponential backoff
+when the connection drops and re-subscribes when Redis returns; a listener that stops
+hearing its heartbeat although the socket looks open is restarted as well (a half-open
+connection). Pub/sub is at-most-once: what is published while the listener is down is lost,
+which is why stream clients resubscribe and get fresh snapshots.
+
+``publish`` never raises for a Redis failure: it counts
+``tokenpulse_bus_publish_failures_total{topic}``, logs the first failure of an outage, and
+the health check reports it — an ingest loop must not stop because fan-out is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from redis.exceptions import RedisError
+
+from tokenpulse.bus.base import Handler
+from tokenpulse.store.cache.redis import glob_escape
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from tokenpulse.observability.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_TOPIC = "_heartbeat"
+DEFAULT_HEARTBEAT_INTERVAL = 2.0
+DEFAULT_PUBLISH_TIMEOUT = 1.0
+LISTEN_POLL_SECONDS = 1.0  # a read wakes up at least this often to check health and shutdown
+BACKOFF_INITIAL = 0.05
+BACKOFF_MAX = 2.0
+
+
+class RedisBus:
+    """Topic fan-out through Redis pub/sub with self-heartbeat health and automatic recovery.
+
+    ``client`` is a ``redis.asyncio.Redis`` (see :func:`tokenpulse.store.cache.redis.from_url`)
+    owned by the caller: :meth:`close` stops the bus but does not close the client.
+    Call :meth:`start` once inside the event loop before relying on delivery.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        metrics: Metrics | None = None,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_timeout: float | None = None,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        backoff_initial: float = BACKOFF_INITIAL,
+        backoff_max: float = BACKOFF_MAX,
+        on_error: Callable[[str, BaseException], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.prefix = prefix
+        self.metrics = metrics
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = (
+            heartbeat_timeout if heartbeat_timeout is not None else 3 * heartbeat_interval
+        )
+        self.publish_timeout = publish_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._on_error = on_error
+        self._clock = clock
+        self._handlers: dict[str, list[Handler]] = {}
+        self._instance = f"{os.getpid()}-{os.urandom(6).hex()}".encode()
+        self._beats = itertools.count(1)
+        self._listener: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._started_at = clock()
+        self._last_heard: float | None = None
+        self._listening = False
+        self._publish_failing = False
+        self._closed = False
+        self.reconnects = 0  # listener (re)connections after the first one
+        if metrics is not None:
+            metrics.bus_healthy.set_function(lambda: 1.0 if self.healthy else 0.0)
+            metrics.bus_heartbeat_age.set_function(self.heartbeat_age)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the listener and the heartbeat (idempotent)."""
+        if self._listener is None:
+            self._started_at = self._clock()
+            self._listener = asyncio.create_task(self._listen_forever(), name="redis-bus-listener")
+            self._heartbeat = asyncio.create_task(self._beat_forever(), name="redis-bus-heartbeat")
+
+    async def close(self) -> None:
+        """Stop listening and beating; forget every handler. The client stays open."""
+        self._closed = True
+        for task in (self._heartbeat, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._heartbeat = self._listener = None
+        self._handlers.clear()
+        self._listening = False
+
+    # ------------------------------------------------------------------ the port
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """``PUBLISH`` ``payload`` on ``topic``; a failure is counted and logged, not raised."""
+        try:
+            await asyncio.wait_for(
+                self._client.publish(self.prefix + topic, payload), self.publish_timeout
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self.metrics is not None:
+                self.metrics.bus_publish_failures.labels(topic).inc()
+            if not self._publish_failing:
+                log.warning("bus publish failed", topic=topic, error=type(exc).__name__)
+            self._publish_failing = True
+            return
+        if self._publish_failing:
+            log.info("bus publishes recovered", topic=topic)
+            self._publish_failing = False
+        if self.metrics is not None and topic != HEARTBEAT_TOPIC:
+            self.metrics.bus_published.labels(topic).inc()
+
+    def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(topic, payload)`` for each event on ``topic``; returns unsubscribe."""
+        self._handlers.setdefault(topic, []).append(handler)
+
+        def unsubscribe() -> None:
+            handlers = self._handlers.get(topic, [])
+            if handler in handlers:
+                handlers.remove(handler)
+
+        return unsubscribe
+
+    def subscriber_count(self, topic: str) -> int:
+        """Local handlers for ``topic``."""
+        return len(self._handlers.get(topic, ()))
+
+    # ------------------------------------------------------------------ health
+
+    @property
+    def healthy(self) -> bool:
+        """True while this bus hears its own heartbeat through Redis."""
+        if not self._listening or self._last_heard is None:
+            return False
+        return self._clock() - self._last_heard <= self.heartbeat_timeout
+
+    def heartbeat_age(self) -> float:
+        """Seconds since this bus last heard its own heartbeat (since start if never)."""
+        since = self._last_heard if self._last_heard is not None else self._started_at
+        return max(0.0, self._clock() - since)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await self.publish(HEARTBEAT_TOPIC, self._instance + b":%d" % next(self._beats))
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def _listen_forever(self) -> None:
+        backoff = self.backoff_initial
+        first = True
+        while not self._closed:
+            try:
+                await self._listen_once(first)
+                backoff = self.backoff_initial  # a clean restart (deafness) retries at once
+            except (RedisError, OSError, TimeoutError) as exc:
+                if self._listening or first:
+                    log.warning("bus listener lost Redis; reconnecting", error=type(exc).__name__)
+                self._listening = False
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self.backoff_max)
+            first = False
+
+    async def _listen_once(self, first: bool) -> None:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(glob_escape(self.prefix) + "*")
+            if not first:
+                self.reconnects += 1
+                if self.metrics is not None:
+                    self.metrics.bus_reconnects.inc()
+            subscribed_at = self._clock()
+            self._listening = True
+            while not self._closed:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=LISTEN_POLL_SECONDS
+                )
+                if message is not None and message.get("type") == "pmessage":
+                    self._dispatch(message)
+                if self._deaf(subscribed_at):
+                    log.warning("bus stopped hearing its own heartbeat; resubscribing")
+                    if self.metrics is not None:
+                        self.metrics.bus_heartbeat_missed.inc()
+                    return
+        finally:
+            self._listening = False
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _deaf(self, subscribed_at: float) -> bool:
+        """No heartbeat heard for the timeout since this subscription began."""
+        since = max(subscribed_at, self._last_heard or 0.0)
+        return self._clock() - since > self.heartbeat_timeout
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel: bytes = message["channel"]
+        payload: bytes = message["data"]
+        topic = channel[len(self.prefix) :].decode("utf-8", "replace")
+        if topic == HEARTBEAT_TOPIC:
+            if payload.partition(b":")[0] == self._instance:
+                self._last_heard = self._clock()
+            return
+        if self.metrics is not None:
+            self.metrics.bus_delivered.labels(topic).inc()
+        for handler in list(self._handlers.get(topic, ())):
+            try:
+                handler(topic, payload)
+            except Exception as exc:  # one bad subscriber must not starve the others
+                if self.metrics is not None:
+                    self.metrics.bus_handler_errors.labels(topic).inc()
+                if self._on_error is not None:
+                    self._on_error(topic, exc)
+                else:
+                    log.exception("bus handler failed", topic=topic)
+
+
+__all__ = ["HEARTBEAT_TOPIC", "RedisBus"]

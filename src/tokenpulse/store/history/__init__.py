@@ -1,0 +1,11 @@
+"""History store (SPEC §5.2–§5.4): models, migrations, repository, batched writer, backfill.
+
+The composition root builds one :class:`HistoryRepository` from ``DATABASE_URL`` after
+:func:`~tokenpulse.store.history.migrate.upgrade`, feeds live values through a
+:class:`HistoryWriter`, and fills holes with a :class:`Backfiller`.
+"""
+
+from tokenpulse.store.history.repository import HistoryRepository, TokenPoint
+from tokenpulse.store.history.writer import HistoryWriter
+
+__all__ = ["HistoryRepository", "HistoryWriter", "TokenPoint"]

@@ -1,0 +1,1 @@
+"""Alembic environment of the history store (run through :mod:`..migrate`)."""

@@ -1,0 +1,1 @@
+"""History store revisions, oldest first by ``down_revision``."""

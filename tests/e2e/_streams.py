@@ -1,0 +1,76 @@
+"""Serve the real app with streams mounted, on a real port, for the streaming e2e tests.
+
+The same pattern as ``tests/server.py``; until streams are wired into ``create_app`` this
+helper does the wiring the app factory will do (``Streams``, the SSE router, ``mount_streams``
+and the LTP publisher on the bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from tokenpulse.api.app import create_app
+from tokenpulse.api.streams import Streams, make_ltp_publisher, mount_streams
+from tokenpulse.bootstrap import Container, build_container
+from tokenpulse.settings import Settings
+
+
+@dataclass
+class StreamingApp:
+    base_url: str
+    container: Container
+    streams: Streams
+    server: uvicorn.Server
+
+
+def _wire(settings: Settings, options: dict[str, Any]) -> tuple[Any, Container, Streams]:
+    container = build_container(settings)
+    container.prices.add_publisher(make_ltp_publisher(container.bus))
+    streams = Streams(container, **options)
+    edge = create_app(settings, container=container)
+    api = edge.app  # the FastAPI app (tests run without CORS)
+    # Before every other route, as the app factory will include it (the tokens router's
+    # /api/v1/tokens/{token_id} would otherwise take /api/v1/tokens/live).
+    api.router.routes[0:0] = streams.sse_router().routes
+    return mount_streams(edge, container, streams=streams), container, streams
+
+
+@contextlib.asynccontextmanager
+async def streaming_app(settings: Settings, **options: Any) -> AsyncIterator[StreamingApp]:
+    """Serve ``settings`` with streams (``options`` go to ``Streams``) until the block exits."""
+    app, container, streams = _wire(settings, options)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        access_log=False,
+        proxy_headers=False,
+        log_config=None,
+        log_level="warning",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server exited before it started")
+        if loop.time() > deadline:
+            raise TimeoutError("server did not start within 10 s")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield StreamingApp(f"http://127.0.0.1:{port}", container, streams, server)
+    finally:
+        await streams.drain()  # end open streams so the graceful shutdown does not wait
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)

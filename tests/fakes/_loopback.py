@@ -1,0 +1,191 @@
+"""What the fake market-data providers share: a real HTTP server on loopback (uvicorn).
+
+A fake is an ASGI app (so it also works in-process behind ``httpx.ASGITransport``) that
+``async with`` serves on ``127.0.0.1`` on a free port, like ``tests/fakes/kraken_rest.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+from urllib.parse import parse_qsl
+
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class Fault:
+    """Answer the next ``times`` requests (None: all) with ``status``, optionally a body."""
+
+    status: int
+    times: int | None
+    retry_after: float | None = None
+    body: bytes | None = None
+
+    def take(self) -> bool:
+        """Whether the fault applies to this request, using up one of its ``times``."""
+        if self.times is None:
+            return True
+        if self.times <= 0:
+            return False
+        self.times -= 1
+        return True
+
+
+@dataclass
+class Request:
+    """One request the fake received."""
+
+    path: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
+
+
+class LoopbackFake:
+    """Base of the fake providers: request log, faults, and the uvicorn lifecycle."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._faults: list[Fault] = []
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.base_url = ""
+
+    def fail_with(
+        self, status: int, times: int | None = 1, retry_after: float | None = None
+    ) -> None:
+        """Answer the next ``times`` requests (None: all) with HTTP ``status``."""
+        self._faults.append(Fault(status, times, retry_after))
+
+    def reset(self) -> None:
+        """Back to healthy answers (the request log is kept)."""
+        self._faults.clear()
+
+    def requests_to(self, path_part: str) -> list[Request]:
+        """The logged requests whose path contains ``path_part``."""
+        return [request for request in self.requests if path_part in request.path]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        config = uvicorn.Config(
+            self,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            ws="none",
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        server = _QuietServer(config)
+        self._server = server
+        self._task = asyncio.create_task(server.serve())
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError(f"{self.name} stopped during start-up")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} did not start within 10s")
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+    # -- ASGI ------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = {
+            key.decode("latin-1").lower(): value.decode("latin-1")
+            for key, value in scope.get("headers", [])
+        }
+        request = Request(
+            path=scope["path"],
+            params=dict(parse_qsl(scope["query_string"].decode("latin-1"))),
+            headers=headers,
+        )
+        self.requests.append(request)
+        if scope["method"] != "GET":
+            await respond(send, 405, b"only GET here", content_type=b"text/plain")
+            return
+        for fault in self._faults:
+            if fault.take():
+                await self.answer_fault(send, fault)
+                return
+        await self.handle(request, send)
+
+    async def handle(self, request: Request, send: Send) -> None:
+        """Answer a healthy request (subclasses)."""
+        raise NotImplementedError
+
+    async def answer_fault(self, send: Send, fault: Fault) -> None:
+        """Answer with a fault (subclasses give it their provider's error body)."""
+        body = fault.body or f"HTTP {fault.status} from the fake".encode()
+        await respond(send, fault.status, body, retry_after(fault), content_type=b"text/plain")
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without signal handlers: the test runner keeps Ctrl+C."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def retry_after(fault: Fault) -> list[tuple[bytes, bytes]]:
+    """The ``Retry-After`` header of a fault, if it has one."""
+    if fault.retry_after is None:
+        return []
+    value = fault.retry_after
+    text = str(int(value)) if float(value).is_integer() else repr(float(value))
+    return [(b"retry-after", text.encode())]
+
+
+def to_json(body: object) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+async def respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    *,
+    content_type: bytes = b"application/json; charset=utf-8",
+) -> None:
+    """Send a whole HTTP answer."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
