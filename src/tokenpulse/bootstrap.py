@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -12,22 +14,40 @@ import structlog
 from tokenpulse import __version__
 from tokenpulse.api.auth import Authenticator, StaticKeyAuthenticator
 from tokenpulse.api.ltp import LtpEndpoints
+from tokenpulse.api.tokens import TokenEndpoints
 from tokenpulse.bus.base import InProcessBus
 from tokenpulse.data import kraken_pair_registry
+from tokenpulse.domain.errors import StoreError
+from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
+from tokenpulse.domain.tokens import TokenQuote
+from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ingest import LtpSupervisor, UnavailableSource
+from tokenpulse.services.market_ingest import MarketIngest, replay_ticker_time, replay_time
 from tokenpulse.services.prices import PriceService
+from tokenpulse.services.tokens import TokenService
 from tokenpulse.settings import Settings
 from tokenpulse.sources.base import Source
+from tokenpulse.sources.coingecko import CoinGeckoClient
+from tokenpulse.sources.coinmarketcap import CmcClient
+from tokenpulse.sources.credit_budget import CreditBudget
+from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
 from tokenpulse.sources.kraken.ws import KrakenWsSource
+from tokenpulse.sources.market import MarketScheduler
+from tokenpulse.sources.market_replay import MarketReplaySource
 from tokenpulse.sources.replay import ReplaySource
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
 from tokenpulse.store.cache.redis import RedisCache
 from tokenpulse.store.cache.redis import from_url as redis_from_url
+from tokenpulse.store.history import migrate
+from tokenpulse.store.history.backfill import Backfiller
+from tokenpulse.store.history.repository import HistoryRepository
+from tokenpulse.store.history.writer import HistoryWriter
 from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 
 log = structlog.get_logger(__name__)
@@ -35,9 +55,8 @@ log = structlog.get_logger(__name__)
 NOT_IN_THIS_RELEASE = {
     "coinbase": "the Coinbase feed is not part of this release",
     "binance": "the Binance feed is not part of this release",
-    "coinmarketcap": "token metrics (CoinMarketCap) are not part of this release",
-    "coingecko": "token metrics (CoinGecko) are not part of this release",
 }
+PROVIDER_TIMEOUT = 10.0
 
 
 @dataclass
@@ -55,13 +74,22 @@ class Container:
     supervisor: LtpSupervisor | None
     ltp: LtpEndpoints
     http: httpx.AsyncClient
+    identities: IdentityRegistry
+    tokens: TokenService
+    token_api: TokenEndpoints
+    history: HistoryRepository | None = None
+    market: MarketIngest | None = None
     redis: Any = None
+    history_error: str | None = None
     started_at: Any = field(default_factory=utcnow)
 
     async def start(self) -> None:
-        """Start ingestion (when this instance's role ingests)."""
+        """Prepare the history store, then start ingestion (when this instance ingests)."""
+        await self._prepare_history()
         if self.supervisor is not None:
             await self.supervisor.start()
+        if self.market is not None:
+            await self.market.start()
         log.info(
             "tokenpulse started",
             version=__version__,
@@ -72,11 +100,35 @@ class Container:
             auth=self.settings.auth_enabled,
         )
 
+    async def _prepare_history(self) -> None:
+        """SQLite is migrated in place; PostgreSQL must be at head (`tokenpulse db upgrade`)."""
+        if self.history is None:
+            return
+        url = self.settings.database_url
+        try:
+            if self.history.dialect == "sqlite":
+                await migrate.upgrade(url)
+            elif await migrate.current_revision(url) != migrate.head():
+                self.history_error = (
+                    "the history database is not at the current schema: run `tokenpulse db upgrade`"
+                )
+                log.error("history store not migrated", hint="tokenpulse db upgrade")
+        except StoreError as exc:
+            # The service runs without history rather than not at all; /ready says why.
+            self.history_error = f"history store unavailable: {exc.message}"
+            log.error("history store unavailable", error=exc.message)
+
     async def stop(self) -> None:
-        """Stop sources, apply what they read, close connections — never raises."""
+        """Stop sources, apply what they read, flush history, close — never raises."""
         if self.supervisor is not None:
             with contextlib.suppress(Exception):
                 await self.supervisor.stop()
+        if self.market is not None:
+            with contextlib.suppress(Exception):
+                await self.market.stop(self.settings.shutdown_timeout / 2)
+        if self.history is not None:
+            with contextlib.suppress(Exception):
+                await self.history.close()
         for close in (self.bus.close, self.http.aclose, self.cache.close):
             try:
                 await close()
@@ -141,12 +193,52 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         headers={"User-Agent": f"tokenpulse/{__version__}"},
         limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
     )
+    rest = (
+        KrakenRestClient(
+            base_url=settings.kraken_rest_url,
+            http=http,
+            registry=registry,
+            metrics=metrics,
+            request_timeout=settings.kraken_request_timeout,
+            max_retries=settings.kraken_max_retries,
+        )
+        if "kraken" in settings.sources
+        else None
+    )
     supervisor = (
-        _build_supervisor(settings, registry, pairs, prices, metrics, http)
+        _build_supervisor(settings, registry, pairs, prices, metrics, rest)
         if settings.ingests
         else None
     )
     ltp = LtpEndpoints(prices=prices, registry=registry, supervisor=supervisor)
+    identities = IdentityRegistry()
+    tokens = TokenService(
+        identities=identities,
+        policy=VelocityPolicy(
+            min_market_cap_usd=Decimal(str(settings.min_market_cap_usd)),
+            velocity_outlier=Decimal(str(settings.velocity_outlier)),
+            stale_after=settings.stale_after,
+            trend_stable_band_pct=Decimal(str(settings.trend_stable_band)),
+            price_outlier_fraction=Decimal(str(settings.price_outlier_fraction)),
+        ),
+        metrics=metrics,
+    )
+    history = (
+        HistoryRepository.from_url(settings.database_url, metrics=metrics)
+        if settings.history_enabled
+        else None
+    )
+    market = (
+        _build_market(settings, metrics, http, tokens, prices, history, rest, registry, pairs)
+        if settings.ingests
+        else None
+    )
+    token_api = TokenEndpoints(
+        tokens=tokens,
+        history=history,
+        stale_after=settings.stale_after,
+        expected_interval=timedelta(seconds=settings.market_poll_interval),
+    )
     return Container(
         settings=settings,
         metrics=metrics,
@@ -159,6 +251,11 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         supervisor=supervisor,
         ltp=ltp,
         http=http,
+        identities=identities,
+        tokens=tokens,
+        token_api=token_api,
+        history=history,
+        market=market,
         redis=redis_client,
     )
 
@@ -169,10 +266,9 @@ def _build_supervisor(
     pairs: list[Pair],
     prices: PriceService,
     metrics: Metrics,
-    http: httpx.AsyncClient,
+    rest: KrakenRestClient | None,
 ) -> LtpSupervisor:
     streams: list[Source] = []
-    rest: KrakenRestClient | None = None
     unavailable = [
         UnavailableSource(name, reason)
         for name, reason in NOT_IN_THIS_RELEASE.items()
@@ -197,14 +293,6 @@ def _build_supervisor(
                 backoff_initial=settings.backoff_initial,
                 backoff_max=settings.backoff_max,
             )
-        )
-        rest = KrakenRestClient(
-            base_url=settings.kraken_rest_url,
-            http=http,
-            registry=registry,
-            metrics=metrics,
-            request_timeout=settings.kraken_request_timeout,
-            max_retries=settings.kraken_max_retries,
         )
     if "replay" in settings.sources:
         from pathlib import Path
@@ -233,3 +321,109 @@ def _build_supervisor(
 
 
 __all__ = ["Container", "build_container"]
+
+
+def _build_market(
+    settings: Settings,
+    metrics: Metrics,
+    http: httpx.AsyncClient,
+    tokens: TokenService,
+    prices: PriceService,
+    history: HistoryRepository | None,
+    rest: KrakenRestClient | None,
+    registry: PairRegistry,
+    pairs: list[Pair],
+) -> MarketIngest:
+    """Token ingestion: the market scheduler (or the replay), history writer and backfill."""
+    replay = "replay" in settings.sources
+    cmc: CmcClient | None = None
+    coingecko: CoinGeckoClient | None = None
+    budget = CreditBudget(settings.cmc_monthly_credits)
+    if "coinmarketcap" in settings.sources:
+        cmc = CmcClient(
+            base_url=settings.cmc_base_url,
+            api_key=settings.cmc_api_key,
+            http=http,
+            metrics=metrics,
+            request_timeout=PROVIDER_TIMEOUT,
+            max_retries=settings.kraken_max_retries,
+            budget=budget,
+        )
+    if "coingecko" in settings.sources:
+        coingecko = CoinGeckoClient(
+            base_url=settings.coingecko_base_url,
+            api_key=settings.coingecko_api_key,
+            http=http,
+            metrics=metrics,
+            request_timeout=PROVIDER_TIMEOUT,
+            max_retries=settings.kraken_max_retries,
+        )
+    writer = HistoryWriter(history, metrics=metrics) if history is not None else None
+    ingest_ref: list[MarketIngest] = []
+
+    def sink(quotes: list[TokenQuote]) -> None:
+        ingest_ref[0].sink(quotes)
+
+    source: Any = None
+    if replay:
+        source = MarketReplaySource(
+            sink=sink,
+            interval=settings.market_poll_interval,
+            speed=settings.replay_speed,
+            metrics=metrics,
+        )
+    elif cmc is not None or coingecko is not None:
+        source = MarketScheduler(
+            cmc=cmc,
+            coingecko=coingecko,
+            budget=budget,
+            poll_interval=settings.market_poll_interval,
+            tracked_tokens=settings.tracked_tokens,
+            track_top_n=settings.track_top_n,
+            sink=sink,
+            metrics=metrics,
+        )
+    if writer is not None:
+        if replay:
+            tokens.add_history_sink(lambda s: writer.add_token(replay_time(s)))
+        else:
+            tokens.add_history_sink(writer.add_token)
+
+        async def record_ltp(ticker: Ticker) -> None:
+            writer.add_ltp(replay_ticker_time(ticker) if ticker.source == "replay" else ticker)
+
+        prices.add_publisher(record_ltp)
+    backfiller = None
+    if history is not None and not replay:
+        ohlc = (
+            KrakenOhlcClient(
+                base_url=settings.kraken_rest_url,
+                http=http,
+                limiter=rest.limiter,
+                registry=registry,
+                metrics=metrics,
+            )
+            if rest is not None
+            else None
+        )
+
+        def coin_id_for(token_id: str) -> str | None:
+            identity = tokens.identities.get(token_id)
+            return identity.coingecko_id if identity is not None else None
+
+        backfiller = Backfiller(
+            history, charts=coingecko, ohlc=ohlc, metrics=metrics, coin_id_for=coin_id_for
+        )
+    ingest = MarketIngest(
+        tokens=tokens,
+        source=source,
+        history=history,
+        writer=writer,
+        backfiller=backfiller,
+        pairs=pairs,
+        raw_retention=timedelta(seconds=settings.history_raw_retention),
+        rollup_retention=timedelta(seconds=settings.history_rollup_retention),
+        replay=replay,
+    )
+    ingest_ref.append(ingest)
+    return ingest

@@ -245,6 +245,19 @@ class Settings(BaseSettings):
     tracked_tokens: StrList = Field(default_factory=list)
     track_top_n: _int_range(1, 5000) = 100  # type: ignore[valid-type]
 
+    # velocity, quality and history (SPEC §4.4, §4.5, §5)
+    min_market_cap_usd: _float_range(0, 1e15) = 100_000.0  # type: ignore[valid-type]
+    velocity_outlier: _float_range(0, 1e9) = 10.0  # type: ignore[valid-type]
+    trend_stable_band: _float_range(0, 100) = 1.0  # type: ignore[valid-type]
+    price_outlier_fraction: _float_range(0, 100) = 0.2  # type: ignore[valid-type]
+    history_raw_retention: _duration("1h", "3650d") = "7d"  # type: ignore[valid-type]
+    history_rollup_retention: _duration("1d", "36500d") = "365d"  # type: ignore[valid-type]
+    history_enabled: Bool = True
+
+    # streams (SPEC §7)
+    bulk_interval: _duration("100ms", "1m") = "1s"  # type: ignore[valid-type]
+    sse_heartbeat: _duration("1s", "5m") = "15s"  # type: ignore[valid-type]
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
         problems: list[str] = []
@@ -252,6 +265,12 @@ class Settings(BaseSettings):
             problems.append("BACKOFF_INITIAL: must not exceed BACKOFF_MAX")
         if self.auth_enabled and not self.auth_api_key:
             problems.append("AUTH_API_KEY: required when AUTH_ENABLED=true")
+        if self.history_raw_retention > self.history_rollup_retention:
+            problems.append("HISTORY_RAW_RETENTION: must not exceed HISTORY_ROLLUP_RETENTION")
+        if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            problems.append(
+                "DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
         if "*" in self.cors_origins and not self.auth_enabled:
             problems.append("CORS_ORIGINS: '*' is allowed only with AUTH_ENABLED=true")
         if problems:

@@ -1,14 +1,16 @@
 """Serve the real app with streams mounted, on a real port, for the streaming e2e tests.
 
-The same pattern as ``tests/server.py``; until streams are wired into ``create_app`` this
-helper does the wiring the app factory will do (``Streams``, the SSE router, ``mount_streams``
-and the LTP publisher on the bus).
+The same pattern as ``tests/server.py``, with a ``Streams`` of the test's own options. When
+``create_app`` takes ``streams=`` (the wired app factory) it is used as is; before that, this
+helper does the wiring the app factory will do (the SSE router, ``mount_streams`` and the LTP
+publisher on the bus).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +33,10 @@ class StreamingApp:
 
 def _wire(settings: Settings, options: dict[str, Any]) -> tuple[Any, Container, Streams]:
     container = build_container(settings)
-    container.prices.add_publisher(make_ltp_publisher(container.bus))
     streams = Streams(container, **options)
+    if "streams" in inspect.signature(create_app).parameters:  # the app factory wires streams
+        return create_app(settings, container=container, streams=streams), container, streams
+    container.prices.add_publisher(make_ltp_publisher(container.bus))
     edge = create_app(settings, container=container)
     api = edge.app  # the FastAPI app (tests run without CORS)
     # Before every other route, as the app factory will include it (the tokens router's
@@ -42,13 +46,15 @@ def _wire(settings: Settings, options: dict[str, Any]) -> tuple[Any, Container, 
 
 
 @contextlib.asynccontextmanager
-async def streaming_app(settings: Settings, **options: Any) -> AsyncIterator[StreamingApp]:
+async def streaming_app(
+    settings: Settings, *, port: int = 0, **options: Any
+) -> AsyncIterator[StreamingApp]:
     """Serve ``settings`` with streams (``options`` go to ``Streams``) until the block exits."""
     app, container, streams = _wire(settings, options)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=0,
+        port=port,
         lifespan="on",
         access_log=False,
         proxy_headers=False,

@@ -62,7 +62,7 @@ def test_top100_markets_exact_digits_and_ids() -> None:
 def test_top100_nulls_stay_none_and_unasked_windows_are_none() -> None:
     result = parse_markets(load(TOP100), received_at=RECEIVED)
 
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for quote in result.quotes:
         counts["max_supply"] += quote.max_supply is None
         counts["total_supply"] += quote.total_supply is None

@@ -7,7 +7,8 @@ the fake CMC app in-process (``httpx.ASGITransport``, no socket) with a hand-mov
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import itertools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.fakes.coinmarketcap import FakeCmc
 from tests.helpers import FakeClock
+from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.sources.coinmarketcap import CmcClient
 from tokenpulse.sources.credit_budget import (
@@ -40,8 +42,10 @@ EPSILON = 1e-6
 
 @pytest.mark.parametrize(
     ("points", "per_credit", "credits"),
-    [(1, 200, 1), (100, 200, 1), (200, 200, 1), (201, 200, 2), (500, 200, 3), (5000, 200, 25)]
-    + [(0, 200, 1), (100, 100, 1), (101, 100, 2), (3, 100, 1)],
+    [
+        *[(1, 200, 1), (100, 200, 1), (200, 200, 1), (201, 200, 2), (500, 200, 3)],
+        *[(5000, 200, 25), (0, 200, 1), (100, 100, 1), (101, 100, 2), (3, 100, 1)],
+    ],
 )
 def test_credits_per_call_like_cmc(points: int, per_credit: int, credits: int) -> None:
     assert credits_for(points, per_credit) == credits
@@ -156,11 +160,16 @@ class Month:
         return [at for at, _ in self.polls if start <= at < end]
 
 
+MonthFactory = Callable[..., Month]
+
+
 @pytest.fixture
-async def month_factory(metrics: Metrics) -> AsyncIterator[type]:
+async def month_factory(metrics: Metrics) -> AsyncIterator[MonthFactory]:
     clients: list[httpx.AsyncClient] = []
 
-    def make(monthly: int, *, poll_interval: float, top_n: int = 10, charge: int | None = None):
+    def make(
+        monthly: int, *, poll_interval: float, top_n: int = 10, charge: int | None = None
+    ) -> Month:
         fake = FakeCmc()
         fake.charge(charge)
         clock = FakeClock(JAN_1)
@@ -179,7 +188,7 @@ async def month_factory(metrics: Metrics) -> AsyncIterator[type]:
         )
         month: Month
 
-        def sink(quotes: list[object]) -> None:
+        def sink(quotes: list[TokenQuote]) -> None:
             assert cmc.last_status is not None
             month.polls.append((clock.now, cmc.last_status.credit_count))
 
@@ -196,16 +205,18 @@ async def month_factory(metrics: Metrics) -> AsyncIterator[type]:
         month = Month(clock, budget, scheduler, fake, cmc)
         return month
 
-    yield make  # type: ignore[misc]
+    yield make
     for http in clients:
         await http.aclose()
 
 
 def min_gap(times: list[float]) -> float:
-    return min(later - earlier for earlier, later in zip(times, times[1:], strict=False))
+    return min(later - earlier for earlier, later in itertools.pairwise(times))
 
 
-async def test_a_month_at_1s_poll_interval_spends_exactly_the_budget(month_factory: type) -> None:
+async def test_a_month_at_1s_poll_interval_spends_exactly_the_budget(
+    month_factory: MonthFactory,
+) -> None:
     month = month_factory(1_000, poll_interval=1.0)
 
     await month.run_until(FEB_1)
@@ -218,7 +229,7 @@ async def test_a_month_at_1s_poll_interval_spends_exactly_the_budget(month_facto
     assert month.fake.credits_charged == 1_000
 
 
-async def test_two_credit_polls_are_spaced_twice_as_far(month_factory: type) -> None:
+async def test_two_credit_polls_are_spaced_twice_as_far(month_factory: MonthFactory) -> None:
     # top 201 costs 2 credits a poll (the recording has 100 coins, so the fake is told to
     # charge what CMC charges for 201)
     month = month_factory(200, poll_interval=60.0, top_n=201, charge=2)
@@ -232,7 +243,7 @@ async def test_two_credit_polls_are_spaced_twice_as_far(month_factory: type) -> 
     assert month.fake.listing_requests()[0].params["limit"] == "201"
 
 
-async def test_a_slow_poll_interval_wins_over_the_budget(month_factory: type) -> None:
+async def test_a_slow_poll_interval_wins_over_the_budget(month_factory: MonthFactory) -> None:
     month = month_factory(10_000, poll_interval=3600.0)
 
     await month.run_until(FEB_1)
@@ -243,7 +254,9 @@ async def test_a_slow_poll_interval_wins_over_the_budget(month_factory: type) ->
     assert month.credits_between(JAN_1, FEB_1) == 31 * 24
 
 
-async def test_provider_charging_more_than_estimated_still_fits(month_factory: type) -> None:
+async def test_provider_charging_more_than_estimated_still_fits(
+    month_factory: MonthFactory,
+) -> None:
     month = month_factory(50, poll_interval=1.0, charge=3)
 
     await month.run_until(FEB_1)
@@ -253,7 +266,9 @@ async def test_provider_charging_more_than_estimated_still_fits(month_factory: t
     assert min_gap(month.times_between(JAN_1, FEB_1)) >= JANUARY / 16 - EPSILON
 
 
-async def test_spent_budget_stops_polling_until_the_month_rolls_over(month_factory: type) -> None:
+async def test_spent_budget_stops_polling_until_the_month_rolls_over(
+    month_factory: MonthFactory,
+) -> None:
     month = month_factory(10, poll_interval=1.0)
     await month.run_until(JAN_1 + 4 * DAY)
     assert month.credits_between(JAN_1, FEB_1) == 2  # polls 3.1 days apart
@@ -277,7 +292,7 @@ async def test_spent_budget_stops_polling_until_the_month_rolls_over(month_facto
     assert month.scheduler.state()["status"] == "ok"
 
 
-async def test_two_months_in_a_row_each_stay_within_budget(month_factory: type) -> None:
+async def test_two_months_in_a_row_each_stay_within_budget(month_factory: MonthFactory) -> None:
     month = month_factory(300, poll_interval=1.0)
 
     await month.run_until(MAR_1)

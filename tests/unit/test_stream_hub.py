@@ -169,9 +169,7 @@ async def test_a_key_without_state_sends_its_snapshot_when_it_first_appears(
     assert (message.event, message.kind, message.id) == ("token_update", "snapshot", "bitcoin")
 
 
-async def test_explicit_interval_holds_deltas_until_due(
-    hub: StreamHub, clock: FakeClock
-) -> None:
+async def test_explicit_interval_holds_deltas_until_due(hub: StreamHub, clock: FakeClock) -> None:
     hub.publish_pair("BTC/USD", ltp(100.0))
     s, _ = sub(hub)
     s.subscribe([BTC], interval_ms=500)

@@ -14,15 +14,17 @@ from starlette.middleware.cors import CORSMiddleware
 
 from tokenpulse import __version__
 from tokenpulse.api.clientip import ClientIpResolver
-from tokenpulse.api.errors import install_error_handlers
+from tokenpulse.api.errors import error_body, error_headers, install_error_handlers
 from tokenpulse.api.middleware import EdgeMiddleware, Receive, Scope, Send
 from tokenpulse.api.routes import health_body, router
+from tokenpulse.api.token_routes import router as token_router
 from tokenpulse.bootstrap import Container, build_container
+from tokenpulse.domain.errors import TokenpulseError
 from tokenpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0}
+ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0, "/api/v1/tokens": 2.0}
 
 
 def create_app(settings: Settings, *, container: Container | None = None) -> Any:
@@ -50,6 +52,7 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
     api.state.container = container
     install_error_handlers(api)
     api.include_router(router)
+    api.include_router(token_router)
 
     app: Any = api
     if settings.cors_origins:
@@ -106,6 +109,33 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
         await send({"type": "http.response.body", "body": body})
         return 200, len(body)
 
+    token_api = container.token_api
+
+    async def tokens_fast(
+        scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, int]:
+        try:
+            answer = token_api.list_tokens(scope["query_string"])
+            status, body, extra = answer.status, answer.body, answer.headers
+        except TokenpulseError as exc:
+            status = exc.status
+            body = error_body(scope["path"], exc, scope["state"]["request_id"].decode())
+            extra = error_headers(exc)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *headers,
+                    *extra,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return status, len(body)
+
     def route_of(scope: Scope) -> str:
         route = scope.get("route")
         path = getattr(route, "path", None)
@@ -123,7 +153,11 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
         authenticator=container.authenticator,
         limiter=container.limiter,
         client_ip=ClientIpResolver(settings.forwarded_allow_ips),
-        fast_routes={("GET", "/api/v1/ltp"): ltp_fast, ("GET", "/health"): health_fast},
+        fast_routes={
+            ("GET", "/api/v1/ltp"): ltp_fast,
+            ("GET", "/health"): health_fast,
+            ("GET", "/api/v1/tokens"): tokens_fast,
+        },
         costs=ENDPOINT_COSTS,
         max_cost=float(settings.rate_limit_capacity),
         route_of=route_of,

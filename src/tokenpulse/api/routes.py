@@ -162,7 +162,18 @@ async def ready(container: ContainerDep) -> Response:
     except (StoreError, TimeoutError) as exc:
         services["cache"] = "unhealthy"
         errors.append(f"cache ({container.cache.backend}): {exc or 'timed out'}")
-    services["database"] = "not_in_use"
+    if container.history is None:
+        services["database"] = "disabled"
+    elif container.history_error is not None:
+        services["database"] = "unhealthy"
+        errors.append(f"database: {container.history_error}")
+    else:
+        try:
+            await asyncio.wait_for(container.history.ping(), READY_CHECK_TIMEOUT)
+            services["database"] = "ready"
+        except (StoreError, TimeoutError) as exc:
+            services["database"] = "unhealthy"
+            errors.append(f"database ({container.history.dialect}): {exc or 'timed out'}")
     views = container.prices.views()
     missing = [str(p) for p in container.prices.pairs if p not in views]
     if container.supervisor is not None:
@@ -174,6 +185,13 @@ async def ready(container: ContainerDep) -> Response:
     if not views:
         errors.append("prices: no price for any pair yet")
     services["prices"] = {"available": len(views), "missing": missing}
+    services["tokens"] = {"available": len(container.tokens)}
+    if container.market is not None:
+        services["market"] = {
+            k: v
+            for k, v in container.market.state().items()
+            if k in {"tokens", "active_source", "reason", "status"}
+        }
     status = "ready" if not errors else "unhealthy"
     body = {
         "status": status,
@@ -236,4 +254,5 @@ async def list_sources(container: ContainerDep) -> dict[str, Any]:
         data: dict[str, Any] = {"sources": [], "pairs": {}, "role": container.settings.role}
     else:
         data = {**container.supervisor.report(), "role": container.settings.role}
+    data["market"] = container.market.state() if container.market is not None else None
     return _envelope(data, started)

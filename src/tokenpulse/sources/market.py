@@ -194,7 +194,9 @@ class MarketScheduler:
             return REASON_REJECTED, cmc.disabled_reason
         wait = cmc.rate_limited_for()
         if wait > 0:
-            return REASON_RATE_LIMITED, f"CoinMarketCap asked us to wait {wait:.0f}s more"
+            said = cmc.health.last_error or "rate limited"
+            until = isoformat_z(from_epoch(now + wait))
+            return REASON_RATE_LIMITED, f"CoinMarketCap: {said}; asked again from {until}"
         if now < self._cmc_retry_at and self._cmc_failure is not None:
             reason, detail = self._cmc_failure
             return reason, f"{detail}; next try in {self._cmc_retry_at - now:.0f}s"

@@ -49,10 +49,8 @@ from tokenpulse.sources.kraken.rest import RequestLimiter
 log = structlog.get_logger(__name__)
 
 DEFAULT_RETRY_AFTER = 60.0  # seconds, when a provider says "slow down" without Retry-After
-Outcome = Literal[
-    "ok", "http_error", "transport_error", "provider_error", "parse_error", "rate_limited",
-    "rejected",
-]  # fmt: skip
+_Failed = Literal["http_error", "transport_error", "provider_error", "parse_error"]
+Outcome = Literal["ok", "rate_limited", "rejected", _Failed]
 
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
@@ -61,17 +59,10 @@ class ProviderRateLimited(UpstreamError):
     """The provider told us to slow down; ask again after ``retry_after`` seconds."""
 
     def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float,
-        source: str,
-        error_code: int | None = None,
+        self, message: str, *, retry_after: float, source: str, error_code: int | None = None
     ) -> None:
-        super().__init__(
-            message,
-            details={"source": source, "retry_after": retry_after, "error_code": error_code},
-        )
+        details = {"source": source, "retry_after": retry_after, "error_code": error_code}
+        super().__init__(message, details=details)
         self.retry_after = retry_after
         self.source = source
         self.error_code = error_code

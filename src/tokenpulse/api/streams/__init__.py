@@ -19,14 +19,14 @@ all instances)::
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import socketio
 from fastapi import APIRouter
 
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
 from tokenpulse.api.streams.requests import TokenResolver, accept_any_token
-from tokenpulse.api.streams.socketio_server import SocketIoGateway
+from tokenpulse.api.streams.socketio_server import DEFAULT_MAX_BACKLOG, SocketIoGateway
 from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, sse_router
 from tokenpulse.api.streams.topics import (
     PAIR_PREFIX,
@@ -35,8 +35,10 @@ from tokenpulse.api.streams.topics import (
     make_token_publisher,
     split_key,
 )
-from tokenpulse.bootstrap import Container
 from tokenpulse.domain.errors import TokenpulseError
+
+if TYPE_CHECKING:  # the composition root imports this package (make_ltp_publisher)
+    from tokenpulse.bootstrap import Container
 
 DEFAULT_BULK_INTERVAL = 1.0
 
@@ -55,6 +57,7 @@ class Streams:
         ping_timeout: float = 20.0,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         sse_heartbeat: float = DEFAULT_HEARTBEAT,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
         self.container = container
         limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
@@ -74,6 +77,7 @@ class Streams:
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             send_timeout=send_timeout,
+            max_backlog=max_backlog,
         )
         self._detach: Any = None
 

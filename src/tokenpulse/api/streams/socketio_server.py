@@ -49,6 +49,7 @@ NAMESPACE = "/"
 EVENT_BUCKET_CAPACITY = 50.0  # inbound events a connection may burst
 EVENT_BUCKET_REFILL = 20.0  # … and sustain per second
 MAX_REJECTED_EVENTS = 200  # a client still flooding after this many refusals is disconnected
+DEFAULT_MAX_BACKLOG = 16  # Engine.IO packets queued for one socket before we hold back
 RESUME_TTL = 300.0
 RESUME_MAX = 50_000
 
@@ -99,7 +100,7 @@ class SocketIoGateway:
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
         send_timeout: float = 10.0,
-        max_backlog: int = 16,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
         self.hub = hub
         self.registry = registry
@@ -126,6 +127,7 @@ class SocketIoGateway:
         self._resume: OrderedDict[str, tuple[str | None, float, dict[str, Any]]] = OrderedDict()
         self._wake: asyncio.Event | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._failures: set[tuple[str, str]] = set()
         self._register()
 
     # ------------------------------------------------------------------ lifecycle
@@ -281,12 +283,21 @@ class SocketIoGateway:
                 if isinstance(exc, RateLimited) and conn.rejected > MAX_REJECTED_EVENTS:
                     await self.sio.disconnect(sid)
                 return _error(exc.code, exc.message)
-            except Exception:  # a bug in one handler must not take the connection down
-                log.exception("stream event handler failed", event=event)
+            except Exception as exc:  # a bug in one handler must not take the connection down
+                self._log_failure(event, exc)
                 self.metrics.stream_rejected.labels(TRANSPORT, "internal_error").inc()
                 return _error("INTERNAL_ERROR", "the server could not handle this request")
 
         return run
+
+    def _log_failure(self, event: str, exc: Exception) -> None:
+        """The traceback once per event and exception type; a short line after that."""
+        kind = (event, type(exc).__name__)
+        if kind in self._failures:
+            log.warning("stream event handler failed again", stream_event=event, error=kind[1])
+            return
+        self._failures.add(kind)
+        log.error("stream event handler failed", stream_event=event, exc_info=exc)
 
     def _take_token(self, conn: _Conn) -> None:
         now = time.monotonic()
@@ -440,4 +451,4 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
-__all__ = ["Refused", "SocketIoGateway", "encode"]
+__all__ = ["DEFAULT_MAX_BACKLOG", "Refused", "SocketIoGateway", "encode"]

@@ -44,6 +44,13 @@ RECONNECT_HINT = b"retry: 2000\n\n"
 KEEPALIVE = b": keepalive\n\n"
 PAIRS_DOC = "Comma-separated pairs (any spelling); every supported pair if absent"
 IDS_DOC = "Comma-separated token ids; every token if absent"
+INTERVAL_DOC = (
+    "At most one message per key per this many milliseconds (within the server's bounds, "
+    "50..60000 by default); absent: adaptive (faster while the price moves)"
+)
+IntervalQuery = Annotated[str | None, Query(description=INTERVAL_DOC)]
+PairsQuery = Annotated[str | None, Query(description=PAIRS_DOC)]
+IdsQuery = Annotated[str | None, Query(description=IDS_DOC)]
 SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
@@ -180,11 +187,6 @@ def sse_router(
     """The SSE routes bound to ``hub``. Include it before any ``/api/v1/tokens/{token_id}``."""
     router = APIRouter(tags=["streams"])
     limits = hub.limits
-    interval_doc = (
-        f"At most one message per key per this many ms ({limits.min_interval_ms}.."
-        f"{limits.max_interval_ms}); default adaptive"
-    )
-    IntervalQuery = Annotated[str | None, Query(description=interval_doc)]
 
     def stream(keys: list[str], prefix: str | None, interval: str | None) -> EventStream:
         if sum(hub.stats().connections.values()) >= limits.max_connections:
@@ -207,9 +209,10 @@ def sse_router(
         "/api/v1/ltp/live",
         summary="Live last traded prices (Server-Sent Events)",
         response_class=EventStream,
+        status_code=200,
     )
     async def ltp_live(
-        pair: Annotated[str | None, Query(description=PAIRS_DOC)] = None,
+        pair: PairsQuery = None,
         min_interval_ms: IntervalQuery = None,
     ) -> EventStream:
         """``event: ltp_update`` per pair: a snapshot, then deltas."""
@@ -229,9 +232,10 @@ def sse_router(
         "/api/v1/tokens/live",
         summary="Live token metrics (Server-Sent Events)",
         response_class=EventStream,
+        status_code=200,
     )
     async def tokens_live(
-        ids: Annotated[str | None, Query(description=IDS_DOC)] = None,
+        ids: IdsQuery = None,
         min_interval_ms: IntervalQuery = None,
     ) -> EventStream:
         """``event: token_update`` per token: a snapshot, then deltas."""
@@ -246,6 +250,7 @@ def sse_router(
         "/api/v1/tokens/{token_id}/live",
         summary="Live metrics of one token (Server-Sent Events)",
         response_class=EventStream,
+        status_code=200,
     )
     async def token_live(
         token_id: Annotated[str, Path(description="Token id, CMC id, CoinGecko id or symbol")],

@@ -8,10 +8,11 @@ bucket at each level, and raw retention never changes a coarser bucket.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tokenpulse.store.history._buckets import Bucket, floor_to, merge, runs, sample
 from tokenpulse.store.history.models import (
@@ -22,6 +23,11 @@ from tokenpulse.store.history.models import (
     ROLLUP_TABLES,
     epoch_seconds,
     from_epoch_seconds,
+    ltp_rollups,
+    ltp_samples,
+    rollup_queue,
+    token_rollups,
+    token_snapshots,
 )
 
 InsertFactory = Callable[[sa.Table], Any]
@@ -29,6 +35,64 @@ InsertFactory = Callable[[sa.Table], Any]
 _TOKEN_VALUES = ("open", "high", "low", "close", "market_cap", "volume_24h")
 _PAIR_VALUES = ("open", "high", "low", "close")
 _DAY = 86400
+
+
+async def roll_pending(engine: AsyncEngine, insert: InsertFactory, now: datetime) -> dict[str, int]:
+    """Roll up every queued minute that ended by ``now``: one transaction per key.
+
+    A queue entry is deleted only if nobody re-marked it meanwhile (same ``marked_ns``), so
+    a write that lands during the rollup is rolled up next time.
+    """
+    q = rollup_queue
+    closed = from_epoch_seconds(epoch_seconds(now) - 60)
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            sa.select(q.c.kind, q.c.key, q.c.ts, q.c.marked_ns)
+            .where(q.c.ts <= closed)
+            .order_by(q.c.kind, q.c.key, q.c.ts)
+        )
+        pending: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
+        for kind, key, ts, marked in result:
+            pending.setdefault((kind, key), []).append((ts, marked))
+    done = sa.delete(q).where(
+        q.c.kind == sa.bindparam("b_kind"),
+        q.c.key == sa.bindparam("b_key"),
+        q.c.ts == sa.bindparam("b_ts", type_=q.c.ts.type),
+        q.c.marked_ns == sa.bindparam("b_marked"),
+    )
+    totals: dict[str, int] = {}
+    for (kind, key), marks in pending.items():
+        async with engine.begin() as conn:
+            minutes = [epoch_seconds(ts) for ts, _ in marks]
+            counts = await roll_key(conn, insert, kind, key, minutes)
+            await conn.execute(
+                done,
+                [
+                    {"b_kind": kind, "b_key": key, "b_ts": ts, "b_marked": marked}
+                    for ts, marked in marks
+                ],
+            )
+        for name, count in counts.items():
+            totals[name] = totals.get(name, 0) + count
+    return totals
+
+
+async def delete_old(conn: AsyncConnection, raw_cut: int, rollup_cut: int) -> dict[str, int]:
+    """Delete raw seconds and rollup buckets that ended by the cut-offs (unix seconds)."""
+    deleted: dict[str, int] = {}
+    for table in (token_snapshots, ltp_samples):
+        stmt = sa.delete(table).where(table.c.ts < from_epoch_seconds(raw_cut))
+        deleted[table.name] = (await conn.execute(stmt)).rowcount
+    for table in (token_rollups, ltp_rollups):
+        total = 0
+        for seconds in ROLLUP_SECONDS:
+            stmt = sa.delete(table).where(
+                table.c.bucket_seconds == seconds,
+                table.c.ts <= from_epoch_seconds(rollup_cut - seconds),
+            )
+            total += (await conn.execute(stmt)).rowcount
+        deleted[table.name] = total
+    return deleted
 
 
 async def roll_key(

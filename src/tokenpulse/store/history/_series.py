@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from tokenpulse.domain.errors import InvalidParameter
 from tokenpulse.store.history._buckets import bucket_count
@@ -141,3 +142,8 @@ def check_point_limit(
             "fitting_granularities": fits,
         },
     )
+
+
+def as_dicts(names: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Rows as dicts; the hot loop of every series query, so zip without ``strict``."""
+    return [dict(zip(names, row)) for row in rows]  # noqa: B905 - same width by construction

@@ -13,7 +13,9 @@ How much, at what resolution (tiers, newest first):
 * pairs: the last 720 one-minute candles (12 h), then 7 days of hourly candles.
 
 For each key and tier the store is asked for holes longer than twice the tier's
-resolution; only when there is one is the provider called (once per key and tier, through
+resolution (in the raw rows, or for hourly tiers in the 1m rollup, which is brought up to
+date first and has one row a minute where raw LTP has one a second); only when there is
+one is the provider called (once per key and tier, through
 its own rate limiter), and only points strictly inside a hole are written. The store skips
 points it already holds and never replaces live rows, so a second run writes nothing.
 Holes the provider had no data for are remembered and not asked for again.
@@ -48,19 +50,27 @@ class MarketChart(Protocol):
     """What a market-chart answer offers: three time series of exact numbers."""
 
     @property
-    def prices(self) -> Series: ...
+    def prices(self) -> Series:
+        """(time, price in USD), oldest first."""
+        ...
 
     @property
-    def market_caps(self) -> Series: ...
+    def market_caps(self) -> Series:
+        """(time, market cap in USD), at the same times as ``prices``."""
+        ...
 
     @property
-    def total_volumes(self) -> Series: ...
+    def total_volumes(self) -> Series:
+        """(time, 24 h volume in USD), at the same times as ``prices``."""
+        ...
 
 
 class TokenChartProvider(Protocol):
     """A source of token history, e.g. CoinGecko ``/coins/{id}/market_chart``."""
 
-    async def market_chart(self, coin_id: str, days: int) -> MarketChart: ...
+    async def market_chart(self, coin_id: str, days: int) -> MarketChart:
+        """The last ``days`` of ``coin_id`` (raises a TokenpulseError when it cannot)."""
+        ...
 
 
 class OhlcProvider(Protocol):
@@ -68,7 +78,9 @@ class OhlcProvider(Protocol):
 
     async def fetch_ohlc(
         self, pair: Pair, *, interval: int = 1, since: datetime | None = None
-    ) -> OhlcResult: ...
+    ) -> OhlcResult:
+        """Candles of ``interval`` minutes after ``since`` (raises a TokenpulseError)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +100,12 @@ class CandleTier:
 
     @property
     def interval(self) -> timedelta:
+        """The width of one candle."""
         return timedelta(minutes=self.minutes)
 
     @property
     def span(self) -> timedelta:
+        """How far back this tier reaches."""
         return self.interval * self.candles
 
 
@@ -148,6 +162,13 @@ class Backfiller:
         others go on.
         """
         report = FillReport()
+        try:
+            # Hourly tiers look for holes in the 1m rollup (one row a minute, not one a
+            # second): bring it up to date first.
+            await self.repo.rollup(now)
+        except TokenpulseError as exc:
+            report.failures.append(f"rollup: {exc.message}")
+            return report
         if self.charts is not None:
             for token_id in token_ids:
                 report.token_rows += await self._guarded("token", token_id, report, now)
@@ -196,7 +217,7 @@ class Backfiller:
         for tier in self.token_tiers:
             older = now - timedelta(days=tier.days)
             gaps = await self.repo.token_gaps(
-                token_id, older, newer, expected_interval=tier.interval
+                token_id, older, newer, expected_interval=tier.interval, granularity=_table(tier)
             )
             gaps = self._still_open(("token", token_id, tier.days), gaps)
             if gaps:
@@ -218,7 +239,9 @@ class Backfiller:
             older = now - tier.span
             if older >= newer:
                 continue
-            gaps = await self.repo.ltp_gaps(pair, older, newer, expected_interval=tier.interval)
+            gaps = await self.repo.ltp_gaps(
+                pair, older, newer, expected_interval=tier.interval, granularity=_table(tier)
+            )
             gaps = self._still_open(("pair", str(pair), tier.minutes), gaps)
             if gaps:
                 report.requests += 1
@@ -260,6 +283,11 @@ class Backfiller:
     def _count_run(self, kind: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.backfill_runs.labels(kind, outcome).inc()
+
+
+def _table(tier: ChartTier | CandleTier) -> str:
+    """Where to look for holes: raw rows, or the 1m rollup for hourly (and coarser) tiers."""
+    return "1m" if tier.interval >= timedelta(hours=1) else "raw"
 
 
 def _point_time(point: TokenPoint) -> datetime:

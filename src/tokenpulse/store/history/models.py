@@ -80,17 +80,20 @@ class ExactDecimal(sa.types.TypeDecorator[Decimal]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """TEXT on SQLite, NUMERIC (unbounded precision) elsewhere."""
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.Text())
         return dialect.type_descriptor(sa.Numeric(asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        """Decimal as is for PostgreSQL, its positional digits for SQLite."""
         if value is None or dialect.name != "sqlite":
             return value
         # Positional notation ("500000000000", not "5E+11"): what PostgreSQL stores too.
         return format(value, "f")
 
     def column_expression(self, column: Any) -> Any:
+        """Selected as text on PostgreSQL, as stored (text) on SQLite."""
         # PostgreSQL sends NUMERIC as text: Decimal(text) keeps its exact positional form
         # (asyncpg's binary decoder turns 120000 into Decimal('1.2E+5')) and is faster.
         if isinstance(self.impl_instance, sa.Text):
@@ -100,9 +103,11 @@ class ExactDecimal(sa.types.TypeDecorator[Decimal]):
     # The series queries convert ~100 000 values per call, so the processor is a plain
     # function rather than the generic TypeDecorator wrapper around process_result_value.
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        """Text -> Decimal (None stays None)."""
         return _to_decimal
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        """Text -> Decimal, for callers that use the TypeDecorator hook directly."""
         return _to_decimal(value)
 
 
@@ -113,11 +118,13 @@ class UtcSecond(sa.types.TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """INTEGER unix seconds on SQLite, TIMESTAMP WITH TIME ZONE elsewhere."""
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.Integer())
         return dialect.type_descriptor(sa.DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """An aware datetime, floored to its second (naive datetimes are refused)."""
         if value is None:
             return None
         seconds = epoch_seconds(value)
@@ -126,19 +133,21 @@ class UtcSecond(sa.types.TypeDecorator[datetime]):
         return from_epoch_seconds(seconds)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        """Unix seconds -> aware UTC datetime on SQLite; nothing to do on PostgreSQL."""
         if dialect.name == "sqlite":
             return _sqlite_time
         # asyncpg already returns TIMESTAMPTZ as an aware UTC datetime.
         return None
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """The stored time as an aware UTC datetime."""
         if value is None:
             return None
         return _sqlite_time(value) if dialect.name == "sqlite" else _aware_utc(value)
 
 
-def _to_decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
+def _to_decimal(value: str | None, _decimal: type[Decimal] = Decimal) -> Decimal | None:
+    return None if value is None else _decimal(value)
 
 
 def _sqlite_time(value: int | None, _from: Any = datetime.fromtimestamp) -> datetime | None:

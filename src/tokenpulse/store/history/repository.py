@@ -12,7 +12,6 @@ service has one writer (the ingest leader), and SQLite allows one writer anyway.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -20,13 +19,13 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.store.history import _gaps, _rollup
+from tokenpulse.store.history import _gaps, _rollup, _writes
 from tokenpulse.store.history import _series as series
 from tokenpulse.store.history._buckets import floor_to, merge
 from tokenpulse.store.history._engine import create_history_engine, store_errors
@@ -37,13 +36,9 @@ from tokenpulse.store.history.models import (
     ORIGIN_LIVE,
     ORIGINS,
     RAW_TABLES,
-    ROLLUP_SECONDS,
     ROLLUP_TABLES,
     epoch_seconds,
     from_epoch_seconds,
-    ltp_rollups,
-    ltp_samples,
-    rollup_queue,
     snapshot_time,
     ticker_time,
     token_rollups,
@@ -55,8 +50,6 @@ Row = dict[str, Any]
 #: Trend windows up to this long read raw velocities; longer ones read rollups.
 RAW_VELOCITY_SPAN = timedelta(hours=12)
 MINUTE_VELOCITY_SPAN = timedelta(days=8)
-_IN_CHUNK = 500
-_TOKEN_DATA = ("price", "market_cap", "volume_24h", "circulating_supply", "velocity", "source")
 
 
 class TokenPoint(NamedTuple):
@@ -214,69 +207,14 @@ class HistoryRepository:
             with store_errors(operation):
                 async with self.engine.begin() as conn:
                     if origin != ORIGIN_LIVE:
-                        values = await self._not_kept(conn, kind, values)
+                        values = await _writes.not_kept(conn, kind, values)
                     if values:
-                        await conn.execute(self._raw_upsert(kind, origin), values)
-                        await self._queue(conn, kind, values)
+                        await conn.execute(_writes.raw_upsert(self._insert, kind, origin), values)
+                        await _writes.queue_minutes(conn, self._insert, kind, values)
         if self.metrics is not None and values:
             self.metrics.history_write_batches.labels(table.name).inc()
             self.metrics.history_rows_written.labels(table.name, origin).inc(len(values))
         return len(values)
-
-    def _raw_upsert(self, kind: str, origin: str) -> Any:
-        table = RAW_TABLES[kind]
-        stmt = self._insert(table)
-        keys = (KEY_COLUMNS[kind], "ts")
-        return stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-            # Live data is the truth: a backfill (or any non-live) write never replaces it.
-            where=None if origin == ORIGIN_LIVE else table.c.origin != ORIGIN_LIVE,
-        )
-
-    async def _not_kept(self, conn: AsyncConnection, kind: str, values: list[Row]) -> list[Row]:
-        """Drop values whose stored row is live or already identical (idempotent backfill)."""
-        table = RAW_TABLES[kind]
-        key_name = KEY_COLUMNS[kind]
-        data = _TOKEN_DATA if kind == KIND_TOKEN else ("price", "source")
-        stored: dict[tuple[str, int], tuple[Any, ...]] = {}
-        by_key: dict[str, list[datetime]] = {}
-        for row in values:
-            by_key.setdefault(row[key_name], []).append(row["ts"])
-        columns = [table.c[key_name], table.c.ts, table.c.origin, *(table.c[c] for c in data)]
-        for key, times in by_key.items():
-            for i in range(0, len(times), _IN_CHUNK):
-                stmt = sa.select(*columns).where(
-                    table.c[key_name] == key, table.c.ts.in_(times[i : i + _IN_CHUNK])
-                )
-                for found in await conn.execute(stmt):
-                    stored[(found[0], epoch_seconds(found[1]))] = tuple(found[2:])
-        kept: list[Row] = []
-        for row in values:
-            existing = stored.get((row[key_name], epoch_seconds(row["ts"])))
-            if existing is not None and (
-                existing[0] == ORIGIN_LIVE or existing[1:] == tuple(row[c] for c in data)
-            ):
-                continue
-            kept.append(row)
-        return kept
-
-    async def _queue(self, conn: AsyncConnection, kind: str, values: list[Row]) -> None:
-        """Mark the minutes these rows touched, for the next :meth:`rollup`."""
-        key_name = KEY_COLUMNS[kind]
-        marked = time.time_ns()
-        minutes = {(row[key_name], floor_to(epoch_seconds(row["ts"]), 60)) for row in values}
-        stmt = self._insert(rollup_queue)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["kind", "key", "ts"], set_={"marked_ns": stmt.excluded.marked_ns}
-        )
-        await conn.execute(
-            stmt,
-            [
-                {"kind": kind, "key": key, "ts": from_epoch_seconds(minute), "marked_ns": marked}
-                for key, minute in sorted(minutes)
-            ],
-        )
 
     # ------------------------------------------------------------------ reads
 
@@ -345,7 +283,7 @@ class HistoryRepository:
                 )
                 series.check_point_limit(total[0][0], g, first, last, max_points)
             names = ("t", *wanted)
-            return _dicts(names, rows)
+            return series.as_dicts(names, rows)
 
         allowed = series.TOKEN_ROLLUP_FIELDS if kind == KIND_TOKEN else series.LTP_ROLLUP_FIELDS
         wanted = series.select_fields(fields, allowed, g)
@@ -362,7 +300,7 @@ class HistoryRepository:
             stmt = sa.select(table.c.ts, *(table.c[f] for f in wanted)).where(*where)
             names = ("t", *wanted)
             rows = await self._fetch(stmt.order_by(table.c.ts))
-            return _dicts(names, rows)
+            return series.as_dicts(names, rows)
         extra = ("velocity_sum", "velocity_count") if kind == KIND_TOKEN else ()
         values = ("open", "high", "low", "close", "market_cap", "volume_24h")
         columns = [
@@ -460,41 +398,7 @@ class HistoryRepository:
         """
         async with self._lock:
             with store_errors("rollup"):
-                return await self._rollup(now)
-
-    async def _rollup(self, now: datetime) -> dict[str, int]:
-        q = rollup_queue
-        closed = from_epoch_seconds(epoch_seconds(now) - 60)
-        async with self.engine.connect() as conn:
-            result = await conn.execute(
-                sa.select(q.c.kind, q.c.key, q.c.ts, q.c.marked_ns)
-                .where(q.c.ts <= closed)
-                .order_by(q.c.kind, q.c.key, q.c.ts)
-            )
-            pending: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
-            for kind, key, ts, marked in result:
-                pending.setdefault((kind, key), []).append((ts, marked))
-        totals: dict[str, int] = {}
-        done = sa.delete(q).where(
-            q.c.kind == sa.bindparam("b_kind"),
-            q.c.key == sa.bindparam("b_key"),
-            q.c.ts == sa.bindparam("b_ts", type_=q.c.ts.type),
-            q.c.marked_ns == sa.bindparam("b_marked"),
-        )
-        for (kind, key), marks in pending.items():
-            async with self.engine.begin() as conn:
-                minutes = [epoch_seconds(ts) for ts, _ in marks]
-                counts = await _rollup.roll_key(conn, self._insert, kind, key, minutes)
-                await conn.execute(
-                    done,
-                    [
-                        {"b_kind": kind, "b_key": key, "b_ts": ts, "b_marked": marked}
-                        for ts, marked in marks
-                    ],
-                )
-            for name, count in counts.items():
-                totals[name] = totals.get(name, 0) + count
-        return totals
+                return await _rollup.roll_pending(self.engine, self._insert, now)
 
     async def apply_retention(
         self, now: datetime, raw_keep: timedelta, rollup_keep: timedelta
@@ -507,26 +411,9 @@ class HistoryRepository:
         """
         raw_cut = epoch_seconds(now - raw_keep)
         rollup_cut = epoch_seconds(now - rollup_keep)
-        deleted: dict[str, int] = {}
         async with self._lock:
             with store_errors("retention"):
-                await self._rollup(now)
+                await _rollup.roll_pending(self.engine, self._insert, now)
                 async with self.engine.begin() as conn:
-                    for table in (token_snapshots, ltp_samples):
-                        stmt = sa.delete(table).where(table.c.ts < from_epoch_seconds(raw_cut))
-                        deleted[table.name] = (await conn.execute(stmt)).rowcount
-                    for table in (token_rollups, ltp_rollups):
-                        total = 0
-                        for seconds in ROLLUP_SECONDS:
-                            stmt = sa.delete(table).where(
-                                table.c.bucket_seconds == seconds,
-                                table.c.ts <= from_epoch_seconds(rollup_cut - seconds),
-                            )
-                            total += (await conn.execute(stmt)).rowcount
-                        deleted[table.name] = total
+                    deleted = await _rollup.delete_old(conn, raw_cut, rollup_cut)
         return deleted
-
-
-def _dicts(names: tuple[str, ...], rows: Sequence[Any]) -> list[Row]:
-    """Rows as dicts; the hot loop of every series query, so zip without ``strict``."""
-    return [dict(zip(names, row)) for row in rows]  # noqa: B905 - same width by construction

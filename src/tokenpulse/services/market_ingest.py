@@ -1,0 +1,224 @@
+"""Token ingestion: the market scheduler (or the replay) feeds the token service; history is
+written in batches, rolled up, trimmed and backfilled in the background.
+
+The scheduler's sink never blocks: quotes go through a latest-value buffer to one consumer
+task that applies them. Everything here runs only where this instance ingests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, DivisionByZero, InvalidOperation
+from typing import Any, Protocol
+
+import structlog
+
+from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.time import utcnow
+from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
+from tokenpulse.domain.velocity import round_computed
+from tokenpulse.services.tokens import TokenService
+from tokenpulse.sources.base import LatestValueBuffer
+from tokenpulse.sources.market_replay import history_rows
+from tokenpulse.store.history.backfill import Backfiller
+from tokenpulse.store.history.repository import HistoryRepository
+from tokenpulse.store.history.writer import HistoryWriter
+
+log = structlog.get_logger(__name__)
+
+MAINTENANCE_INTERVAL = 60.0  # rollups and retention
+BACKFILL_INTERVAL = 600.0  # look for gaps (downtime, a source outage) this often
+REPLAY_SEED_DAYS = 30
+
+
+class QuoteSource(Protocol):
+    """The market scheduler or the token replay."""
+
+    async def run(self) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+def replay_time(snapshot: TokenSnapshot) -> TokenSnapshot:
+    """A replayed snapshot filed at replay (wall-clock) time rather than its recorded day.
+
+    The replay plays a past year on a loop; filing its history under the recorded days would
+    put it years behind ``now``, where no trend window or default history range can see it.
+    """
+    return replace(snapshot, quote=replace(snapshot.quote, as_of=None))
+
+
+def replay_ticker_time(ticker: Ticker) -> Ticker:
+    """The same for replayed LTP readings."""
+    return replace(ticker, as_of=None)
+
+
+class MarketIngest:
+    """Owns the token quote source, the token consumer and the history background work."""
+
+    def __init__(
+        self,
+        *,
+        tokens: TokenService,
+        source: QuoteSource | None,
+        history: HistoryRepository | None,
+        writer: HistoryWriter | None,
+        backfiller: Backfiller | None,
+        pairs: Sequence[Pair],
+        raw_retention: timedelta,
+        rollup_retention: timedelta,
+        replay: bool,
+    ) -> None:
+        self.tokens = tokens
+        self.source = source
+        self.history = history
+        self.writer = writer
+        self.backfiller = backfiller
+        self.pairs = list(pairs)
+        self.raw_retention = raw_retention
+        self.rollup_retention = rollup_retention
+        self.replay = replay
+        self.buffer: LatestValueBuffer[str, list[TokenQuote]] = LatestValueBuffer(max_keys=16)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._first_batch = asyncio.Event()
+
+    def sink(self, quotes: list[TokenQuote]) -> None:
+        """Called by the quote source; never blocks. A newer batch replaces an unapplied one."""
+        if quotes:
+            self.buffer.put(quotes[0].source, quotes)
+
+    async def start(self) -> None:
+        if self.writer is not None:
+            self._spawn(self.writer.run(), "history-writer")
+        self._spawn(self._consume(), "token-consumer")
+        if self.source is not None:
+            self._spawn(self.source.run(), "token-source")
+        if self.history is not None:
+            self._spawn(self._maintain(), "history-maintenance")
+            if self.replay:
+                self._spawn(self._seed_replay_history(), "history-replay-seed")
+            elif self.backfiller is not None:
+                self._spawn(self._backfill(), "history-backfill")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_report_death)
+        self._tasks.append(task)
+
+    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        writer_task = None
+        for task in self._tasks:
+            if task.get_name() == "history-writer":
+                writer_task = task
+                continue
+            task.cancel()
+        for task in self._tasks:
+            if task is not writer_task:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        # Quotes read but not applied yet are applied, then history is flushed.
+        for batch in self.buffer.drain_nowait():
+            await self.tokens.accept(batch)
+        if self.writer is not None:
+            await self.writer.stop(timeout)
+        if writer_task is not None:
+            writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer_task
+        self._tasks.clear()
+
+    async def _consume(self) -> None:
+        while True:
+            for batch in await self.buffer.drain():
+                try:
+                    await self.tokens.accept(batch)
+                except Exception:  # one bad batch must not stop ingestion
+                    log.exception("applying token quotes failed")
+                self._first_batch.set()
+
+    async def _maintain(self) -> None:
+        assert self.history is not None
+        while True:
+            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            now = utcnow()
+            try:
+                await self.history.rollup(now)
+                await self.history.apply_retention(now, self.raw_retention, self.rollup_retention)
+            except TokenpulseError as exc:
+                log.warning("history maintenance failed; will retry", error=str(exc))
+
+    async def _backfill(self) -> None:
+        assert self.backfiller is not None
+        await self._wait_first_batch()
+        while True:
+            ids = [view.snapshot.id for view in self.tokens.views()]
+            try:
+                report = await self.backfiller.fill(ids, self.pairs, utcnow())
+                log.info("backfill pass done", report=str(report))
+            except Exception:  # a provider or store outage: next pass
+                log.exception("backfill pass failed")
+            await asyncio.sleep(BACKFILL_INTERVAL)
+
+    async def _wait_first_batch(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_batch.wait(), 120)
+
+    async def _seed_replay_history(self) -> None:
+        """Replay mode: file the recorded daily history so it ends today (origin backfill).
+
+        Gives trends (7 d) and history something to show minutes after a fresh start.
+        """
+        assert self.history is not None
+        await self._wait_first_batch()
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        seeded = 0
+        for view in self.tokens.views():
+            identity = view.snapshot.identity
+            rows = history_rows(identity.coingecko_id or identity.id)
+            if not rows:
+                continue
+            rows = rows[-REPLAY_SEED_DAYS:]
+            shift = today - rows[-1].at.replace(hour=0, minute=0, second=0, microsecond=0)
+            points = [
+                (
+                    row.at + shift,
+                    row.price,
+                    row.market_cap,
+                    row.volume,
+                    _velocity(row.volume, row.market_cap),
+                )
+                for row in rows
+            ]
+            try:
+                seeded += await self.history.write_token_points(
+                    identity.id, points, origin="backfill", source="replay"
+                )
+            except TokenpulseError as exc:
+                log.warning("seeding replay history failed", token=identity.id, error=str(exc))
+        with contextlib.suppress(TokenpulseError):
+            await self.history.rollup(utcnow())
+        log.info("replay history seeded", rows=seeded)
+
+    def state(self) -> dict[str, Any]:
+        state = self.source.state() if self.source is not None else {}
+        return {"tokens": len(self.tokens), **state}
+
+
+def _velocity(volume: Decimal | None, market_cap: Decimal | None) -> Decimal | None:
+    if volume is None or market_cap is None or market_cap <= 0 or volume < 0:
+        return None
+    try:
+        return round_computed(volume / market_cap)
+    except (InvalidOperation, DivisionByZero):
+        return None
+
+
+def _report_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("token ingest task died", task=task.get_name(), error=repr(task.exception()))

@@ -1,0 +1,546 @@
+"""Socket.IO streaming end to end: fake Kraken -> sources -> hub -> the app on a port ->
+python-socketio's official client (and raw Engine.IO clients where a test needs to misbehave).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+from websockets.asyncio.client import connect as ws_connect
+
+from tests.e2e._streams import StreamingApp, streaming_app
+from tests.fakes.kraken_rest import FakeKrakenRest
+from tests.fakes.kraken_ws import FakeKrakenWs, free_port
+from tests.helpers import wait_for
+from tests.server import app_settings
+from tokenpulse.api.streams import StreamLimits, make_token_publisher
+from tokenpulse.client import AsyncTokenpulseClient, Update
+from tokenpulse.domain.errors import AmbiguousToken
+from tokenpulse.settings import Settings
+
+DEADLINE = 10.0
+API_KEY = "test-key-" + "x" * 24
+
+
+@pytest.fixture
+def kraken(kraken_ws: FakeKrakenWs, kraken_rest: FakeKrakenRest) -> Callable[..., Settings]:
+    """Settings for the app on the fake Kraken WebSocket and REST API (nothing leaves loopback)."""
+
+    def settings(**overrides: Any) -> Settings:
+        return app_settings(
+            kraken_ws_url=kraken_ws.url,
+            kraken_rest_url=kraken_rest.base_url,
+            kraken_fallback_timeout="30s",
+            **overrides,
+        )
+
+    return settings
+
+
+class Inbox:
+    """Every event a python-socketio client receives, by event name."""
+
+    def __init__(self, client: socketio.AsyncClient) -> None:
+        self.events: dict[str, list[Any]] = {}
+        for name in ("ltp_update", "token_update", "bulk_update"):
+            client.on(name, lambda data, name=name: self.events.setdefault(name, []).append(data))
+
+    def of(self, name: str, ident: str | None = None) -> list[Any]:
+        items = self.events.get(name, [])
+        return [m for m in items if ident is None or m.get("id") == ident]
+
+
+@contextlib.asynccontextmanager
+async def sio_client(
+    app: StreamingApp, auth: dict[str, Any] | None = None
+) -> AsyncIterator[tuple[socketio.AsyncClient, Inbox]]:
+    client = socketio.AsyncClient(reconnection=False)
+    inbox = Inbox(client)
+    await client.connect(app.base_url, auth=auth, transports=["websocket"], wait_timeout=5)
+    try:
+        yield client, inbox
+    finally:
+        await client.disconnect()
+
+
+def token_resolver(text: str) -> str | None:
+    """Known tokens for these tests; ``explode`` stands for a resolver with a bug."""
+    value = text.strip().lower()
+    if value == "explode":
+        raise RuntimeError("resolver bug")
+    if value == "hot":
+        raise AmbiguousToken("HOT is ambiguous: holotoken, hydro-protocol")
+    return {"bitcoin": "bitcoin", "btc": "bitcoin", "ethereum": "ethereum"}.get(value)
+
+
+async def test_subscribe_pair_gets_a_snapshot_then_deltas_matching_the_trades(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    async with streaming_app(kraken()) as app, sio_client(app) as (client, inbox):
+        await wait_for(lambda: app.container.prices.views(), DEADLINE, message="first prices")
+        ack = await client.call("subscribe_pair", {"pair": "xbtusd", "min_interval_ms": 50})
+        assert ack["ok"] is True
+        assert ack["subscribed"] == ["BTC/USD"]
+        assert isinstance(ack["resume"], str)
+        await wait_for(lambda: inbox.of("ltp_update"), DEADLINE, message="the snapshot")
+        (snapshot,) = inbox.of("ltp_update")
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["id"] == "BTC/USD"
+        assert isinstance(snapshot["ts"], int)
+        assert snapshot["data"]["pair"] == "BTC/USD"
+        assert snapshot["data"]["source"] == "kraken_ws"
+        prices = ["70001.1", "70002.25", "69999.9"]
+        for n, price in enumerate(prices, start=2):
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal(price))
+            await wait_for(lambda n=n: len(inbox.of("ltp_update")) >= n, DEADLINE)
+        messages = inbox.of("ltp_update")
+        deltas = messages[1:]
+        assert [d["type"] for d in deltas] == ["delta"] * 3
+        assert [d["changes"]["amount"] for d in deltas] == [float(p) for p in prices]
+        seqs = [m["seq"] for m in messages]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert [d["base_seq"] for d in deltas] == seqs[:-1]  # nothing merged, nothing lost
+        assert all("pair" not in d["changes"] for d in deltas)  # only changed fields
+        assert all(m["ts"] >= snapshot["ts"] for m in deltas)
+
+        ack = await client.call("unsubscribe_pair", {"pairs": ["BTC/USD"]})
+        assert ack == {
+            "ok": True,
+            "unsubscribed": ["BTC/USD"],
+            "subscribed": [],
+            "resume": ack["resume"],
+        }
+        # Nothing more for BTC: a trade on ETH (subscribed now) arrives, BTC's does not.
+        await client.call("subscribe_pair", {"pair": "ETH/USD", "min_interval_ms": 50})
+        await wait_for(lambda: inbox.of("ltp_update", "ETH/USD"), DEADLINE)
+        await kraken_ws.send_ticker("BTC/USD", last=Decimal("1.5"))
+        await kraken_ws.send_ticker("ETH/USD", last=Decimal("2500.5"))
+        await wait_for(lambda: len(inbox.of("ltp_update", "ETH/USD")) >= 2, DEADLINE)
+        assert len(inbox.of("ltp_update", "BTC/USD")) == 4
+        stats = app.streams.hub.stats()
+        assert stats.subscriptions["socketio"] == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "payload", "code"),
+    [
+        ("subscribe_pair", None, "INVALID_PARAMETER"),
+        ("subscribe_pair", "BTC/USD", "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pairs": "BTC/USD"}, "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pairs": []}, "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pair": 42}, "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pair": "BTC/USD", "pairs": ["ETH/USD"]}, "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pair": "not a pair!"}, "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pair": "DOGE/MOON"}, "UNSUPPORTED_PAIR"),
+        ("subscribe_pair", {"pair": "ADA/USD"}, "UNSUPPORTED_PAIR"),  # Kraken lists it; not served
+        ("subscribe_pair", {"pair": "BTC/USD", "min_interval_ms": 1}, "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pair": "BTC/USD", "min_interval_ms": "100"}, "INVALID_PARAMETER"),
+        ("subscribe_pair", {"pairs": ["BTC/USD"] * 201}, "LIMIT_EXCEEDED"),
+        ("subscribe_token", {"token_id": "nosuchcoin"}, "TOKEN_NOT_FOUND"),
+        ("subscribe_token", {"token_ids": ["bitcoin", "nope"]}, "TOKEN_NOT_FOUND"),
+        ("subscribe_token", {"token_id": "HOT"}, "AMBIGUOUS_TOKEN"),
+        ("subscribe_token", {"token_id": "explode"}, "INTERNAL_ERROR"),
+        ("subscribe_token", {}, "INVALID_PARAMETER"),
+        ("subscribe_all", "everything", "INVALID_PARAMETER"),
+        ("resume", {"resume": 5}, "INVALID_PARAMETER"),
+    ],
+)
+async def test_bad_payloads_are_refused_with_a_code(
+    kraken: Callable[..., Settings], event: str, payload: Any, code: str
+) -> None:
+    settings = kraken()
+    async with streaming_app(settings, token_resolver=token_resolver) as app:
+        async with sio_client(app) as (client, _):
+            ack = await client.call(event, payload)
+            assert ack["ok"] is False
+            assert ack["error"]["code"] == code
+            assert ack["error"]["message"]
+            assert client.connected  # a bad request never costs the connection
+            good = await client.call("subscribe_token", {"token_id": "BTC"})
+            assert good["ok"] is True and good["subscribed"] == ["bitcoin"]
+        await wait_for(lambda: app.streams.hub.stats().subscriptions["socketio"] == 0, DEADLINE)
+
+
+async def test_auth_refuses_missing_and_wrong_keys_with_unauthorized(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    settings = kraken(auth_enabled=True, auth_api_key=API_KEY)
+    async with streaming_app(settings) as app:
+        for auth in (None, {}, {"api_key": "wrong"}, {"token": "not-a-session"}):
+            client = socketio.AsyncClient(reconnection=False)
+            refusals: list[Any] = []
+            client.on("connect_error", refusals.append)
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await client.connect(app.base_url, auth=auth, transports=["websocket"])
+            (refusal,) = refusals
+            assert refusal["code"] == "UNAUTHORIZED"
+            assert refusal["data"] == {"code": "UNAUTHORIZED", "message": refusal["message"]}
+            assert not client.connected
+        async with sio_client(app, auth={"api_key": API_KEY}) as (client, _):
+            assert (await client.call("subscribe_pair", {"pair": "BTC/USD"}))["ok"] is True
+        failures = app.container.metrics.registry.get_sample_value(
+            "tokenpulse_stream_rejected_total", {"transport": "socketio", "reason": "unauthorized"}
+        )
+        assert failures == 4
+        await wait_for(lambda: app.streams.hub.stats().connections["socketio"] == 0, DEADLINE)
+
+
+async def test_subscribe_all_gets_bulk_updates_at_most_every_bulk_interval(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    async with streaming_app(kraken(), bulk_interval=0.2) as app:
+        await wait_for(lambda: len(app.container.prices.views()) == 4, DEADLINE)
+        async with sio_client(app) as (client, inbox):
+            ack = await client.call("subscribe_all")
+            assert ack["ok"] is True and ack["bulk_interval_ms"] == 200
+            await wait_for(lambda: inbox.of("bulk_update"), DEADLINE, message="first bulk")
+            first = inbox.of("bulk_update")[0]
+            assert first["type"] == "bulk"
+            assert sorted(u["id"] for u in first["updates"]) == [
+                "BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD",
+            ]  # fmt: skip
+            assert {u["type"] for u in first["updates"]} == {"snapshot"}
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("65000.5"))
+            await kraken_ws.send_ticker("ETH/USD", last=Decimal("3000.25"))
+            await make_token_publisher(app.container.bus)("bitcoin", {"price_usd": 65000.5})
+
+            def updated() -> dict[str, Any]:
+                return {
+                    (u["event"], u["id"]): u
+                    for bulk in inbox.of("bulk_update")[1:]
+                    for u in bulk["updates"]
+                }
+
+            await wait_for(lambda: len(updated()) >= 3, DEADLINE, message="bulk deltas")
+            assert updated()[("ltp_update", "BTC/USD")]["changes"]["amount"] == 65000.5
+            assert updated()[("token_update", "bitcoin")]["type"] == "snapshot"
+            stamps = [b["ts"] for b in inbox.of("bulk_update")]
+            assert all(b - a >= 150 for a, b in zip(stamps, stamps[1:], strict=False))
+            assert not inbox.of("ltp_update")  # bulk only
+
+
+async def test_token_updates_published_by_the_token_service(
+    kraken: Callable[..., Settings],
+) -> None:
+    async with streaming_app(kraken(), token_resolver=token_resolver) as app:
+        publish = make_token_publisher(app.container.bus)
+        snapshot = {
+            "symbol": "BTC",
+            "price_usd": 65000.5,
+            "market_cap_usd": 1.2e12,
+            "velocity": 0.03,
+        }
+        await publish("bitcoin", snapshot)
+        async with sio_client(app) as (client, inbox):
+            ack = await client.call(
+                "subscribe_token", {"token_ids": ["btc"], "min_interval_ms": 50}
+            )
+            assert ack["subscribed"] == ["bitcoin"]
+            await wait_for(lambda: inbox.of("token_update"), DEADLINE)
+            first = inbox.of("token_update")[0]
+            assert (first["type"], first["id"], first["data"]) == (
+                "snapshot", "bitcoin", {**snapshot, "id": "bitcoin"},
+            )  # fmt: skip
+            await publish("bitcoin", {**snapshot, "velocity": 0.04, "age_ms": 12})
+            await wait_for(lambda: len(inbox.of("token_update")) == 2, DEADLINE)
+            delta = inbox.of("token_update")[1]
+            assert delta["changes"] == {"velocity": 0.04}
+            assert delta["base_seq"] == first["seq"] and delta["seq"] == first["seq"] + 1
+
+
+async def test_resume_restores_subscriptions_with_fresh_snapshots(
+    kraken: Callable[..., Settings],
+) -> None:
+    async with streaming_app(kraken()) as app:
+        await wait_for(lambda: len(app.container.prices.views()) == 4, DEADLINE)
+        async with sio_client(app) as (client, _):
+            ack = await client.call("subscribe_pair", {"pairs": ["BTC/USD", "ETH/USD"]})
+            resume = ack["resume"]
+        await wait_for(lambda: app.streams.gateway.stats()["connections"] == 0, DEADLINE)
+        async with sio_client(app, auth={"resume": resume}) as (client, inbox):
+            await wait_for(lambda: len(inbox.of("ltp_update")) == 2, DEADLINE)
+            assert {m["id"] for m in inbox.of("ltp_update")} == {"BTC/USD", "ETH/USD"}
+            assert {m["type"] for m in inbox.of("ltp_update")} == {"snapshot"}
+            ack = await client.call("subscribe_pair", {"pair": "LTC/USD"})
+            assert ack["resume"] == resume  # the id stays the client's
+        async with sio_client(app) as (client, inbox):
+            ack = await client.call("resume", {"resume": resume})
+            assert ack["ok"] is True
+            assert sorted(ack["subscribed"]) == ["BTC/USD", "ETH/USD", "LTC/USD"]
+            await wait_for(lambda: len(inbox.of("ltp_update")) == 3, DEADLINE)
+            unknown = await client.call("resume", {"resume": "no-such-id"})
+            assert unknown["ok"] is True and unknown["subscribed"] == []
+
+
+# ----------------------------------------------------------------------------- raw clients
+
+
+async def raw_ws_cycle(base_url: str, mode: str) -> None:
+    """One Engine.IO/Socket.IO session over a bare WebSocket, ended the way ``mode`` says."""
+    url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = await ws_connect(url, open_timeout=5)
+    try:
+        assert str(await ws.recv()).startswith("0{")  # Engine.IO open
+        await ws.send("40")
+        assert str(await ws.recv()).startswith("40{")  # Socket.IO connect
+        if mode == "raises":
+            await ws.send('421["subscribe_token",{"token_id":"explode"}]')
+        else:
+            await ws.send('421["subscribe_pair",{"pairs":["BTC/USD","ETH/USD"]}]')
+        while not str(reply := await ws.recv()).startswith("431"):
+            pass
+        assert ('"ok":false' in str(reply)) == (mode == "raises")
+        if mode == "clean":
+            await ws.send("41")  # Socket.IO disconnect, then a WebSocket close
+        elif mode in {"vanish", "raises"}:
+            ws.transport.abort()  # no close frame, no disconnect: the client just vanishes
+            return
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 2)
+
+
+class PollingClient:
+    """A Socket.IO client on Engine.IO long-polling whose reading pace the test controls."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str) -> None:
+        self.http = http
+        self.url = base_url + "/socket.io/?EIO=4&transport=polling"
+        self.messages: list[list[Any]] = []
+        self.packets_per_poll: list[int] = []
+
+    async def open(self) -> None:
+        opened = (await self.http.get(self.url)).text
+        assert opened.startswith("0")
+        self.url += "&sid=" + json.loads(opened[1:])["sid"]
+        await self.http.post(self.url, content="40")
+        assert (await self.poll())[0].startswith("0{")  # Socket.IO CONNECT
+
+    async def emit(self, ack_id: int, event: str, data: Any) -> None:
+        await self.http.post(self.url, content=f"42{ack_id}" + json.dumps([event, data]))
+
+    async def poll(self) -> list[str]:
+        response = await self.http.get(self.url)
+        response.raise_for_status()
+        packets = [p[1:] for p in response.text.split("\x1e") if p.startswith("4")]
+        events = [p for p in packets if p.startswith("2")]
+        self.packets_per_poll.append(len(events))
+        self.messages.extend(json.loads(p[1:]) for p in events)
+        return packets
+
+
+def deltas_chain(messages: list[dict[str, Any]]) -> bool:
+    """Every delta applies to the state the previous message left (no message lost)."""
+    return all(
+        b["type"] == "snapshot" or b["base_seq"] == a["seq"]
+        for a, b in zip(messages, messages[1:], strict=False)
+    )
+
+
+def sample(app: StreamingApp, name: str, **labels: str) -> float:
+    return app.container.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+async def test_a_thousand_connections_come_and_go_without_leaving_anything(
+    kraken: Callable[..., Settings],
+) -> None:
+    settings = kraken()
+    async with streaming_app(settings, token_resolver=token_resolver, ping_interval=1) as app:
+        gateway, hub = app.streams.gateway, app.streams.hub
+
+        def at_rest() -> bool:
+            stats, gw = hub.stats(), gateway.stats()
+            return (
+                stats.connections == {"socketio": 0, "sse": 0}
+                and stats.subscriptions == {"socketio": 0, "sse": 0}
+                and (stats.pending, stats.timers, stats.index_entries) == (0, 0, 0)
+                and (gw["connections"], gw["ready"], gw["draining"], gw["rooms"]) == (0, 0, 0, 0)
+                and gw["engine_sockets"] == 0
+            )
+
+        baseline = asyncio.all_tasks()  # before any connection
+
+        def extra_tasks() -> set[str]:
+            return {t.get_coro().__qualname__ for t in asyncio.all_tasks() - baseline}  # type: ignore[union-attr]
+
+        modes = ["clean", "close", "vanish"]
+        gate = asyncio.Semaphore(50)
+
+        async def one(n: int) -> None:
+            async with gate:
+                if n % 10 == 0:  # the official client, disconnecting cleanly
+                    async with sio_client(app) as (client, _):
+                        await client.call("subscribe_all")
+                elif n % 10 == 5:  # a handler raises, then the client vanishes
+                    await raw_ws_cycle(app.base_url, "raises")
+                else:
+                    await raw_ws_cycle(app.base_url, modes[n % 3])
+
+        await asyncio.gather(*(one(n) for n in range(1000)))
+        await wait_for(at_rest, 15, message="every connection forgotten")
+        # Only Engine.IO's own client monitor, started by the first connection, may remain
+        # (on Python 3.11 its wait_for on the stop event is a task of its own).
+        engineio_monitor = {"AsyncServer._service_task", "Event.wait"}
+        try:
+            await wait_for(lambda: extra_tasks() <= engineio_monitor, 15)
+        except AssertionError:
+            raise AssertionError(f"tasks left behind: {sorted(extra_tasks())}") from None
+        for transport in ("socketio", "sse"):
+            assert sample(app, "tokenpulse_stream_connections", transport=transport) == 0
+            assert sample(app, "tokenpulse_stream_subscriptions", transport=transport) == 0
+        assert sample(app, "tokenpulse_stream_rejected_total", transport="socketio",
+                      reason="internal_error") == 100  # fmt: skip
+        # What remains is the bounded resume cache (TTL 5 min), one entry per session.
+        assert gateway.stats()["resume_entries"] <= 1001
+
+
+async def test_a_slow_reader_gets_fewer_newer_messages_and_queues_stay_bounded(
+    kraken: Callable[..., Settings],
+) -> None:
+    limits = StreamLimits(min_interval_ms=0)
+    async with (
+        streaming_app(kraken(), limits=limits, max_backlog=4) as app,
+        httpx.AsyncClient(timeout=5) as http,
+        sio_client(app) as (fast, inbox),
+    ):
+        hub, gateway = app.streams.hub, app.streams.gateway
+        hub.publish_pair("BTC/USD", {"pair": "BTC/USD", "amount": 0})
+        slow = PollingClient(http, app.base_url)
+        await slow.open()
+        await slow.emit(1, "subscribe_pair", {"pair": "BTC/USD", "min_interval_ms": 0})
+        assert (await fast.call("subscribe_pair", {"pair": "BTC/USD", "min_interval_ms": 0}))["ok"]
+        await wait_for(lambda: inbox.of("ltp_update"), DEADLINE)
+
+        stop = asyncio.Event()
+
+        async def read_slowly() -> None:
+            while not stop.is_set():
+                await slow.poll()
+                await asyncio.sleep(0.2)  # the client's own pace: this is what makes it slow
+
+        reader = asyncio.create_task(read_slowly())
+        updates, most_pending = 300, 0
+        for n in range(1, updates + 1):
+            hub.publish_pair("BTC/USD", {"pair": "BTC/USD", "amount": n})
+            most_pending = max(most_pending, hub.stats().pending)
+            await asyncio.sleep(0.003)  # the producer's pace, ~300 updates/s
+
+        def amounts(messages: list[dict[str, Any]]) -> list[Any]:
+            return [
+                m.get("changes", m.get("data", {})).get("amount")
+                for m in messages
+                if "amount" in m.get("changes", m.get("data", {}))
+            ]
+
+        await wait_for(lambda: amounts(inbox.of("ltp_update"))[-1:] == [updates], DEADLINE)
+        slow_updates = lambda: [m[1] for m in slow.messages if m[0] == "ltp_update"]  # noqa: E731
+        await wait_for(lambda: amounts(slow_updates())[-1:] == [updates], DEADLINE)
+        stop.set()
+        await reader
+
+        fast_messages = inbox.of("ltp_update")
+        assert amounts(fast_messages) == list(range(updates + 1))  # every single update
+        assert deltas_chain(fast_messages)
+        assert len(slow_updates()) < updates / 2  # fewer …
+        assert deltas_chain(slow_updates())  # … merged, never lost …
+        assert amounts(slow_updates())[-1] == updates  # … and the newest
+        assert max(slow.packets_per_poll) <= 4 + 2  # Engine.IO backlog bound (+ ack/ping)
+        assert gateway.max_backlog_seen <= 4 + 2
+        assert most_pending <= 2  # one pending message per client and key, whatever the rate
+        assert sample(app, "tokenpulse_stream_messages_conflated_total", transport="socketio") > 0
+
+
+async def test_a_client_that_stops_reading_is_cut_off_after_the_send_timeout(
+    kraken: Callable[..., Settings],
+) -> None:
+    limits = StreamLimits(min_interval_ms=0)
+    async with (
+        streaming_app(kraken(), limits=limits, max_backlog=2, send_timeout=0.5) as app,
+        httpx.AsyncClient(timeout=5) as http,
+    ):
+        hub = app.streams.hub
+        slow = PollingClient(http, app.base_url)
+        await slow.open()
+        await slow.emit(1, "subscribe_pair", {"pair": "BTC/USD", "min_interval_ms": 0})
+        await wait_for(lambda: hub.stats().subscriptions["socketio"] == 1, DEADLINE)
+        n = 0
+
+        def gone() -> bool:
+            nonlocal n
+            n += 1
+            hub.publish_pair("BTC/USD", {"pair": "BTC/USD", "amount": n})
+            return hub.stats().connections["socketio"] == 0
+
+        took = await wait_for(gone, DEADLINE, message="the silent client to be cut off")
+        assert took >= 0.5
+        assert (
+            sample(app, "tokenpulse_stream_slow_client_disconnects_total", transport="socketio")
+            == 1
+        )
+        assert app.streams.gateway.stats()["draining"] == 0
+        assert hub.stats().pending == 0
+
+
+async def test_the_python_client_resubscribes_after_a_server_restart(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    settings, port = kraken(), free_port()
+    updates: list[Update] = []
+    async with AsyncTokenpulseClient(f"http://127.0.0.1:{port}") as tp:
+
+        async def consume() -> None:
+            stream = tp.stream(pairs=["btc-usd"], backoff_initial=0.05, backoff_max=0.2)
+            async for update in stream:
+                updates.append(update)
+
+        async with streaming_app(settings, port=port):
+            consumer = asyncio.create_task(consume())
+            await wait_for(lambda: updates, DEADLINE, message="the first snapshot")
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("71000.5"))
+            await wait_for(lambda: updates[-1].state.get("amount") == 71000.5, DEADLINE)
+        before = len(updates)
+        async with streaming_app(settings, port=port) as second:
+            await wait_for(
+                lambda: any(u.type == "snapshot" for u in updates[before:]),
+                DEADLINE,
+                message="a fresh snapshot after the restart",
+            )
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("72000.25"))
+            await wait_for(lambda: updates[-1].state.get("amount") == 72000.25, DEADLINE)
+            assert second.streams.hub.stats().subscriptions["socketio"] == 1
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+    first = updates[0]
+    assert (first.kind, first.id, first.type) == ("pair", "BTC/USD", "snapshot")
+    assert updates[1].type == "delta" and updates[1].changes["amount"] == 71000.5
+    assert updates[-1].state["pair"] == "BTC/USD"  # merged full state, not just the change
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    code = (
+        "import sys, tokenpulse.client as c; "
+        "assert c.__all__ and all(hasattr(c, n) for n in c.__all__); "
+        "mods = [m for m in sys.modules if m.startswith('tokenpulse.') and "
+        "not m.startswith('tokenpulse.client')]; "
+        "heavy = [m for m in ('fastapi', 'starlette', 'pydantic', 'redis', 'structlog', "
+        "'prometheus_client', 'socketio', 'orjson') if m in sys.modules]; "
+        "print(mods, heavy); assert not mods and not heavy"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
