@@ -395,17 +395,7 @@ def _build_market(
         prices.add_publisher(record_ltp)
     backfiller = None
     if history is not None and not replay:
-        ohlc = (
-            KrakenOhlcClient(
-                base_url=settings.kraken_rest_url,
-                http=http,
-                limiter=rest.limiter,
-                registry=registry,
-                metrics=metrics,
-            )
-            if rest is not None
-            else None
-        )
+        ohlc = KrakenOhlcClient.from_rest_client(rest) if rest is not None else None
 
         def coin_id_for(token_id: str) -> str | None:
             identity = tokens.identities.get(token_id)

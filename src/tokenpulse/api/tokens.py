@@ -65,7 +65,13 @@ class HistoryReader(Protocol):
     ) -> list[tuple[datetime, Decimal]]: ...
 
     async def token_gaps(
-        self, token_id: str, start: datetime, end: datetime, *, expected_interval: timedelta
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        expected_interval: timedelta,
+        granularity: str = "raw",
     ) -> list[tuple[datetime, datetime]]: ...
 
 
@@ -410,6 +416,7 @@ class TokenEndpoints:
                 identity.id,
                 start,
                 end,
+                granularity=granularity,
                 expected_interval=max(self.expected_interval, step or self.expected_interval),
             )
         return {

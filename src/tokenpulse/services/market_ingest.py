@@ -32,7 +32,8 @@ from tokenpulse.store.history.writer import HistoryWriter
 
 log = structlog.get_logger(__name__)
 
-MAINTENANCE_INTERVAL = 60.0  # rollups and retention
+ROLLUP_INTERVAL = 60.0
+RETENTION_INTERVAL = 3600.0
 BACKFILL_INTERVAL = 600.0  # look for gaps (downtime, a source outage) this often
 REPLAY_SEED_DAYS = 30
 
@@ -143,13 +144,20 @@ class MarketIngest:
                 self._first_batch.set()
 
     async def _maintain(self) -> None:
+        """Roll up every minute; trim to the retention every hour."""
         assert self.history is not None
+        last_retention = 0.0
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(MAINTENANCE_INTERVAL)
+            await asyncio.sleep(ROLLUP_INTERVAL)
             now = utcnow()
             try:
                 await self.history.rollup(now)
-                await self.history.apply_retention(now, self.raw_retention, self.rollup_retention)
+                if loop.time() - last_retention >= RETENTION_INTERVAL:
+                    await self.history.apply_retention(
+                        now, self.raw_retention, self.rollup_retention
+                    )
+                    last_retention = loop.time()
             except TokenpulseError as exc:
                 log.warning("history maintenance failed; will retry", error=str(exc))
 

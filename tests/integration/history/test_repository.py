@@ -13,6 +13,7 @@ from tests.integration.history.builders import BTC_USD, ETH_USD, T0, snapshot, t
 from tests.integration.history.conftest import sqlite_threads_finished
 from tokenpulse.domain.errors import InvalidParameter, StoreError
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.store.history import finest_granularity
 from tokenpulse.store.history.repository import HistoryRepository
 
 pytestmark = pytest.mark.services
@@ -316,3 +317,10 @@ async def test_postgres_failures_hide_the_url(pg_session_url: str) -> None:
     assert "does not exist" in caught.value.message
     assert "postgresql" not in caught.value.message
     assert "127.0.0.1:5432" not in caught.value.message
+
+
+def test_finest_granularity_that_fits() -> None:
+    assert finest_granularity(T0, T0 + timedelta(days=6)) == "1m"
+    assert finest_granularity(T0, T0 + timedelta(days=7)) == "5m"  # 10 080 one-minute points
+    assert finest_granularity(T0, T0 + timedelta(days=365)) == "1h"
+    assert finest_granularity(T0, T0 + timedelta(days=365 * 30)) == "1d"

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 import socketio
 from fastapi import APIRouter
 
+from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
 from tokenpulse.api.streams.requests import TokenResolver, accept_any_token
-from tokenpulse.api.streams.socketio_server import DEFAULT_MAX_BACKLOG, SocketIoGateway
+from tokenpulse.api.streams.socketio_server import SocketIoGateway
 from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, sse_router
 from tokenpulse.api.streams.topics import (
     PAIR_PREFIX,

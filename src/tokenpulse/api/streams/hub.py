@@ -87,6 +87,9 @@ class Stream:
     seq: int
     accepted_at: float  # perf_counter() when the update reached the hub
     price: float | None
+    # Messages already built for this seq, by (kind, base_seq): every client in step gets the
+    # same object (and so the same encoded frame). Cleared by each update.
+    messages: dict[tuple[str, int | None], Message] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +170,7 @@ class StreamHub:
             stream.seq += 1
             stream.data = clean
             stream.accepted_at = time.perf_counter()
+            stream.messages.clear()
         stream.price = _price(clean, price_field)
         for subscriber in self._by_key.get(key, ()):
             subscriber.offer(stream, changes, now)

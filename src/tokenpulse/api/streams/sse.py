@@ -59,12 +59,20 @@ SSE_HEADERS = {
 
 
 def format_event(message: Message, ts_ms: int) -> bytes:
-    """One SSE event: ``event``, ``id`` (the key's seq) and the JSON ``data`` line."""
-    return b"event: %s\nid: %d\ndata: %s\n\n" % (
-        message.event.encode(),
-        message.seq,
-        orjson.dumps(message.payload(ts_ms)),
-    )
+    """One SSE event: ``event``, ``id`` (the key's seq) and the JSON ``data`` line.
+
+    Clients in step share the Message object, so each event is encoded once per millisecond.
+    """
+    frame = message.frames.get((TRANSPORT, ts_ms))
+    if frame is None:
+        frame = b"event: %s\nid: %d\ndata: %s\n\n" % (
+            message.event.encode(),
+            message.seq,
+            orjson.dumps(message.payload(ts_ms)),
+        )
+        message.frames.clear()  # only the current millisecond is worth keeping
+        message.frames[(TRANSPORT, ts_ms)] = frame
+    return frame
 
 
 class EventStream(Response):
@@ -156,7 +164,8 @@ class EventStream(Response):
                 last_write = loop.time()
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.heartbeat - idle)
+                async with asyncio.timeout(self.heartbeat - idle):  # no task per wait
+                    await wake.wait()
 
     async def _write(self, send: Send, body: bytes) -> bool:
         message = {"type": "http.response.body", "body": body, "more_body": True}
@@ -165,7 +174,8 @@ class EventStream(Response):
     async def _send(self, send: Send, message: dict[str, Any]) -> bool:
         """False when the write blocked past the send timeout (the client stopped reading)."""
         try:
-            await asyncio.wait_for(send(message), self.send_timeout)
+            async with asyncio.timeout(self.send_timeout):  # unlike wait_for, no task per write
+                await send(message)
         except TimeoutError:
             self.metrics.stream_slow_disconnects.labels(TRANSPORT).inc()
             log.warning("SSE client stopped reading; closing the stream")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tokenpulse.api.streams.topics import BULK_EVENT
@@ -36,6 +36,8 @@ class Message:
     body: dict[str, Any]  # data (snapshot) or changes (delta)
     accepted_at: float  # perf_counter() of the newest update it carries
     items: tuple[Message, ...] = ()
+    # Encoded forms by (transport, ts_ms), shared by the clients that get this same object.
+    frames: dict[tuple[str, int], bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def cache_key(self) -> tuple[str, str, int, int | None] | None:
@@ -294,15 +296,15 @@ class Subscriber:
     # ------------------------------------------------------------------ internals
 
     def _flush(self, key: str, slot: Slot, stream: Stream, now: float) -> Message:
-        if slot.pending == SNAPSHOT:
-            message = Message(
-                stream.event, "snapshot", key, stream.id, stream.seq, None, stream.data,
-                stream.accepted_at,
-            )  # fmt: skip
-        else:
-            message = Message(
-                stream.event, "delta", key, stream.id, stream.seq, slot.base_seq, slot.changes,
-                stream.accepted_at,
+        snapshot = slot.pending == SNAPSHOT
+        # The merge of the updates after ``base_seq`` is the same for every client, so one
+        # Message per (kind, base_seq) and seq serves them all.
+        shared = ("snapshot", None) if snapshot else ("delta", slot.base_seq)
+        message = stream.messages.get(shared)
+        if message is None:
+            message = stream.messages[shared] = Message(
+                stream.event, shared[0], key, stream.id, stream.seq, shared[1],
+                stream.data if snapshot else slot.changes, stream.accepted_at,
             )  # fmt: skip
         slot.sent_seq, slot.sent_price, slot.last_sent = stream.seq, stream.price, now
         slot.pending, slot.changes = NONE, {}

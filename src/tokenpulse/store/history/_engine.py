@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,23 @@ def create_history_engine(url: str | URL, **engine_kw: Any) -> AsyncEngine:
     engine = create_async_engine(parsed, **engine_kw)
     if path is not None:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif parsed.get_backend_name() == "postgresql":
+        event.listen(engine.sync_engine, "connect", _numeric_as_text)
     return engine
+
+
+def _numeric_as_text(dbapi_connection: Any, _record: Any) -> None:
+    """Exchange NUMERIC with asyncpg as text, decoded by ``Decimal`` itself.
+
+    asyncpg's binary decoder returns 120000 as ``Decimal('1.2E+5')`` (same value, other
+    digits); PostgreSQL's text form keeps the stored digits, and ``Decimal(text)`` runs in C
+    inside asyncpg instead of as a Python call per value in SQLAlchemy.
+    """
+    dbapi_connection.run_async(
+        lambda connection: connection.set_type_codec(
+            "numeric", schema="pg_catalog", encoder=str, decoder=Decimal, format="text"
+        )
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

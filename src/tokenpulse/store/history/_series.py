@@ -113,6 +113,18 @@ def bounds(start: datetime, end: datetime) -> tuple[int, int]:
     return first, last
 
 
+def finest_granularity(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> str:
+    """The finest rollup granularity whose buckets in ``[start, end)`` fit ``max_points``.
+
+    A default for requests that name none (raw is left out: its size depends on the data).
+    """
+    first, last = bounds(start, end)
+    for g in GRANULARITIES.values():
+        if not g.raw and bucket_count(first, last, g.seconds) <= max_points:
+            return g.name
+    return "1d"
+
+
 def check_point_limit(
     points: int, granularity: Granularity, start: int, end: int, max_points: int
 ) -> None:

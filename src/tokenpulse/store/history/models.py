@@ -17,10 +17,12 @@ Tables, all keyed by (key, time) so the primary key is the (key, time) index:
   those buckets, and nothing is lost if the process stops before a rollup ran.
 
 Numbers keep every digit: :class:`ExactDecimal` is ``NUMERIC`` (no precision limit) on
-PostgreSQL and ``TEXT`` holding ``str(Decimal)`` on SQLite, whose NUMERIC affinity would
-turn values into floats. All arithmetic on them (rollups, means) happens in Python, so both
-backends give identical results. Times are :class:`UtcSecond`: ``TIMESTAMP WITH TIME ZONE``
-on PostgreSQL, integer unix seconds on SQLite; both read back as aware UTC datetimes.
+PostgreSQL and ``TEXT`` holding the positional digits on SQLite, whose NUMERIC affinity
+would turn values into floats. All arithmetic on them (rollups, means) happens in Python, so
+both backends give identical results. On PostgreSQL, engines made by
+``create_history_engine`` exchange NUMERIC with asyncpg as text, so values come back with
+the digits PostgreSQL stored. Times are :class:`UtcSecond`: ``TIMESTAMP WITH TIME ZONE`` on
+PostgreSQL, integer unix seconds on SQLite; both read back as aware UTC datetimes.
 """
 
 from __future__ import annotations
@@ -92,23 +94,15 @@ class ExactDecimal(sa.types.TypeDecorator[Decimal]):
         # Positional notation ("500000000000", not "5E+11"): what PostgreSQL stores too.
         return format(value, "f")
 
-    def column_expression(self, column: Any) -> Any:
-        """Selected as text on PostgreSQL, as stored (text) on SQLite."""
-        # PostgreSQL sends NUMERIC as text: Decimal(text) keeps its exact positional form
-        # (asyncpg's binary decoder turns 120000 into Decimal('1.2E+5')) and is faster.
-        if isinstance(self.impl_instance, sa.Text):
-            return column
-        return sa.type_coerce(sa.cast(column, sa.Text()), self)
-
     # The series queries convert ~100 000 values per call, so the processor is a plain
     # function rather than the generic TypeDecorator wrapper around process_result_value.
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
-        """Text -> Decimal (None stays None)."""
-        return _to_decimal
+        """Text -> Decimal on SQLite; asyncpg already hands back Decimal (see _engine)."""
+        return _to_decimal if dialect.name == "sqlite" else None
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         """Text -> Decimal, for callers that use the TypeDecorator hook directly."""
-        return _to_decimal(value)
+        return _to_decimal(value) if isinstance(value, str) else value
 
 
 class UtcSecond(sa.types.TypeDecorator[datetime]):

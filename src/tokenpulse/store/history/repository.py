@@ -63,7 +63,11 @@ class TokenPoint(NamedTuple):
 
 
 class HistoryRepository:
-    """Reads and writes token and LTP history through one :class:`AsyncEngine`."""
+    """Reads and writes token and LTP history through one :class:`AsyncEngine`.
+
+    Build it with :meth:`from_url` (or an engine from ``create_history_engine``): that
+    engine sets SQLite's WAL mode and PostgreSQL's exact NUMERIC exchange.
+    """
 
     def __init__(self, engine: AsyncEngine, *, metrics: Metrics | None = None) -> None:
         self.engine = engine
