@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -83,3 +83,11 @@ def clock() -> FakeClock:
 def metrics() -> Metrics:
     """A fresh metrics registry of the test's own."""
     return Metrics()
+
+
+@pytest.fixture(scope="session")
+def pg_session_url() -> Iterator[str]:
+    """A migrated PostgreSQL database shared by this test run (dropped at the end)."""
+    from tests.postgres import session_database
+
+    yield from session_database()

@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+db_app = typer.Typer(help="The history database (migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 ConfigOption = Annotated[
     Path | None,
@@ -108,6 +110,44 @@ def config_check(config: ConfigOption = None) -> None:
     typer.echo("configuration is valid")
     for name, value, origin in rows:
         typer.echo(f"{name:<{width}}  {value!s:<40}  ({origin})")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: ConfigOption = None,
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Migrate the history database (DATABASE_URL) to the current schema."""
+    import asyncio
+
+    from tokenpulse.domain.errors import StoreError
+    from tokenpulse.store.history import migrate
+
+    settings = _load(config).settings
+    try:
+        asyncio.run(migrate.upgrade(settings.database_url, revision))
+        current = asyncio.run(migrate.current_revision(settings.database_url))
+    except StoreError as exc:
+        typer.echo(f"tokenpulse: migration failed: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"history database at revision {current}")
+
+
+@db_app.command("current")
+def db_current(config: ConfigOption = None) -> None:
+    """Print the history database's schema revision and the one this version needs."""
+    import asyncio
+
+    from tokenpulse.domain.errors import StoreError
+    from tokenpulse.store.history import migrate
+
+    settings = _load(config).settings
+    try:
+        current = asyncio.run(migrate.current_revision(settings.database_url))
+    except StoreError as exc:
+        typer.echo(f"tokenpulse: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"current: {current or 'empty'}  head: {migrate.head()}")
 
 
 @app.command()

@@ -235,3 +235,38 @@ async def test_no_client_request_reaches_the_provider(
             assert (await http.get(f"{app.base_url}/api/v1/tokens?limit=5")).status_code == 200
             await http.get(f"{app.base_url}/api/v1/tokens/bitcoin")
         assert len(coingecko.market_requests()) == before
+
+
+async def test_history_on_postgresql(
+    coingecko: FakeCoinGecko, http: httpx.AsyncClient, tmp_path: Path, pg_session_url: str
+) -> None:
+    settings = settings_for(coingecko, tmp_path, database_url=pg_session_url)
+    async with running_app(settings) as app:
+        await tokens_served(http, app)
+        day = "from=2021-06-24T00:00:00Z&to=2021-06-25T00:00:00Z"
+        url = f"{app.base_url}/api/v1/tokens/ethereum/history?granularity=raw&{day}"
+
+        async def written() -> bool:
+            response = await http.get(url)
+            return response.status_code == 200 and response.json()["data"]["count"] >= 1
+
+        await wait_for(written, 10, message="ethereum history in PostgreSQL")
+        ready = (await http.get(f"{app.base_url}/ready")).json()
+        assert ready["services"]["database"] == "ready"
+
+
+async def test_unmigrated_postgresql_is_reported_not_guessed(
+    coingecko: FakeCoinGecko, http: httpx.AsyncClient, tmp_path: Path, pg_session_url: str
+) -> None:
+    from tests.postgres import _create_database, _drop_database, _pg_url
+
+    name = await _create_database()
+    try:
+        settings = settings_for(coingecko, tmp_path, database_url=_pg_url(name))
+        async with running_app(settings) as app:
+            ready = await http.get(f"{app.base_url}/ready")
+            assert ready.status_code == 503
+            assert any("tokenpulse db upgrade" in e for e in ready.json()["errors"])
+            await tokens_served(http, app)  # the live service still works without history
+    finally:
+        await _drop_database(name)

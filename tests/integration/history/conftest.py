@@ -10,20 +10,18 @@ under ``REQUIRE_SERVICES=1``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
-import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.conftest import POSTGRES_URL, require_service
 from tests.helpers import wait_for
+from tests.postgres import _create_database, _drop_database, _pg_url
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.history import migrate
 from tokenpulse.store.history.models import metadata
@@ -31,48 +29,6 @@ from tokenpulse.store.history.repository import HistoryRepository
 
 BACKENDS = ("sqlite", "postgresql")
 T = TypeVar("T")
-
-
-def _pg_url(database: str) -> str:
-    url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=database)
-    return url.render_as_string(hide_password=False)
-
-
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _create_database() -> str:
-    name = f"tokenpulse_test_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    return name
-
-
-async def _drop_database(name: str) -> None:
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on a loop of its own in a helper thread (callable inside a loop)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-@pytest.fixture(scope="session")
-def pg_session_url() -> Iterator[str]:
-    """A migrated PostgreSQL database shared by this test run (dropped at the end)."""
-    require_service("PostgreSQL", POSTGRES_URL, 5432)
-    name = _run_apart(_create_database())
-    url = _pg_url(name)
-    try:
-        _run_apart(migrate.upgrade(url))
-        yield url
-    finally:
-        _run_apart(_drop_database(name))
 
 
 @pytest.fixture(params=BACKENDS)
