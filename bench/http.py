@@ -87,7 +87,12 @@ class Target:
 # Add a benchmark by adding a line (SPEC §12 also names /api/v1/tokens?limit=100).
 TARGETS: tuple[Target, ...] = (
     Target("ltp", "/api/v1/ltp?pair=BTC/USD", "LTP hot path: one pair from the cache"),
-    Target("health", "/health", "liveness through a regular FastAPI route: no cache, no database"),
+    Target("health", "/health", "liveness, served by the edge middleware: no cache, no database"),
+    Target(
+        "tokens",
+        "/api/v1/tokens?limit=100",
+        "100 tokens: cached order per query shape, ready-made JSON per token, age spliced in",
+    ),
 )
 
 

@@ -307,3 +307,24 @@ def test_message_cache_key_is_shared_only_by_identical_messages() -> None:
     b = Message("ltp_update", "delta", BTC, "BTC/USD", 5, 3, {"amount": 1}, 0.0)
     assert a.cache_key != b.cache_key
     assert Message("bulk_update", "bulk", "", "", 0, None, {}, 0.0).cache_key is None
+
+
+def test_resume_store_keeps_subscriptions_per_principal_with_a_ttl_and_a_cap(
+    clock: FakeClock,
+) -> None:
+    from tokenpulse.api.streams.resume import ResumeStore
+
+    store = ResumeStore(ttl=60, max_entries=2, clock=clock)
+    store.save("empty", None, {}, {})
+    assert len(store) == 0  # nothing subscribed, nothing kept
+    store.save("a", "key_1", {BTC: 100}, {})
+    assert store.take("a", "key_2") is None  # another principal cannot take it
+    saved = store.take("a", "key_1")
+    assert saved is not None and saved.keys == {BTC: 100}
+    assert store.take("a", "key_1") is None  # taken once
+    store.save("b", None, {BTC: None}, {"token:": True})
+    clock.advance(61)
+    assert store.take("b", None) is None  # expired
+    for name in ("c", "d", "e"):
+        store.save(name, None, {ETH: None}, {})
+    assert len(store) == 2 and store.take("c", None) is None  # the oldest made room
