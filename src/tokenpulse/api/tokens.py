@@ -92,7 +92,7 @@ class Page:
     and a request only joins them with its age — no per-token work.
     """
 
-    __slots__ = ("basic", "generation", "pagination", "source", "views", "_received", "_segments")
+    __slots__ = ("_received", "_segments", "basic", "generation", "pagination", "source", "views")
 
     def __init__(
         self,
