@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,36 @@ async def test_unmigrated_postgresql_is_reported_not_guessed(
             await tokens_served(http, app)  # the live service still works without history
     finally:
         await _drop_database(name)
+
+
+async def test_every_granularity_answers_with_rollups(
+    coingecko: FakeCoinGecko, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    async with running_app(settings_for(coingecko, tmp_path)) as app:
+        await tokens_served(http, app)
+        base = f"{app.base_url}/api/v1/tokens/bitcoin/history"
+        day = "from=2021-06-24T00:00:00Z&to=2021-06-25T00:00:00Z"
+
+        async def raw_written() -> bool:
+            response = await http.get(f"{base}?granularity=raw&{day}")
+            return response.json()["data"]["count"] >= 1
+
+        await wait_for(raw_written, 10, message="a raw bitcoin row")
+        await app.container.history.rollup(datetime.now(UTC))  # what the minute task does
+        for granularity in ("raw", "1m", "5m", "15m", "1h", "4h", "1d"):
+            response = await http.get(f"{base}?granularity={granularity}&{day}")
+            assert response.status_code == 200, granularity
+            data = response.json()["data"]
+            assert data["granularity"] == granularity
+            assert data["count"] >= 1, granularity
+            point = data["points"][0]
+            if granularity == "raw":
+                assert point["price"] == 32797
+            else:
+                assert point["close"] == 32797
+                assert point["open"] == point["high"] == point["low"] == 32797
+        default = (await http.get(f"{base}?{day}")).json()["data"]
+        assert default["granularity"] == "1m"  # the finest that fits one day
+        bad = await http.get(f"{base}?granularity=2m")
+        assert bad.status_code == 400
+        assert bad.json()["error"]["details"]["parameter"] == "granularity"
