@@ -205,6 +205,22 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        # scale-out
+        self.leader = Gauge(
+            "tokenpulse_ingest_leader", "1 while this instance holds the ingest lock", registry=r
+        )
+        self.leader_changes = Counter(
+            "tokenpulse_ingest_leader_changes_total",
+            "Times this instance was elected or deposed",
+            ["change"],
+            registry=r,
+        )
+        self.replicated = Counter(
+            "tokenpulse_replicated_updates_total",
+            "Updates applied from the bus on an instance that does not ingest",
+            ["kind"],
+            registry=r,
+        )
         self.bus_published = Counter(
             "tokenpulse_bus_published_total", "Events published on the bus", ["topic"], registry=r
         )

@@ -107,6 +107,15 @@ class PriceService:
                 log.exception("publishing a ticker failed", pair=name)
         return True
 
+    def apply_replica(self, ticker: Ticker) -> None:
+        """Serve a value the ingest leader accepted (scale-out): no cache write, no publish."""
+        if ticker.pair not in self.supported:
+            return
+        view = LtpView.of(ticker)
+        self._views[ticker.pair] = view
+        self.confirm(ticker.source, view.received)
+        self.metrics.price.labels(str(ticker.pair)).set(float(ticker.last))
+
     def confirm(self, source: str, at: float | None = None) -> None:
         """``source`` is alive and its values are still current as of ``at``."""
         moment = self.clock() if at is None else at

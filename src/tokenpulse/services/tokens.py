@@ -222,6 +222,13 @@ class TokenService:
         self._views[token_id] = TokenView.of(served)
         return served
 
+    def apply_replica(self, snapshot: TokenSnapshot) -> None:
+        """Serve a snapshot the ingest leader accepted (scale-out): no history, no publish."""
+        self.identities.add(snapshot.identity)
+        self._accepted[snapshot.id] = snapshot
+        self._views[snapshot.id] = TokenView.of(snapshot)
+        self.generation += 1
+
     # ---------------------------------------------------------------- reads
 
     def __len__(self) -> int:

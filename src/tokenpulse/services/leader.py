@@ -1,0 +1,125 @@
+"""Leader election for ``ROLE=all`` instances: the holder of a Redis lock ingests (SPEC §10).
+
+The lock is redis-py's :class:`~redis.asyncio.lock.Lock` (``SET NX PX`` plus atomic Lua for
+renewal and release): nothing home-made. The leader renews it every third of its TTL; when a
+renewal fails — another instance took it, or Redis has been unreachable for a whole TTL — the
+leader steps down at once, so two instances never ingest together for longer than the TTL
+allows. The others try to take the lock on the same cadence and so take over within a TTL
+of a leader's death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
+
+from tokenpulse.observability.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def instance_id() -> str:
+    """A readable id of this process for the lock's value and the logs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class LeaderElection:
+    """Campaigns for the ingest lock; runs ``on_elected`` / ``on_deposed`` on changes."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        key: str,
+        ttl: float = 10.0,
+        on_elected: Hook,
+        on_deposed: Hook,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.key = key
+        self.ttl = ttl
+        self.interval = ttl / 3
+        self.identity = instance_id()
+        self._lock = Lock(redis, key, timeout=ttl, thread_local=False)
+        self._on_elected = on_elected
+        self._on_deposed = on_deposed
+        self._metrics = metrics
+        self._clock = clock
+        self._leader = False
+        self._renewed_at = 0.0
+        self._stopping = asyncio.Event()
+        if metrics is not None:
+            metrics.leader.set_function(lambda: 1.0 if self._leader else 0.0)
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leader
+
+    async def run(self) -> None:
+        """Campaign until :meth:`stop`; never raises on Redis faults."""
+        while not self._stopping.is_set():
+            if self._leader:
+                await self._renew()
+            else:
+                await self._campaign()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+
+    async def _campaign(self) -> None:
+        try:
+            acquired = await self._lock.acquire(blocking=False, token=self.identity)
+        except RedisError as exc:
+            log.debug("leader campaign failed", error=str(exc))
+            return
+        if acquired:
+            self._leader = True
+            self._renewed_at = self._clock()
+            log.info("elected ingest leader", key=self.key, instance=self.identity)
+            if self._metrics is not None:
+                self._metrics.leader_changes.labels("elected").inc()
+            await self._run_hook(self._on_elected, "on_elected")
+
+    async def _renew(self) -> None:
+        try:
+            await self._lock.reacquire()
+            self._renewed_at = self._clock()
+        except LockError:
+            await self._step_down("another instance holds the lock")
+        except RedisError as exc:
+            if self._clock() - self._renewed_at >= self.ttl:
+                await self._step_down(f"Redis unreachable for a whole TTL ({exc})")
+
+    async def _step_down(self, reason: str) -> None:
+        if not self._leader:
+            return
+        self._leader = False
+        log.warning("stepped down as ingest leader", reason=reason, instance=self.identity)
+        if self._metrics is not None:
+            self._metrics.leader_changes.labels("deposed").inc()
+        await self._run_hook(self._on_deposed, "on_deposed")
+
+    async def _run_hook(self, hook: Hook, name: str) -> None:
+        try:
+            await hook()
+        except Exception:  # ingest start/stop trouble must not end the campaign
+            log.exception("leader hook failed", hook=name)
+
+    async def stop(self) -> None:
+        """Stop campaigning; a leader runs ``on_deposed`` and releases the lock at once."""
+        self._stopping.set()
+        if self._leader:
+            await self._step_down("shutting down")
+            with contextlib.suppress(LockError, RedisError):
+                await self._lock.release()
