@@ -26,6 +26,7 @@ TEST_DEFAULTS: dict[str, Any] = {
     "kraken_request_timeout": "1s",
     "kraken_timeout": "3s",
     "shutdown_timeout": "5s",
+    "leader_ttl": "1s",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,20 +15,25 @@ import structlog
 from tokenpulse import __version__
 from tokenpulse.api.auth import Authenticator, StaticKeyAuthenticator
 from tokenpulse.api.ltp import LtpEndpoints
+from tokenpulse.api.streams.topics import make_ltp_publisher, make_token_publisher
 from tokenpulse.api.tokens import TokenEndpoints
 from tokenpulse.bus.base import InProcessBus
+from tokenpulse.bus.redis import RedisBus
 from tokenpulse.data import kraken_pair_registry
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.domain.serialize import snapshot_to_json
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
-from tokenpulse.domain.tokens import TokenQuote
+from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ingest import LtpSupervisor, UnavailableSource
+from tokenpulse.services.leader import LeaderElection
 from tokenpulse.services.market_ingest import MarketIngest, replay_ticker_time, replay_time
 from tokenpulse.services.prices import PriceService
+from tokenpulse.services.replication import Replicator
 from tokenpulse.services.tokens import TokenService
 from tokenpulse.settings import Settings
 from tokenpulse.sources.base import Source
@@ -69,7 +75,7 @@ class Container:
     cache: Cache
     limiter: RateLimiter | None
     authenticator: Authenticator | None
-    bus: InProcessBus
+    bus: InProcessBus | RedisBus
     prices: PriceService
     supervisor: LtpSupervisor | None
     ltp: LtpEndpoints
@@ -79,17 +85,54 @@ class Container:
     token_api: TokenEndpoints
     history: HistoryRepository | None = None
     market: MarketIngest | None = None
+    election: LeaderElection | None = None
+    replicator: Replicator | None = None
     redis: Any = None
     history_error: str | None = None
     started_at: Any = field(default_factory=utcnow)
+    _ingesting: bool = False
+    _election_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Prepare the history store, then start ingestion (when this instance ingests)."""
+        """Prepare the history store, then ingest: at once, or when elected leader."""
         await self._prepare_history()
+        if isinstance(self.bus, RedisBus):
+            await self.bus.start()
+        if self.replicator is not None:
+            self.replicator.start()
+        if self.market is not None:
+            await self.market.start()
+        if self.election is not None:
+            self._election_task = asyncio.create_task(self.election.run(), name="leader-election")
+        elif self.settings.ingests:
+            await self.start_ingest()
+
+    @property
+    def ingesting(self) -> bool:
+        """Whether this instance runs the sources right now."""
+        return self._ingesting
+
+    async def start_ingest(self) -> None:
+        """Run the sources (this instance is the one that ingests)."""
+        if self._ingesting:
+            return
+        self._ingesting = True
         if self.supervisor is not None:
             await self.supervisor.start()
         if self.market is not None:
-            await self.market.start()
+            await self.market.start_sources()
+
+    async def stop_ingest(self) -> None:
+        """Stop the sources (deposed, or shutting down); read values are applied first."""
+        if not self._ingesting:
+            return
+        self._ingesting = False
+        if self.supervisor is not None:
+            with contextlib.suppress(Exception):
+                await self.supervisor.stop()
+        if self.market is not None:
+            with contextlib.suppress(Exception):
+                await self.market.stop_sources()
         log.info(
             "tokenpulse started",
             version=__version__,
@@ -120,9 +163,15 @@ class Container:
 
     async def stop(self) -> None:
         """Stop sources, apply what they read, flush history, close — never raises."""
-        if self.supervisor is not None:
+        if self.election is not None:
             with contextlib.suppress(Exception):
-                await self.supervisor.stop()
+                await self.election.stop()
+            if self._election_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._election_task, 5)
+        await self.stop_ingest()
+        if self.replicator is not None:
+            self.replicator.stop()
         if self.market is not None:
             with contextlib.suppress(Exception):
                 await self.market.stop(self.settings.shutdown_timeout / 2)
@@ -180,7 +229,19 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
             )
     authenticator = StaticKeyAuthenticator(settings.auth_api_key) if settings.auth_enabled else None
 
-    bus = InProcessBus(on_error=lambda topic, exc: metrics.bus_publish_failures.labels(topic).inc())
+    def bus_failed(topic: str, exc: BaseException) -> None:
+        metrics.bus_publish_failures.labels(topic).inc()
+
+    bus: InProcessBus | RedisBus = (
+        RedisBus(
+            redis_client,
+            prefix=settings.redis_key_prefix + "bus:",
+            metrics=metrics,
+            on_error=bus_failed,
+        )
+        if redis_client is not None
+        else InProcessBus(on_error=bus_failed)
+    )
     prices = PriceService(
         pairs,
         cache=cache,
@@ -233,13 +294,51 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         if settings.ingests
         else None
     )
+    # Every accepted value goes onto the bus: streams on every instance and the replicas read it.
+    prices.add_publisher(make_ltp_publisher(bus))
+    publish_token = make_token_publisher(bus)
+
+    async def token_published(snapshot: TokenSnapshot) -> None:
+        data = snapshot_to_json(snapshot, now=utcnow(), stale_after=settings.stale_after)
+        await publish_token(snapshot.id, data)
+
+    tokens.add_publisher(token_published)
+    container_ref: list[Container] = []
+    election = None
+    if settings.role == "all" and redis_client is not None:
+
+        async def elected() -> None:
+            await container_ref[0].start_ingest()
+
+        async def deposed() -> None:
+            await container_ref[0].stop_ingest()
+
+        election = LeaderElection(
+            redis_client,
+            key=settings.redis_key_prefix + "ingest-leader",
+            ttl=settings.leader_ttl,
+            on_elected=elected,
+            on_deposed=deposed,
+            metrics=metrics,
+        )
+    replicator = (
+        Replicator(
+            bus,
+            prices=prices,
+            tokens=tokens,
+            metrics=metrics,
+            ingesting=lambda: container_ref[0].ingesting,
+        )
+        if redis_client is not None
+        else None
+    )
     token_api = TokenEndpoints(
         tokens=tokens,
         history=history,
         stale_after=settings.stale_after,
         expected_interval=timedelta(seconds=settings.market_poll_interval),
     )
-    return Container(
+    container = Container(
         settings=settings,
         metrics=metrics,
         registry=registry,
@@ -256,8 +355,12 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         token_api=token_api,
         history=history,
         market=market,
+        election=election,
+        replicator=replicator,
         redis=redis_client,
     )
+    container_ref.append(container)
+    return container
 
 
 def _build_supervisor(

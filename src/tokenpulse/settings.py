@@ -254,6 +254,9 @@ class Settings(BaseSettings):
     history_rollup_retention: _duration("1d", "36500d") = "365d"  # type: ignore[valid-type]
     history_enabled: Bool = True
 
+    # scale-out (SPEC §10): the ingest lock's TTL; a dead leader is replaced within it
+    leader_ttl: _duration("500ms", "5m") = "10s"  # type: ignore[valid-type]
+
     # streams (SPEC §7)
     bulk_interval: _duration("100ms", "1m") = "1s"  # type: ignore[valid-type]
     sse_heartbeat: _duration("1s", "5m") = "15s"  # type: ignore[valid-type]
@@ -270,6 +273,11 @@ class Settings(BaseSettings):
         if not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             problems.append(
                 "DATABASE_URL: must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        if self.role == "api" and self.cache_backend != "redis":
+            problems.append(
+                "ROLE: api instances read what the ingest instance publishes through Redis; "
+                "set CACHE_BACKEND=redis (or ROLE=all for one process)"
             )
         if "*" in self.cors_origins and not self.auth_enabled:
             problems.append("CORS_ORIGINS: '*' is allowed only with AUTH_ENABLED=true")

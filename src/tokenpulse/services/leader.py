@@ -1,11 +1,15 @@
 """Leader election for ``ROLE=all`` instances: the holder of a Redis lock ingests (SPEC §10).
 
 The lock is redis-py's :class:`~redis.asyncio.lock.Lock` (``SET NX PX`` plus atomic Lua for
-renewal and release): nothing home-made. The leader renews it every third of its TTL; when a
-renewal fails — another instance took it, or Redis has been unreachable for a whole TTL — the
-leader steps down at once, so two instances never ingest together for longer than the TTL
-allows. The others try to take the lock on the same cadence and so take over within a TTL
-of a leader's death.
+renewal and release): nothing home-made. The leader renews it every third of its TTL and
+steps down at once when the lock turns out to be someone else's; the others try to take it
+on the same cadence and so take over within a TTL of a leader's death.
+
+Redis being unreachable must not stop the data (SPEC §13): a leader that cannot renew keeps
+leading, and an instance that has not been able to reach Redis for a whole TTL starts
+ingesting *provisionally*. When Redis answers again, a provisional leader takes the lock or,
+if another instance holds it, steps down. The price of availability is that two instances
+may both poll during a network partition; every write they make is an idempotent upsert.
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ class LeaderElection:
         self._metrics = metrics
         self._clock = clock
         self._leader = False
-        self._renewed_at = 0.0
+        self._provisional = False
+        self._unreachable_since: float | None = None
         self._stopping = asyncio.Event()
         if metrics is not None:
             metrics.leader.set_function(lambda: 1.0 if self._leader else 0.0)
@@ -81,30 +86,45 @@ class LeaderElection:
         try:
             acquired = await self._lock.acquire(blocking=False, token=self.identity)
         except RedisError as exc:
-            log.debug("leader campaign failed", error=str(exc))
+            now = self._clock()
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+                log.warning("leader election cannot reach Redis", error=str(exc))
+            elif now - self._unreachable_since >= self.ttl:
+                self._provisional = True
+                await self._elect("Redis unreachable for a whole TTL: ingesting provisionally")
             return
+        self._unreachable_since = None
         if acquired:
-            self._leader = True
-            self._renewed_at = self._clock()
-            log.info("elected ingest leader", key=self.key, instance=self.identity)
-            if self._metrics is not None:
-                self._metrics.leader_changes.labels("elected").inc()
-            await self._run_hook(self._on_elected, "on_elected")
+            await self._elect("holds the ingest lock")
+
+    async def _elect(self, reason: str) -> None:
+        self._leader = True
+        log.info("ingest leader", reason=reason, key=self.key, instance=self.identity)
+        if self._metrics is not None:
+            self._metrics.leader_changes.labels("elected").inc()
+        await self._run_hook(self._on_elected, "on_elected")
 
     async def _renew(self) -> None:
         try:
+            if self._provisional:
+                if await self._lock.acquire(blocking=False, token=self.identity):
+                    self._provisional = False
+                    log.info("Redis is back: took the ingest lock", instance=self.identity)
+                else:
+                    await self._step_down("Redis is back and another instance holds the lock")
+                return
             await self._lock.reacquire()
-            self._renewed_at = self._clock()
         except LockError:
-            await self._step_down("another instance holds the lock")
+            await self._step_down("the lock is no longer ours")
         except RedisError as exc:
-            if self._clock() - self._renewed_at >= self.ttl:
-                await self._step_down(f"Redis unreachable for a whole TTL ({exc})")
+            log.debug("cannot renew the ingest lock; leading on", error=str(exc))
 
     async def _step_down(self, reason: str) -> None:
         if not self._leader:
             return
         self._leader = False
+        self._provisional = False
         log.warning("stepped down as ingest leader", reason=reason, instance=self.identity)
         if self._metrics is not None:
             self._metrics.leader_changes.labels("deposed").inc()

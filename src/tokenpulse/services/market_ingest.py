@@ -95,17 +95,33 @@ class MarketIngest:
             self.buffer.put(quotes[0].source, quotes)
 
     async def start(self) -> None:
+        """Start the writer, the consumer and the history upkeep (not the provider polls)."""
         if self.writer is not None:
             self._spawn(self.writer.run(), "history-writer")
         self._spawn(self._consume(), "token-consumer")
+        if self.history is not None:
+            self._spawn(self._maintain(), "history-maintenance")
+
+    async def start_sources(self) -> None:
+        """Start polling the providers (or the replay) and the backfill: the leader's work."""
         if self.source is not None:
             self._spawn(self.source.run(), "token-source")
         if self.history is not None:
-            self._spawn(self._maintain(), "history-maintenance")
             if self.replay:
                 self._spawn(self._seed_replay_history(), "history-replay-seed")
             elif self.backfiller is not None:
                 self._spawn(self._backfill(), "history-backfill")
+
+    async def stop_sources(self) -> None:
+        """Stop polling (this instance lost the ingest lock); what was read is applied."""
+        names = {"token-source", "history-replay-seed", "history-backfill"}
+        stopping = [task for task in self._tasks if task.get_name() in names]
+        for task in stopping:
+            task.cancel()
+        for task in stopping:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = [task for task in self._tasks if task not in stopping]
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
