@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -66,25 +67,23 @@ async def test_one_leader_among_all_instances_and_take_over(
     tmp_path: Path,
 ) -> None:
     settings = instance_settings(kraken_ws, kraken_rest, redis_url, redis_prefix, tmp_path)
-    async with running_app(settings) as first:
+    async with contextlib.AsyncExitStack() as leader_stack:
+        first = await leader_stack.enter_async_context(running_app(settings))
+        await wait_for(lambda: first.container.ingesting, 10, message="the first to lead")
         async with running_app(settings) as second:
-            await wait_for(
-                lambda: first.container.ingesting != second.container.ingesting,
-                10,
-                message="exactly one ingesting instance",
-            )
-            follower = second if first.container.ingesting else first
+            assert not second.container.ingesting  # the lock is taken
             await kraken_ws.send_ticker("BTC/USD", last=Decimal("70200.5"))
 
             async def follower_has_it() -> bool:
-                return await btc(http, follower) == 70200.5
+                return await btc(http, second) == 70200.5
 
             await wait_for(follower_has_it, 10, message="the follower to serve the price")
-        # `second` has stopped: if it led, `first` takes over within the lock's TTL.
-        await wait_for(lambda: first.container.ingesting, 10, message="first to ingest")
+            assert kraken_ws.total_connections == 1
+            await leader_stack.aclose()  # the leader goes away
+            await wait_for(lambda: second.container.ingesting, 10, message="the take-over")
 
-        async def fresh_trade_served() -> bool:
-            await kraken_ws.send_ticker("BTC/USD", last=Decimal("70300.25"))
-            return await btc(http, first) == 70300.25
+            async def fresh_trade_served() -> bool:
+                await kraken_ws.send_ticker("BTC/USD", last=Decimal("70300.25"))
+                return await btc(http, second) == 70300.25
 
-        await wait_for(fresh_trade_served, 10, message="the survivor to serve new trades")
+            await wait_for(fresh_trade_served, 10, message="the new leader to serve trades")
