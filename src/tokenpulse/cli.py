@@ -66,7 +66,7 @@ def _serve(loaded: LoadedSettings) -> None:
         log_config=None,
         log_level=settings.log_level,
     )
-    server = Server(config)
+    server = Server(config, on_exit=application.streams.drain)
     asyncio.run(server.serve())
     if not server.started:
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,7 +79,28 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
     assert pairs == ["BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD"]
     assert all(entry["source"] == "replay" for entry in body["ltp"])  # type: ignore[attr-defined]
 
+    # An open SSE stream must not hold the shutdown up: SIGTERM ends it.
+    events: list[str] = []
+    opened = threading.Event()
+
+    def listen() -> None:
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream("GET", f"{base}/api/v1/ltp/live?pair=BTC/USD") as response,
+        ):
+            opened.set()
+            for line in response.iter_lines():
+                events.append(line)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert opened.wait(10)
+    stop_sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
+    listener.join(10)
+    assert not listener.is_alive()  # the server closed the stream
+    assert any(line.startswith("event: ltp_update") for line in events)
+    assert time.monotonic() - stop_sent < 5  # well within SHUTDOWN_TIMEOUT
     output = process.stdout.read().decode() if process.stdout else ""
     assert "Application shutdown complete" in output

@@ -17,6 +17,7 @@ from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers
 from tokenpulse.api.middleware import EdgeMiddleware, Receive, Scope, Send
 from tokenpulse.api.routes import health_body, router
+from tokenpulse.api.streams import Streams, mount_streams
 from tokenpulse.api.token_routes import router as token_router
 from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.domain.errors import TokenpulseError
@@ -27,9 +28,18 @@ log = structlog.get_logger(__name__)
 ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0, "/api/v1/tokens": 2.0}
 
 
-def create_app(settings: Settings, *, container: Container | None = None) -> Any:
-    """Build the ASGI application for ``settings`` (the container starts with the lifespan)."""
+def create_app(
+    settings: Settings, *, container: Container | None = None, streams: Streams | None = None
+) -> Any:
+    """Build the ASGI application for ``settings`` (the container starts with the lifespan).
+
+    The result is the Socket.IO app at ``/socket.io/`` in front of the edge middleware in
+    front of FastAPI; it has ``.container`` and ``.streams``.
+    """
     container = container or build_container(settings)
+    streams = streams or Streams(
+        container, bulk_interval=settings.bulk_interval, sse_heartbeat=settings.sse_heartbeat
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -52,6 +62,8 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
     api.state.container = container
     install_error_handlers(api)
     api.include_router(router)
+    # Before the tokens router: /api/v1/tokens/{token_id} would otherwise take /tokens/live.
+    api.include_router(streams.sse_router())
     api.include_router(token_router)
 
     app: Any = api
@@ -163,4 +175,4 @@ def create_app(settings: Settings, *, container: Container | None = None) -> Any
         route_of=route_of,
     )
     edge.container = container
-    return edge
+    return mount_streams(edge, container, streams=streams)
