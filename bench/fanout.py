@@ -249,10 +249,11 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
             "socketio", 1000, "BTC/USD", 10.0,
         ):  # fmt: skip
             ok = (row["send_p99_ms"] or 1e9) < 50 and row["lost"] == 0
-            p99, verdict = _fmt(row["send_p99_ms"]), "met" if ok else "NOT met"
+            p99, tick, verdict = _fmt(row["send_p99_ms"]), _fmt(row["tick_p99_ms"]), "met"
             out.append(
-                f"1 000 Socket.IO clients on BTC/USD at 10 updates/s: p99 {p99} ms (ts), "
-                f"{row['lost']} lost — target p99 < 50 ms, no loss: {verdict}"
+                f"1 000 Socket.IO clients on BTC/USD at 10 updates/s: p99 {p99} ms from `ts` "
+                f"({tick} ms from the tick), {row['lost']} lost — target p99 < 50 ms, no loss: "
+                f"{verdict if ok else 'NOT met'}"
             )
         if row["clients"] == 5000 and row["rate"] == 0:
             rss = (row["rss_loaded_kib"] or 0) / 1024
@@ -268,11 +269,13 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
             and r["rate"] > 0
             and r["pairs"] == "BTC/USD"
             and r["connected"] == r["clients"]
-            and (r["send_p99_ms"] or 1e9) < 100
+            and (r["tick_p99_ms"] or 1e9) < 100
         ]
         if passing:
+            # From the tick, not `ts`: an SSE writer stamps `ts` as it writes, after any wait.
             out.append(
-                f"largest N with p99 < 100 ms ({transport}, BTC/USD, 10/s): {max(passing):,}"
+                f"largest N measured with p99 < 100 ms from the tick ({transport}, BTC/USD, "
+                f"10/s): {max(passing):,}"
             )
     return out
 
@@ -291,7 +294,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--label")
     parser.add_argument("--no-write", action="store_true")
+    # Re-render the BENCHMARKS.md section of a recorded run (e.g. after fixing the report).
+    parser.add_argument("--report-json", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.report_json:
+        record = json.loads(args.report_json.read_text())
+        checks = verdicts(record["rows"])
+        section = markdown_section(record, record["rows"], args.report_json.resolve(), checks)
+        print(section)
+        if not args.no_write:
+            append_markdown(BENCHMARKS_MD, section)
+        return 0
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
     if args.clients or args.transport:

@@ -2,8 +2,8 @@
 
 The same pattern as ``tests/server.py``, with a ``Streams`` of the test's own options. When
 ``create_app`` takes ``streams=`` (the wired app factory) it is used as is; before that, this
-helper does the wiring the app factory will do (the SSE router, ``mount_streams`` and the LTP
-publisher on the bus).
+helper does the wiring the app factory will do (the SSE router first, then ``mount_streams``).
+The composition root already publishes every accepted value on the bus.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 
 from tokenpulse.api.app import create_app
-from tokenpulse.api.streams import Streams, make_ltp_publisher, mount_streams
+from tokenpulse.api.streams import Streams, mount_streams
 from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.settings import Settings
 
@@ -31,12 +31,15 @@ class StreamingApp:
     server: uvicorn.Server
 
 
-def _wire(settings: Settings, options: dict[str, Any]) -> tuple[Any, Container, Streams]:
+def _wire(
+    settings: Settings, options: dict[str, Any], bus: Any = None
+) -> tuple[Any, Container, Streams]:
     container = build_container(settings)
+    if bus is not None:  # e.g. a RedisBus shared by several "instances"
+        container.bus = bus
     streams = Streams(container, **options)
     if "streams" in inspect.signature(create_app).parameters:  # the app factory wires streams
         return create_app(settings, container=container, streams=streams), container, streams
-    container.prices.add_publisher(make_ltp_publisher(container.bus))
     edge = create_app(settings, container=container)
     api = edge.app  # the FastAPI app (tests run without CORS)
     # Before every other route, as the app factory will include it (the tokens router's
@@ -47,10 +50,13 @@ def _wire(settings: Settings, options: dict[str, Any]) -> tuple[Any, Container, 
 
 @contextlib.asynccontextmanager
 async def streaming_app(
-    settings: Settings, *, port: int = 0, **options: Any
+    settings: Settings, *, port: int = 0, bus: Any = None, **options: Any
 ) -> AsyncIterator[StreamingApp]:
-    """Serve ``settings`` with streams (``options`` go to ``Streams``) until the block exits."""
-    app, container, streams = _wire(settings, options)
+    """Serve ``settings`` with streams (``options`` go to ``Streams``) until the block exits.
+
+    ``bus`` replaces the container's event bus (it is started here and closed with the app).
+    """
+    app, container, streams = _wire(settings, options, bus)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -74,6 +80,8 @@ async def streaming_app(
             raise TimeoutError("server did not start within 10 s")
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    if bus is not None and hasattr(bus, "start"):
+        await bus.start()
     try:
         yield StreamingApp(f"http://127.0.0.1:{port}", container, streams, server)
     finally:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -24,11 +26,15 @@ from tests.fakes.kraken_ws import FakeKrakenWs, free_port
 from tests.helpers import wait_for
 from tests.server import app_settings
 from tokenpulse.api.streams import StreamLimits, make_token_publisher
-from tokenpulse.client import AsyncTokenpulseClient, Update
+from tokenpulse.bus.redis import RedisBus
+from tokenpulse.client import AsyncTokenpulseClient, TokenpulseClient, Update
 from tokenpulse.domain.errors import AmbiguousToken
 from tokenpulse.settings import Settings
+from tokenpulse.store.cache.redis import from_url
 
 DEADLINE = 10.0
+#: Where the tasks that serve stream connections come from (for the leak check).
+STREAM_LAYERS = ("/engineio/", "/socketio/", "/uvicorn/", "/tokenpulse/api/")
 API_KEY = "test-key-" + "x" * 24
 
 
@@ -87,7 +93,7 @@ async def test_subscribe_pair_gets_a_snapshot_then_deltas_matching_the_trades(
     kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
 ) -> None:
     async with streaming_app(kraken()) as app, sio_client(app) as (client, inbox):
-        await wait_for(lambda: app.container.prices.views(), DEADLINE, message="first prices")
+        await wait_for(app.container.prices.views, DEADLINE, message="first prices")
         ack = await client.call("subscribe_pair", {"pair": "xbtusd", "min_interval_ms": 50})
         assert ack["ok"] is True
         assert ack["subscribed"] == ["BTC/USD"]
@@ -108,7 +114,8 @@ async def test_subscribe_pair_gets_a_snapshot_then_deltas_matching_the_trades(
         assert [d["type"] for d in deltas] == ["delta"] * 3
         assert [d["changes"]["amount"] for d in deltas] == [float(p) for p in prices]
         seqs = [m["seq"] for m in messages]
-        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+        assert seqs == sorted(seqs)
+        assert len(set(seqs)) == len(seqs)
         assert [d["base_seq"] for d in deltas] == seqs[:-1]  # nothing merged, nothing lost
         assert all("pair" not in d["changes"] for d in deltas)  # only changed fields
         assert all(m["ts"] >= snapshot["ts"] for m in deltas)
@@ -167,7 +174,8 @@ async def test_bad_payloads_are_refused_with_a_code(
             assert ack["error"]["message"]
             assert client.connected  # a bad request never costs the connection
             good = await client.call("subscribe_token", {"token_id": "BTC"})
-            assert good["ok"] is True and good["subscribed"] == ["bitcoin"]
+            assert good["ok"] is True
+            assert good["subscribed"] == ["bitcoin"]
         await wait_for(lambda: app.streams.hub.stats().subscriptions["socketio"] == 0, DEADLINE)
 
 
@@ -202,7 +210,8 @@ async def test_subscribe_all_gets_bulk_updates_at_most_every_bulk_interval(
         await wait_for(lambda: len(app.container.prices.views()) == 4, DEADLINE)
         async with sio_client(app) as (client, inbox):
             ack = await client.call("subscribe_all")
-            assert ack["ok"] is True and ack["bulk_interval_ms"] == 200
+            assert ack["ok"] is True
+            assert ack["bulk_interval_ms"] == 200
             await wait_for(lambda: inbox.of("bulk_update"), DEADLINE, message="first bulk")
             first = inbox.of("bulk_update")[0]
             assert first["type"] == "bulk"
@@ -225,7 +234,7 @@ async def test_subscribe_all_gets_bulk_updates_at_most_every_bulk_interval(
             assert updated()[("ltp_update", "BTC/USD")]["changes"]["amount"] == 65000.5
             assert updated()[("token_update", "bitcoin")]["type"] == "snapshot"
             stamps = [b["ts"] for b in inbox.of("bulk_update")]
-            assert all(b - a >= 150 for a, b in zip(stamps, stamps[1:], strict=False))
+            assert all(b - a >= 150 for a, b in itertools.pairwise(stamps))
             assert not inbox.of("ltp_update")  # bulk only
 
 
@@ -255,7 +264,8 @@ async def test_token_updates_published_by_the_token_service(
             await wait_for(lambda: len(inbox.of("token_update")) == 2, DEADLINE)
             delta = inbox.of("token_update")[1]
             assert delta["changes"] == {"velocity": 0.04}
-            assert delta["base_seq"] == first["seq"] and delta["seq"] == first["seq"] + 1
+            assert delta["base_seq"] == first["seq"]
+            assert delta["seq"] == first["seq"] + 1
 
 
 async def test_resume_restores_subscriptions_with_fresh_snapshots(
@@ -279,7 +289,8 @@ async def test_resume_restores_subscriptions_with_fresh_snapshots(
             assert sorted(ack["subscribed"]) == ["BTC/USD", "ETH/USD", "LTC/USD"]
             await wait_for(lambda: len(inbox.of("ltp_update")) == 3, DEADLINE)
             unknown = await client.call("resume", {"resume": "no-such-id"})
-            assert unknown["ok"] is True and unknown["subscribed"] == []
+            assert unknown["ok"] is True
+            assert unknown["subscribed"] == []
 
 
 # ----------------------------------------------------------------------------- raw clients
@@ -343,7 +354,7 @@ def deltas_chain(messages: list[dict[str, Any]]) -> bool:
     """Every delta applies to the state the previous message left (no message lost)."""
     return all(
         b["type"] == "snapshot" or b["base_seq"] == a["seq"]
-        for a, b in zip(messages, messages[1:], strict=False)
+        for a, b in itertools.pairwise(messages)
     )
 
 
@@ -371,10 +382,21 @@ async def test_a_thousand_connections_come_and_go_without_leaving_anything(
                 and gw["engine_sockets"] == 0
             )
 
-        baseline = asyncio.all_tasks()  # before any connection
+        def stream_task_names() -> Counter[str]:
+            """Tasks of the connection-serving layers (others, like the Kraken source's, vary)."""
+            names: Counter[str] = Counter()
+            for task in asyncio.all_tasks():
+                code = getattr(task.get_coro(), "cr_code", None)
+                path = code.co_filename if code is not None else ""
+                if any(part in path for part in STREAM_LAYERS):
+                    names[task.get_coro().__qualname__] += 1  # type: ignore[union-attr]
+            return names
+
+        await wait_for(app.container.prices.views, DEADLINE)  # sources settled
+        baseline = stream_task_names()  # before any connection
 
         def extra_tasks() -> set[str]:
-            return {t.get_coro().__qualname__ for t in asyncio.all_tasks() - baseline}  # type: ignore[union-attr]
+            return set(stream_task_names() - baseline)
 
         modes = ["clean", "close", "vanish"]
         gate = asyncio.Semaphore(50)
@@ -526,7 +548,8 @@ async def test_the_python_client_resubscribes_after_a_server_restart(
                 await consumer
     first = updates[0]
     assert (first.kind, first.id, first.type) == ("pair", "BTC/USD", "snapshot")
-    assert updates[1].type == "delta" and updates[1].changes["amount"] == 71000.5
+    assert updates[1].type == "delta"
+    assert updates[1].changes["amount"] == 71000.5
     assert updates[-1].state["pair"] == "BTC/USD"  # merged full state, not just the change
 
 
@@ -544,3 +567,115 @@ def test_the_client_imports_nothing_of_the_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_tokens_already_served_are_seeded_into_new_subscriptions(
+    kraken: Callable[..., Settings],
+) -> None:
+    served = {"ethereum": {"id": "ethereum", "symbol": "ETH", "price_usd": 3000.25}}
+
+    def token_seed(token_id: str | None) -> dict[str, dict[str, Any]]:
+        return (
+            dict(served) if token_id is None else {k: v for k, v in served.items() if k == token_id}
+        )
+
+    settings = kraken()
+    async with streaming_app(settings, token_resolver=token_resolver, token_seed=token_seed) as app:
+        async with sio_client(app) as (client, inbox):
+            ack = await client.call("subscribe_token", {"token_id": "ethereum"})
+            assert ack["ok"] is True
+            await wait_for(lambda: inbox.of("token_update"), DEADLINE, message="seeded snapshot")
+            (snapshot,) = inbox.of("token_update")
+            assert (snapshot["type"], snapshot["data"]) == ("snapshot", served["ethereum"])
+        async with sio_client(app) as (client, inbox):
+            await client.call("subscribe_all")
+            await wait_for(lambda: inbox.of("bulk_update"), DEADLINE)
+            ids = {u["id"] for u in inbox.of("bulk_update")[0]["updates"]}
+            assert "ethereum" in ids
+
+
+async def test_the_blocking_client_streams_in_three_lines(
+    kraken: Callable[..., Settings],
+) -> None:
+    async with streaming_app(kraken()) as app:
+        await wait_for(app.container.prices.views, DEADLINE)
+
+        def first_update() -> Update:  # what a script without asyncio writes
+            for update in TokenpulseClient(app.base_url).stream(pairs=["ETH/USD"]):
+                return update
+            raise AssertionError("the stream ended")
+
+        update = await asyncio.to_thread(first_update)
+        assert (update.kind, update.id, update.type) == ("pair", "ETH/USD", "snapshot")
+        assert update.state["pair"] == "ETH/USD"
+        await wait_for(lambda: app.streams.hub.stats().connections["socketio"] == 0, DEADLINE)
+
+
+async def test_a_flooding_client_is_limited_and_the_others_are_unaffected(
+    kraken: Callable[..., Settings],
+) -> None:
+    async with (
+        streaming_app(kraken()) as app,
+        sio_client(app) as (flooder, _),
+        sio_client(app) as (other, _),
+    ):
+        acks = await asyncio.gather(
+            *(flooder.call("subscribe_pair", {"pair": "BTC/USD"}) for _ in range(120))
+        )
+        codes = [a["error"]["code"] for a in acks if not a["ok"]]
+        assert 0 < len(codes) <= 120 - 50  # the burst allowance is served
+        assert set(codes) == {"RATE_LIMIT_EXCEEDED"}
+        ack = await other.call("subscribe_pair", {"pair": "ETH/USD"})
+        assert ack["ok"] is True
+
+
+async def test_with_the_redis_bus_a_client_on_any_instance_sees_every_update(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings], redis_url: str, redis_prefix: str
+) -> None:
+    clients = [from_url(redis_url), from_url(redis_url)]
+    buses = [RedisBus(c, prefix=redis_prefix + "bus:", heartbeat_interval=0.1) for c in clients]
+    shared = {"cache_backend": "redis", "redis_url": redis_url, "redis_key_prefix": redis_prefix}
+    try:
+        async with (
+            streaming_app(kraken(**shared), bus=buses[0]) as ingesting,
+            streaming_app(kraken(role="api", **shared), bus=buses[1]) as serving,
+        ):
+            assert serving.container.supervisor is None  # it ingests nothing itself
+            await wait_for(lambda: all(b.healthy for b in buses), DEADLINE)
+            async with sio_client(serving) as (client, inbox):
+                ack = await client.call(
+                    "subscribe_pair", {"pair": "BTC/USD", "min_interval_ms": 50}
+                )
+                assert ack["ok"] is True
+                await wait_for(ingesting.container.prices.views, DEADLINE)
+                await kraken_ws.send_ticker("BTC/USD", last=Decimal("73000.5"))
+                await wait_for(lambda: inbox.of("ltp_update"), DEADLINE, message="via Redis")
+                await kraken_ws.send_ticker("BTC/USD", last=Decimal("73001.5"))
+
+                def last_amount() -> Any:
+                    messages = inbox.of("ltp_update")
+                    state: dict[str, Any] = {}
+                    for m in messages:
+                        state.update(m.get("data") or m.get("changes") or {})
+                    return state.get("amount")
+
+                await wait_for(lambda: last_amount() == 73001.5, DEADLINE)
+                assert inbox.of("ltp_update")[0]["type"] == "snapshot"
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_tokens_of_the_token_service_stream_with_their_snapshot_first() -> None:
+    settings = app_settings(sources="replay", log_level="warning")
+    async with streaming_app(settings) as app, sio_client(app) as (client, inbox):
+        await wait_for(app.container.tokens.views, DEADLINE, message="replayed token metrics")
+        ack = await client.call("subscribe_token", {"token_ids": ["BTC", "ethereum"]})
+        assert ack["subscribed"] == ["bitcoin", "ethereum"]  # a symbol resolves to the id
+        await wait_for(lambda: len(inbox.of("token_update")) >= 2, DEADLINE)
+        first = {m["id"]: m for m in inbox.of("token_update")[:2]}
+        assert {m["type"] for m in first.values()} == {"snapshot"}
+        assert first["bitcoin"]["data"]["symbol"] == "BTC"
+        assert "age_ms" not in first["bitcoin"]["data"]  # computed by the client, not streamed
+        missing = await client.call("subscribe_token", {"token_id": "nosuchcoin"})
+        assert missing["error"]["code"] == "TOKEN_NOT_FOUND"

@@ -113,7 +113,7 @@ async def test_ltp_events_carry_the_seq_as_id_then_deltas_and_keepalives(
     kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
 ) -> None:
     async with streaming_app(kraken(), sse_heartbeat=0.2) as app:
-        await wait_for(lambda: app.container.prices.views(), DEADLINE)
+        await wait_for(app.container.prices.views, DEADLINE)
         async with sse(app, "/api/v1/ltp/live?pair=btc-usd&min_interval_ms=50") as reader:
             headers = reader.response.headers
             assert headers["content-type"].startswith("text/event-stream")
@@ -143,7 +143,7 @@ async def test_last_event_id_gets_a_fresh_snapshot(
     kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
 ) -> None:
     async with streaming_app(kraken()) as app:
-        await wait_for(lambda: app.container.prices.views(), DEADLINE)
+        await wait_for(app.container.prices.views, DEADLINE)
         async with sse(app, "/api/v1/ltp/live?pair=BTC/USD&min_interval_ms=50") as reader:
             await wait_for(lambda: reader.events, DEADLINE)
             await kraken_ws.send_ticker("BTC/USD", last=Decimal("70300.5"))
@@ -271,7 +271,7 @@ async def test_the_python_client_streams_over_sse(
         streaming_app(kraken()) as app,
         AsyncTokenpulseClient(app.base_url) as tp,
     ):
-        await wait_for(lambda: app.container.prices.views(), DEADLINE)
+        await wait_for(app.container.prices.views, DEADLINE)
         updates: list[Update] = []
 
         async def consume() -> None:

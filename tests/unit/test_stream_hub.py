@@ -84,7 +84,8 @@ async def test_nothing_changed_nothing_sent_and_seq_unchanged(hub: StreamHub) ->
     assert hub.publish_pair("BTC/USD", {**ltp(100.0), "age_ms": 5}) is False  # volatile field
     assert s.take() == []
     stream = hub.stream(BTC)
-    assert stream is not None and stream.seq == 1
+    assert stream is not None
+    assert stream.seq == 1
 
 
 async def test_removed_fields_are_sent_as_null(hub: StreamHub) -> None:
@@ -102,7 +103,8 @@ async def test_seq_is_monotonic_per_key(hub: StreamHub) -> None:
         hub.publish_pair("BTC/USD", ltp(100.0 + n))
     hub.publish(ETH, {"pair": "ETH/USD", "amount": 1.0})
     btc, eth = hub.stream(BTC), hub.stream(ETH)
-    assert btc is not None and eth is not None
+    assert btc is not None
+    assert eth is not None
     assert (btc.seq, eth.seq) == (5, 1)
 
 
@@ -296,8 +298,10 @@ async def test_the_hub_is_fed_by_the_bus(hub: StreamHub) -> None:
     await bus.publish(LTP_TOPIC, orjson.dumps(ltp(100.0)))
     await make_token_publisher(bus)("bitcoin", {"price_usd": 2.5})
     btc, token = hub.stream(BTC), hub.stream(token_key("bitcoin"))
-    assert btc is not None and btc.data["amount"] == 100.0
-    assert token is not None and token.data == {"price_usd": 2.5, "id": "bitcoin"}
+    assert btc is not None
+    assert btc.data["amount"] == 100.0
+    assert token is not None
+    assert token.data == {"price_usd": 2.5, "id": "bitcoin"}
     detach()
     assert bus.subscriber_count(LTP_TOPIC) == 0
 
@@ -320,11 +324,13 @@ def test_resume_store_keeps_subscriptions_per_principal_with_a_ttl_and_a_cap(
     store.save("a", "key_1", {BTC: 100}, {})
     assert store.take("a", "key_2") is None  # another principal cannot take it
     saved = store.take("a", "key_1")
-    assert saved is not None and saved.keys == {BTC: 100}
+    assert saved is not None
+    assert saved.keys == {BTC: 100}
     assert store.take("a", "key_1") is None  # taken once
     store.save("b", None, {BTC: None}, {"token:": True})
     clock.advance(61)
     assert store.take("b", None) is None  # expired
     for name in ("c", "d", "e"):
         store.save(name, None, {ETH: None}, {})
-    assert len(store) == 2 and store.take("c", None) is None  # the oldest made room
+    assert len(store) == 2
+    assert store.take("c", None) is None

@@ -3,15 +3,14 @@
 Needs only ``httpx`` (and ``python-socketio[asyncio_client]`` for Socket.IO streams); it
 imports nothing else from tokenpulse, so it can be used without the server's dependencies::
 
-    import asyncio
-    from tokenpulse.client import AsyncTokenpulseClient
+    from tokenpulse.client import TokenpulseClient
 
-    async def main() -> None:
-        async with AsyncTokenpulseClient("http://127.0.0.1:8080", api_key=None) as tp:
-            async for update in tp.stream(pairs=["BTC/USD"]):
-                print(update.id, update.state["amount"], update.seq)
+    for update in TokenpulseClient("http://127.0.0.1:8080").stream(pairs=["BTC/USD"]):
+        print(update.id, update.state["amount"], update.seq)
 
-    asyncio.run(main())
+or, in asyncio code, ``async for update in AsyncTokenpulseClient(…).stream(…)``. Each
+:class:`Update` carries the merged full ``state`` of its key; the stream reconnects,
+resubscribes and refetches a snapshot after a ``seq`` gap by itself.
 """
 
 from tokenpulse.client._http import AsyncTokenpulseClient, TokenpulseClient

@@ -7,8 +7,9 @@ digits the service sent.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
@@ -147,6 +148,7 @@ class TokenpulseClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
         self._http = httpx.Client(
             base_url=self.base_url, headers=_headers(api_key), timeout=timeout, transport=transport
         )
@@ -178,6 +180,48 @@ class TokenpulseClient:
     def token(self, token_id: str) -> Token:
         """One token by id, CMC id, CoinGecko id or symbol."""
         return self._get(_token(token_id))
+
+    def stream(
+        self,
+        pairs: Sequence[str] = (),
+        tokens: Sequence[str] = (),
+        *,
+        transport: str = "socketio",
+        min_interval_ms: int | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> Iterator[Update]:
+        """Blocking form of :meth:`AsyncTokenpulseClient.stream` (runs its own event loop).
+
+        For scripts without asyncio: ``for update in client.stream(pairs=["BTC/USD"]): …``.
+        The connection is serviced only while the loop waits for the next update, so keep
+        the loop body short (the server drops a client silent for about 45 s; this one then
+        reconnects and resubscribes).
+        """
+        from tokenpulse.client._stream import StreamOptions, stream_updates
+
+        options = StreamOptions(
+            base_url=self.base_url,
+            api_key=self.api_key,
+            pairs=tuple(pairs),
+            tokens=tuple(tokens),
+            transport=transport,
+            min_interval_ms=min_interval_ms,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+        )
+        updates = stream_updates(options)
+        # A Runner, not a bare loop: closing it cancels what the Socket.IO client left
+        # running and closes its sockets, so the server sees the client go at once.
+        with asyncio.Runner() as runner:
+            try:
+                while True:
+                    try:
+                        yield runner.run(anext(updates))
+                    except StopAsyncIteration:
+                        return
+            finally:
+                runner.run(updates.aclose())
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -99,24 +99,23 @@ class _Backoff:
         self.delay = min(self.delay * 2, self.maximum)
 
 
-async def stream_updates(options: StreamOptions) -> AsyncIterator[Update]:
+async def stream_updates(options: StreamOptions) -> AsyncGenerator[Update, None]:
     """Yield updates for ever over the chosen transport."""
     if not options.pairs and not options.tokens:
         raise ValueError("stream() needs at least one pair or token")
-    if options.transport == "socketio":
-        async for update in _socketio(options):
-            yield update
-    elif options.transport == "sse":
-        async for update in _sse(options):
-            yield update
-    else:
+    if options.transport not in ("socketio", "sse"):
         raise ValueError(f"transport must be 'socketio' or 'sse', not {options.transport!r}")
+    transport = _socketio(options) if options.transport == "socketio" else _sse(options)
+    # aclosing: closing this iterator closes the transport's now, not whenever GC runs.
+    async with contextlib.aclosing(transport) as updates:
+        async for update in updates:
+            yield update
 
 
 # ---------------------------------------------------------------------------- Socket.IO
 
 
-async def _socketio(options: StreamOptions) -> AsyncIterator[Update]:
+async def _socketio(options: StreamOptions) -> AsyncGenerator[Update, None]:
     import socketio  # only stream users need python-socketio (and aiohttp)
 
     tracker, backoff = Tracker(), _Backoff(options.backoff_initial, options.backoff_max)
@@ -191,7 +190,7 @@ async def _subscribe(client: Any, kind: str, ids: list[str], interval: int | Non
 # ---------------------------------------------------------------------------- SSE
 
 
-async def _sse(options: StreamOptions) -> AsyncIterator[Update]:
+async def _sse(options: StreamOptions) -> AsyncGenerator[Update, None]:
     tracker, backoff = Tracker(), _Backoff(options.backoff_initial, options.backoff_max)
     headers = {"Accept": "text/event-stream"}
     if options.api_key:

@@ -2,23 +2,28 @@
 
 Wiring, in the app factory::
 
-    streams = Streams(container)                    # hub + Socket.IO gateway
+    streams = streams or Streams(container)         # hub + Socket.IO gateway
     api.include_router(streams.sse_router())        # before the tokens router
     ...
     return mount_streams(edge, container, streams=streams)   # the outermost ASGI app
 
-and in the composition root, so every accepted ticker reaches the bus (and so the hubs of
+and in the composition root, so every accepted value reaches the bus (and so the hubs of
 all instances)::
 
     prices.add_publisher(make_ltp_publisher(bus))
+    tokens.add_publisher(...)  # make_token_publisher(bus)(snapshot.id, snapshot_to_json(...))
 
 ``mount_streams`` runs :meth:`Streams.start` after the app's own start-up and
-:meth:`Streams.stop` before its shutdown (``manage_lifespan=False`` to call them yourself).
+:meth:`Streams.stop` before its shutdown (``manage_lifespan=False`` to call them yourself);
+:meth:`Streams.drain` ends open streams at once (call it when SIGTERM arrives). Tokens are
+resolved and seeded through ``container.tokens`` unless ``token_resolver``/``token_seed``
+say otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -26,22 +31,29 @@ from fastapi import APIRouter
 
 from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
-from tokenpulse.api.streams.requests import TokenResolver, accept_any_token
+from tokenpulse.api.streams.requests import TokenResolver
 from tokenpulse.api.streams.socketio_server import SocketIoGateway
 from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, sse_router
 from tokenpulse.api.streams.topics import (
     PAIR_PREFIX,
+    TOKEN_PREFIX,
     TokenPublisher,
     make_ltp_publisher,
     make_token_publisher,
     split_key,
 )
 from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.domain.serialize import snapshot_to_json
+from tokenpulse.domain.time import utcnow
 
 if TYPE_CHECKING:  # the composition root imports this package (make_ltp_publisher)
     from tokenpulse.bootstrap import Container
 
 DEFAULT_BULK_INTERVAL = 1.0
+
+#: ``token_seed(token_id)`` -> ``{token_id: data}`` for that token (empty if unknown);
+#: ``token_seed(None)`` -> every served token. ``data`` is the token's JSON (``snapshot_to_json``).
+TokenSeed = Callable[[str | None], Mapping[str, dict[str, Any]]]
 
 
 class Streams:
@@ -52,18 +64,21 @@ class Streams:
         container: Container,
         *,
         bulk_interval: float = DEFAULT_BULK_INTERVAL,
-        token_resolver: TokenResolver = accept_any_token,
+        token_resolver: TokenResolver | None = None,
         limits: StreamLimits | None = None,
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
         send_timeout: float = DEFAULT_SEND_TIMEOUT,
         sse_heartbeat: float = DEFAULT_HEARTBEAT,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
+        token_seed: TokenSeed | None = None,
     ) -> None:
         self.container = container
         limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
         self.hub = StreamHub(limits=limits, metrics=container.metrics)
-        self.token_resolver = token_resolver
+        # By default tokens are resolved and seeded through the container's token service.
+        self.token_resolver = token_resolver or self.resolve_token
+        self.token_seed = token_seed or self.served_tokens
         self.send_timeout = send_timeout
         self.sse_heartbeat = sse_heartbeat
         self.gateway = SocketIoGateway(
@@ -72,8 +87,9 @@ class Streams:
             supported_pairs=container.prices.supported,
             authenticator=container.authenticator,
             metrics=container.metrics,
-            token_resolver=token_resolver,
+            token_resolver=self.token_resolver,
             seed=self.seed,
+            known_keys=self.known_keys,
             cors_origins=list(container.settings.cors_origins),
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -83,16 +99,39 @@ class Streams:
         self._detach: Any = None
 
     def seed(self, key: str) -> dict[str, Any] | None:
-        """The value this instance already serves for a pair key (before the hub heard one)."""
+        """The value this instance already serves for a key (before the hub heard of it)."""
         prefix, ident = split_key(key)
-        if prefix != PAIR_PREFIX:
-            return None
+        if prefix == TOKEN_PREFIX:
+            return self.token_seed(ident).get(ident)
         try:
             pair = self.container.registry.resolve(ident)
         except TokenpulseError:
             return None
         view = self.container.prices.view(pair)
         return None if view is None else view.ticker.to_json()
+
+    def known_keys(self, prefix: str) -> list[str]:
+        """Every key of a kind this instance serves (what a wildcard starts with)."""
+        if prefix == PAIR_PREFIX:
+            return [PAIR_PREFIX + str(p) for p in self.container.prices.pairs]
+        return [TOKEN_PREFIX + t for t in self.token_seed(None)]
+
+    def resolve_token(self, text: str) -> str | None:
+        """The default token resolver: id, CMC id, CoinGecko id or symbol -> our id.
+
+        Raises TokenNotFound / AmbiguousToken (answered with their codes)."""
+        return self.container.tokens.resolve(text).id
+
+    def served_tokens(self, token_id: str | None) -> dict[str, dict[str, Any]]:
+        """The default token seed: the JSON of one served token, or of all (``None``)."""
+        tokens = self.container.tokens
+        views = tokens.views() if token_id is None else [tokens.view(token_id)]
+        now, stale_after = utcnow(), self.container.settings.stale_after
+        return {
+            v.snapshot.id: snapshot_to_json(v.snapshot, now=now, stale_after=stale_after)
+            for v in views
+            if v is not None
+        }
 
     def sse_router(self) -> APIRouter:
         """The SSE routes of this hub (include before ``/api/v1/tokens/{token_id}``)."""
@@ -105,6 +144,7 @@ class Streams:
             heartbeat=self.sse_heartbeat,
             send_timeout=self.send_timeout,
             seed=self.seed,
+            known_keys=self.known_keys,
         )
 
     async def start(self) -> None:
@@ -182,6 +222,7 @@ __all__ = [
     "Streams",
     "StreamsApp",
     "TokenPublisher",
+    "TokenSeed",
     "make_ltp_publisher",
     "make_token_publisher",
     "mount_streams",

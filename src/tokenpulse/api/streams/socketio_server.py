@@ -72,6 +72,7 @@ class SocketIoGateway:
         metrics: Metrics,
         token_resolver: req.TokenResolver = req.accept_any_token,
         seed: Seeder | None = None,
+        known_keys: Callable[[str], list[str]] | None = None,
         cors_origins: list[str] | None = None,
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
@@ -85,6 +86,7 @@ class SocketIoGateway:
         self.metrics = metrics
         self.token_resolver = token_resolver
         self.seed = seed
+        self.known_keys = known_keys
         cors: Any = None if not cors_origins else ("*" if "*" in cors_origins else cors_origins)
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
@@ -292,7 +294,9 @@ class SocketIoGateway:
         texts = req.names(data, "token_id", "token_ids", limit=limit)
         interval = req.interval_ms(data.get("min_interval_ms"), self.hub.limits)
         ids = req.resolve_tokens(texts, self.token_resolver)
-        conn.subscriber.subscribe([token_key(t) for t in ids], interval)
+        keys = [token_key(t) for t in ids]
+        self._seed(keys)
+        conn.subscriber.subscribe(keys, interval)
         return self._ok(conn, subscribed=ids)
 
     async def _unsubscribe_token(self, conn: Connection, data: Any) -> dict[str, Any]:
@@ -307,7 +311,8 @@ class SocketIoGateway:
     async def _subscribe_all(self, conn: Connection, data: Any) -> dict[str, Any]:
         if data is not None and not isinstance(data, dict):
             raise InvalidParameter("subscribe_all takes no payload or an object")
-        self._seed([pair_key(str(p)) for p in self.supported_pairs])
+        if self.known_keys is not None:
+            self._seed(self.known_keys(PAIR_PREFIX) + self.known_keys(TOKEN_PREFIX))
         for prefix in (PAIR_PREFIX, TOKEN_PREFIX):
             conn.subscriber.subscribe_prefix(prefix, bulk=True)
         interval_ms = int(self.hub.limits.bulk_interval * 1000)

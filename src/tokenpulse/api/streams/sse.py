@@ -193,10 +193,18 @@ def sse_router(
     heartbeat: float = DEFAULT_HEARTBEAT,
     send_timeout: float = DEFAULT_SEND_TIMEOUT,
     seed: Callable[[str], dict[str, Any] | None] | None = None,
+    known_keys: Callable[[str], list[str]] | None = None,
 ) -> APIRouter:
     """The SSE routes bound to ``hub``. Include it before any ``/api/v1/tokens/{token_id}``."""
     router = APIRouter(tags=["streams"])
     limits = hub.limits
+
+    def seeded(keys: list[str]) -> list[str]:
+        """Give the hub a first state for keys it has none of (served before it started)."""
+        for key in keys:
+            if seed is not None and hub.stream(key) is None and (data := seed(key)) is not None:
+                hub.publish(key, data)
+        return keys
 
     def stream(keys: list[str], prefix: str | None, interval: str | None) -> EventStream:
         if sum(hub.stats().connections.values()) >= limits.max_connections:
@@ -232,11 +240,7 @@ def sse_router(
             if texts
             else [str(p) for p in supported_pairs]
         )
-        keys = [pair_key(p) for p in pairs]
-        for key in keys:
-            if seed is not None and hub.stream(key) is None and (data := seed(key)) is not None:
-                hub.publish(key, data)
-        return stream(keys, None, min_interval_ms)
+        return stream(seeded([pair_key(p) for p in pairs]), None, min_interval_ms)
 
     @router.get(
         "/api/v1/tokens/live",
@@ -251,10 +255,10 @@ def sse_router(
         """``event: token_update`` per token: a snapshot, then deltas."""
         texts = split(ids, "ids")
         if not texts:
+            seeded(known_keys(TOKEN_PREFIX) if known_keys is not None else [])
             return stream([], TOKEN_PREFIX, min_interval_ms)
-        return stream(
-            [token_key(t) for t in req.resolve_tokens(texts, token_resolver)], None, min_interval_ms
-        )
+        keys = [token_key(t) for t in req.resolve_tokens(texts, token_resolver)]
+        return stream(seeded(keys), None, min_interval_ms)
 
     @router.get(
         "/api/v1/tokens/{token_id}/live",
@@ -268,7 +272,7 @@ def sse_router(
     ) -> EventStream:
         """``event: token_update`` for one token."""
         (resolved,) = req.resolve_tokens([token_id], token_resolver)
-        return stream([token_key(resolved)], None, min_interval_ms)
+        return stream(seeded([token_key(resolved)]), None, min_interval_ms)
 
     return router
 
