@@ -97,10 +97,18 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
     assert opened.wait(10)
     stop_sent = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    assert process.wait(15) == 0
+    try:
+        returncode = process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output = process.stdout.read().decode() if process.stdout else ""
+        raise AssertionError(
+            f"no exit 30 s after SIGTERM; server said:\n{output[-3000:]}"
+        ) from None
+    assert returncode == 0
     listener.join(10)
     assert not listener.is_alive()  # the server closed the stream
     assert any(line.startswith("event: ltp_update") for line in events)
-    assert time.monotonic() - stop_sent < 5  # well within SHUTDOWN_TIMEOUT
+    assert time.monotonic() - stop_sent < 10  # SHUTDOWN_TIMEOUT is 5 s per phase
     output = process.stdout.read().decode() if process.stdout else ""
     assert "Application shutdown complete" in output
