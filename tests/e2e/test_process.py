@@ -24,7 +24,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def replay_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def replay_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     port = _free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -33,27 +33,28 @@ def replay_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str
         "LOG_LEVEL": "info",
         "SHUTDOWN_TIMEOUT": "5s",
     }
+    # Logs go to a file: an unread pipe that fills up would block the server.
+    log_file = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "tokenpulse", "serve"],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stdout=log_file,
         stderr=subprocess.STDOUT,
     )
     try:
-        yield process, f"http://127.0.0.1:{port}"
+        yield process, f"http://127.0.0.1:{port}", tmp_path
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(10)
-        if process.stdout is not None:
-            process.stdout.close()
+        log_file.close()
 
 
 def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigterm(
-    replay_server: tuple[subprocess.Popen[bytes], str],
+    replay_server: tuple[subprocess.Popen[bytes], str, Path],
 ) -> None:
-    process, base = replay_server
+    process, base, _ = replay_server
     started = time.monotonic()
     deadline = started + 15  # generous for the interpreter to start; the bound is below
     body: dict[str, object] = {}
@@ -101,7 +102,7 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
         returncode = process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
-        output = process.stdout.read().decode() if process.stdout else ""
+        output = (replay_server[2] / "server.log").read_text(errors="replace")
         raise AssertionError(
             f"no exit 30 s after SIGTERM; server said:\n{output[-3000:]}"
         ) from None
@@ -110,5 +111,5 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
     assert not listener.is_alive()  # the server closed the stream
     assert any(line.startswith("event: ltp_update") for line in events)
     assert time.monotonic() - stop_sent < 10  # SHUTDOWN_TIMEOUT is 5 s per phase
-    output = process.stdout.read().decode() if process.stdout else ""
+    output = (replay_server[2] / "server.log").read_text(errors="replace")
     assert "Application shutdown complete" in output
