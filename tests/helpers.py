@@ -1,11 +1,19 @@
-"""Small test helpers: wait on a condition with a deadline instead of sleeping."""
+"""Small test helpers: wait on a condition with a deadline instead of sleeping, and load
+recorded provider answers."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
 
 POLL_INTERVAL = 0.01
 
@@ -46,3 +54,37 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# -- recorded provider answers (the parser golden tests) -----------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+"""The ``received_at`` the parser tests hand to the parsers."""
+
+
+def recorded_loader(provider: str) -> Callable[[str], Any]:
+    """``load(name)`` for ``tests/fixtures/<provider>/``: a recorded answer decoded as the
+    client decodes it, floats as Decimal."""
+    folder = FIXTURES / provider
+
+    def load(name: str) -> Any:
+        """A recorded answer decoded as the client decodes it: floats as Decimal."""
+        return json.loads((folder / name).read_text(encoding="utf-8"), parse_float=Decimal)
+
+    return load
+
+
+ANY_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.decimals(allow_nan=True, allow_infinity=True)
+    | st.floats()
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+"""Any JSON-like value, with Decimal and non-finite numbers too: for "never raises" tests."""

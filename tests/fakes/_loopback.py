@@ -81,36 +81,11 @@ class LoopbackFake:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        config = uvicorn.Config(
-            self,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
-            ws="none",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        server = _QuietServer(config)
-        self._server = server
-        self._task = asyncio.create_task(server.serve())
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if self._task.done():
-                self._task.result()
-                raise RuntimeError(f"{self.name} stopped during start-up")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name} did not start within 10s")
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self._server, self._task, self.base_url = await serve_on_loopback(self, self.name)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+        await stop_serving(self._server, self._task)
 
     # -- ASGI ------------------------------------------------------------------------------
 
@@ -152,6 +127,45 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+async def serve_on_loopback(
+    app: Callable[[Scope, Receive, Send], Awaitable[None]], name: str
+) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    """Serve ``app`` with uvicorn on ``127.0.0.1`` on a free port in a background task.
+
+    Returns the server, its task and the base URL, once it accepts connections.
+    """
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        access_log=False,
+        timeout_graceful_shutdown=1,
+    )
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if task.done():
+            task.result()  # raises the start-up error
+            raise RuntimeError(f"{name} stopped during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} did not start within 10s")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+async def stop_serving(server: uvicorn.Server | None, task: asyncio.Task[None] | None) -> None:
+    """Stop a server started by :func:`serve_on_loopback` and wait for it to finish."""
+    if server is not None:
+        server.should_exit = True
+    if task is not None:
+        await task
 
 
 def retry_after(fault: Fault) -> list[tuple[bytes, bytes]]:

@@ -33,14 +33,24 @@ import contextlib
 import copy
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import uvicorn
 
+from tests.fakes._loopback import (
+    Fault,
+    Receive,
+    Scope,
+    Send,
+    respond,
+    retry_after,
+    serve_on_loopback,
+    stop_serving,
+    to_json,
+)
 from tokenpulse.data import data_path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kraken" / "rest"
@@ -56,31 +66,6 @@ RECORDED_CHART = (
     / "market_chart_bitcoin_usd_7d_hourly_2023-10-10.json"
 )
 OHLC_MAX_CANDLES = 720
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
-@dataclass
-class _Failure:
-    status: int
-    times: int | None
-    retry_after: float | None
-
-
-@dataclass
-class _KrakenError:
-    errors: list[str]
-    times: int | None
-
-
-@dataclass
-class _Raw:
-    status: int
-    body: bytes
-    times: int | None
 
 
 def load_recorded_tickers() -> dict[str, dict[str, Any]]:
@@ -118,9 +103,9 @@ class FakeKrakenRest:
         self.ohlc_requests: list[str] = []  # query strings of OHLC requests, in arrival order
         self.requests: list[str] = []  # query strings of Ticker requests, in arrival order
         self.request_times: list[float] = []  # time.monotonic() at arrival
-        self._failure: _Failure | None = None
-        self._kraken_error: _KrakenError | None = None
-        self._raw: _Raw | None = None
+        self._failure: Fault | None = None
+        self._kraken_error: Fault | None = None  # 200 with Kraken's error array as its body
+        self._raw: Fault | None = None
         self._delay = 0.0
         self._stopping = asyncio.Event()
         self._server: uvicorn.Server | None = None
@@ -144,15 +129,15 @@ class FakeKrakenRest:
         self, status: int, times: int | None = 1, retry_after: float | None = None
     ) -> None:
         """Answer the next ``times`` Ticker requests (None: all) with HTTP ``status``."""
-        self._failure = _Failure(status, times, retry_after)
+        self._failure = Fault(status, times, retry_after)
 
     def kraken_error(self, errors: list[str], times: int | None = 1) -> None:
         """Answer the next ``times`` requests (None: all) with 200 and Kraken's error array."""
-        self._kraken_error = _KrakenError(list(errors), times)
+        self._kraken_error = Fault(200, times, body=to_json({"error": list(errors), "result": {}}))
 
     def raw_response(self, body: bytes, *, status: int = 200, times: int | None = 1) -> None:
         """Answer the next ``times`` requests (None: all) with ``body`` as it is (e.g. HTML)."""
-        self._raw = _Raw(status, body, times)
+        self._raw = Fault(status, times, body=body)
 
     def delay(self, seconds: float) -> None:
         """Wait ``seconds`` before every answer (0 to stop)."""
@@ -168,37 +153,14 @@ class FakeKrakenRest:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> FakeKrakenRest:
-        config = uvicorn.Config(
-            self,
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
-            ws="none",
-            access_log=False,
-            timeout_graceful_shutdown=1,
+        self._server, self._task, self.base_url = await serve_on_loopback(
+            self, "fake Kraken REST server"
         )
-        server = _QuietServer(config)
-        self._server = server
-        self._task = asyncio.create_task(server.serve())
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if self._task.done():
-                self._task.result()  # raises the start-up error
-                raise RuntimeError("fake Kraken REST server stopped during start-up")
-            if time.monotonic() > deadline:
-                raise TimeoutError("fake Kraken REST server did not start within 10s")
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._stopping.set()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+        await stop_serving(self._server, self._task)
 
     # -- ASGI ------------------------------------------------------------------------------
 
@@ -208,10 +170,10 @@ class FakeKrakenRest:
         if scope["method"] == "GET" and scope["path"] == "/0/public/OHLC":
             query = scope["query_string"].decode("latin-1")
             self.ohlc_requests.append(query)
-            await _respond(send, 200, _json(self._ohlc_answer(query)))
+            await respond(send, 200, to_json(self._ohlc_answer(query)))
             return
         if scope["method"] != "GET" or scope["path"] != "/0/public/Ticker":
-            await _respond(send, 404, b'{"error":["EGeneral:Unknown method"]}')
+            await respond(send, 404, b'{"error":["EGeneral:Unknown method"]}')
             return
         query = scope["query_string"].decode("latin-1")
         self.requests.append(query)
@@ -221,22 +183,21 @@ class FakeKrakenRest:
                 await asyncio.wait_for(self._stopping.wait(), self._delay)
 
         failure = self._failure
-        if failure is not None and _take(failure):
-            headers = []
-            if failure.retry_after is not None:
-                headers.append((b"retry-after", _seconds(failure.retry_after).encode()))
+        if failure is not None and failure.take():
             body = f"HTTP {failure.status} from the fake".encode()
-            await _respond(send, failure.status, body, headers, content_type=b"text/plain")
+            await respond(
+                send, failure.status, body, retry_after(failure), content_type=b"text/plain"
+            )
             return
         raw = self._raw
-        if raw is not None and _take(raw):
-            await _respond(send, raw.status, raw.body, content_type=b"text/html")
+        if raw is not None and raw.take():
+            await respond(send, raw.status, raw.body or b"", content_type=b"text/html")
             return
         error = self._kraken_error
-        if error is not None and _take(error):
-            await _respond(send, 200, _json({"error": error.errors, "result": {}}))
+        if error is not None and error.take():
+            await respond(send, 200, error.body or b"")
             return
-        await _respond(send, 200, _json(self._answer(query)))
+        await respond(send, 200, to_json(self._answer(query)))
 
     def _answer(self, query: str) -> dict[str, Any]:
         values = parse_qs(query).get("pair")
@@ -287,53 +248,5 @@ class FakeKrakenRest:
         return upper if upper in self.tickers else self._aliases.get(upper, upper)
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without signal handlers: the test runner keeps Ctrl+C."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _take(rule: _Failure | _KrakenError | _Raw) -> bool:
-    """Whether ``rule`` applies to this request, using up one of its ``times``."""
-    if rule.times is None:
-        return True
-    if rule.times <= 0:
-        return False
-    rule.times -= 1
-    return True
-
-
 def _split(value: str) -> Iterator[str]:
     return (part for part in value.split(",") if part.strip())
-
-
-def _seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _json(body: object) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-async def _respond(
-    send: Send,
-    status: int,
-    body: bytes,
-    headers: list[tuple[bytes, bytes]] | None = None,
-    *,
-    content_type: bytes = b"application/json; charset=utf-8",
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

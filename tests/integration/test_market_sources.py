@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -35,6 +35,8 @@ START = datetime(2024, 1, 10, 12, 0, tzinfo=UTC).timestamp()
 FEB_1 = datetime(2024, 2, 1, tzinfo=UTC).timestamp()
 POLL = 60.0
 SLACK = 0.02  # loop scheduling jitter allowed on real-time lower bounds
+
+C = TypeVar("C")
 
 
 @pytest.fixture
@@ -75,53 +77,54 @@ class Batches:
 
 
 @pytest.fixture
-def make_cmc(
-    cmc_fake: FakeCmc, http: httpx.AsyncClient, metrics: Metrics, fake_clock: FakeClock
-) -> Callable[..., CmcClient]:
-    def make(**overrides: Any) -> CmcClient:
-        options: dict[str, Any] = {
-            "base_url": cmc_fake.base_url,
-            "api_key": cmc_fake.api_key,
-            "http": http,
-            "metrics": metrics,
-            "request_timeout": 2.0,
-            "max_retries": 2,
-            "clock": fake_clock,
-            "backoff_initial": 0.001,
-            "backoff_max": 0.005,
-        }
-        options.update(overrides)
+def client_options(
+    http: httpx.AsyncClient, metrics: Metrics, fake_clock: FakeClock
+) -> dict[str, Any]:
+    """What every provider client in these tests shares."""
+    return {
+        "http": http,
+        "metrics": metrics,
+        "clock": fake_clock,
+        "request_timeout": 2.0,
+        "backoff_initial": 0.001,
+        "backoff_max": 0.005,
+    }
+
+
+def client_factory(
+    client: Callable[..., C], shared: dict[str, Any], **defaults: Any
+) -> Callable[..., C]:
+    """A maker of ``client`` objects talking to a fake: the ``shared`` options, then
+    ``defaults`` (the fake's URL and key, ...), then each call's overrides."""
+
+    def make(**overrides: Any) -> C:
+        options: dict[str, Any] = {**shared, **defaults, **overrides}
         # the limiter keeps time with the client, so a Retry-After deferral ends when the
         # (hand-moved) clock says so
         options.setdefault("limiter", RequestLimiter(0.0, clock=options["clock"]))
-        return CmcClient(**options)
+        return client(**options)
 
     return make
 
 
 @pytest.fixture
-def make_cg(
-    cg_fake: FakeCoinGecko, http: httpx.AsyncClient, metrics: Metrics, fake_clock: FakeClock
-) -> Callable[..., CoinGeckoClient]:
-    def make(**overrides: Any) -> CoinGeckoClient:
-        options: dict[str, Any] = {
-            "base_url": cg_fake.base_url,
-            "api_key": "",
-            "http": http,
-            "metrics": metrics,
-            "request_timeout": 2.0,
-            "max_retries": 1,
-            "clock": fake_clock,
-            "backoff_initial": 0.001,
-            "backoff_max": 0.005,
-        }
-        options.update(overrides)
-        # the limiter keeps time with the client, so a Retry-After deferral ends when the
-        # (hand-moved) clock says so
-        options.setdefault("limiter", RequestLimiter(0.0, clock=options["clock"]))
-        return CoinGeckoClient(**options)
+def make_cmc(cmc_fake: FakeCmc, client_options: dict[str, Any]) -> Callable[..., CmcClient]:
+    return client_factory(
+        CmcClient,
+        client_options,
+        base_url=cmc_fake.base_url,
+        api_key=cmc_fake.api_key,
+        max_retries=2,
+    )
 
-    return make
+
+@pytest.fixture
+def make_cg(
+    cg_fake: FakeCoinGecko, client_options: dict[str, Any]
+) -> Callable[..., CoinGeckoClient]:
+    return client_factory(
+        CoinGeckoClient, client_options, base_url=cg_fake.base_url, api_key="", max_retries=1
+    )
 
 
 @pytest.fixture
@@ -150,6 +153,24 @@ def make_scheduler(
     return make
 
 
+@pytest.fixture
+def market(
+    make_scheduler: Callable[..., tuple[MarketScheduler, Batches]],
+) -> tuple[MarketScheduler, Batches]:
+    """A scheduler with the default options over both fakes, and the batches it hands over."""
+    return make_scheduler()
+
+
+@pytest.fixture
+def scheduler(market: tuple[MarketScheduler, Batches]) -> MarketScheduler:
+    return market[0]
+
+
+@pytest.fixture
+def batches(market: tuple[MarketScheduler, Batches]) -> Batches:
+    return market[1]
+
+
 async def advance_and_step(scheduler: MarketScheduler, clock: FakeClock) -> None:
     """Move the clock to the next due poll and run it."""
     clock.advance(await scheduler.step())
@@ -170,13 +191,12 @@ def failovers(metrics: Metrics, source: str, target: str, reason: str) -> float:
 
 
 async def test_cmc_serves_the_top_n_when_keyed(
-    make_scheduler: Callable[..., tuple[MarketScheduler, Batches]],
+    scheduler: MarketScheduler,
+    batches: Batches,
     cmc_fake: FakeCmc,
     cg_fake: FakeCoinGecko,
     metrics: Metrics,
 ) -> None:
-    scheduler, batches = make_scheduler()
-
     wait = await scheduler.step()
 
     (request,) = cmc_fake.requests
@@ -257,12 +277,12 @@ async def test_key_missing_upstream_gets_the_recorded_401_and_disables_cmc(
 
 
 async def test_revoked_key_switch_is_logged_counted_and_visible(
-    make_scheduler: Callable[..., tuple[MarketScheduler, Batches]],
+    scheduler: MarketScheduler,
+    batches: Batches,
     cmc_fake: FakeCmc,
     fake_clock: FakeClock,
     metrics: Metrics,
 ) -> None:
-    scheduler, batches = make_scheduler()
     await scheduler.step()
     started = scheduler.state()["since"]
     cmc_fake.reject_key()
@@ -353,11 +373,11 @@ async def test_rate_limit_code_without_retry_after_waits_a_minute(
 
 
 async def test_monthly_limit_code_stops_cmc_until_the_month_rolls_over(
-    make_scheduler: Callable[..., tuple[MarketScheduler, Batches]],
+    scheduler: MarketScheduler,
+    batches: Batches,
     cmc_fake: FakeCmc,
     fake_clock: FakeClock,
 ) -> None:
-    scheduler, batches = make_scheduler()
     cmc_fake.fail_with(429, error_code=1010)
 
     await scheduler.step()
@@ -415,13 +435,13 @@ async def test_real_time_loop_honours_a_tiny_retry_after(
 
 
 async def test_cmc_down_coingecko_takes_over_and_cmc_back_switches_back(
-    make_scheduler: Callable[..., tuple[MarketScheduler, Batches]],
+    scheduler: MarketScheduler,
+    batches: Batches,
     cmc_fake: FakeCmc,
     cg_fake: FakeCoinGecko,
     fake_clock: FakeClock,
     metrics: Metrics,
 ) -> None:
-    scheduler, batches = make_scheduler()
     await scheduler.step()
     cmc_fake.fail_with(503, times=None)
 
@@ -460,12 +480,12 @@ async def test_cmc_down_coingecko_takes_over_and_cmc_back_switches_back(
 
 
 async def test_both_down_is_reported_and_the_loop_goes_on(
-    make_scheduler: Callable[..., tuple[MarketScheduler, Batches]],
+    scheduler: MarketScheduler,
+    batches: Batches,
     cmc_fake: FakeCmc,
     cg_fake: FakeCoinGecko,
     fake_clock: FakeClock,
 ) -> None:
-    scheduler, batches = make_scheduler()
     cmc_fake.fail_with(500, times=None)
     cg_fake.fail_with(502, times=None)
 
@@ -637,13 +657,11 @@ async def test_market_chart_and_unknown_coin(
 
 
 async def test_no_request_is_made_except_by_the_scheduler(
-    make_scheduler: Callable[..., tuple[MarketScheduler, Batches]],
+    scheduler: MarketScheduler,
     cmc_fake: FakeCmc,
     cg_fake: FakeCoinGecko,
     metrics: Metrics,
 ) -> None:
-    scheduler, _ = make_scheduler()
-
     for _ in range(50):  # what /api/v1/sources and /metrics do, however often they are asked
         scheduler.state()
         metrics.render()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import ANY_JSON, RECEIVED, recorded_loader
 from tokenpulse.domain.errors import ParseError
 from tokenpulse.sources.coinmarketcap import (
     CmcStatus,
@@ -22,8 +21,6 @@ from tokenpulse.sources.coinmarketcap import (
     parse_status,
 )
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "coinmarketcap"
-RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 TOP100 = "listings_latest_2021-08-31_top100.json"
 THREE = "listings_latest_2019-02-08_3coins.json"
 BY_ID = "quotes_latest_v2_by_id_btc_2022-06-16.json"
@@ -32,10 +29,7 @@ BY_SYMBOL = "quotes_latest_v2_by_symbol_btc_2022-06-16.json"
 KEY_MISSING = "error_http401_code1002_api_key_missing_2020-03-23.json"
 PLAN = "error_http403_code1006_plan_not_authorized_2022-03-09.json"
 
-
-def load(name: str) -> Any:
-    """A recorded answer decoded as the client decodes it: floats as Decimal."""
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"), parse_float=Decimal)
+load = recorded_loader("coinmarketcap")
 
 
 def test_top100_listing_keeps_every_digit_and_field() -> None:
@@ -269,18 +263,7 @@ def test_informational_status_fields_never_fail_a_body() -> None:
 
 # --------------------------------------------------------------------------- hypothesis
 
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.decimals(allow_nan=True, allow_infinity=True)
-    | st.floats()
-    | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=20,
-)
+JSON = ANY_JSON
 FIELDS = (
     "id",
     "symbol",

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import ANY_JSON, RECEIVED, recorded_loader
 from tokenpulse.domain.errors import ParseError
 from tokenpulse.sources.coingecko import (
     key_header_for,
@@ -23,18 +21,13 @@ from tokenpulse.sources.coingecko import (
 )
 from tokenpulse.sources.coingecko_parser import error_message
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "coingecko"
-RECEIVED = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 TOP100 = "coins_markets_usd_2021-06-24_top100.json"
 OLD_SHAPE = "coins_markets_usd_2018-08-28_1coin_pycoingecko.json"
 BTC_CHART = "market_chart_bitcoin_usd_7d_hourly_2023-10-10.json"
 LUNA_CHART = "market_chart_terra-luna_usd_max_daily_2022-07-06.json"
 RATE_LIMIT = "error_http429_rate_limit_2022-09-29.json"
 
-
-def load(name: str) -> Any:
-    """A recorded answer decoded as the client decodes it: floats as Decimal."""
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"), parse_float=Decimal)
+load = recorded_loader("coingecko")
 
 
 def test_top100_markets_exact_digits_and_ids() -> None:
@@ -244,18 +237,7 @@ def test_key_header_follows_the_host(base_url: str, header: str) -> None:
 
 # --------------------------------------------------------------------------- hypothesis
 
-JSON = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(10**30), max_value=10**30)
-    | st.decimals(allow_nan=True, allow_infinity=True)
-    | st.floats()
-    | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=20,
-)
+JSON = ANY_JSON
 COIN_FIELDS = (
     "id",
     "symbol",
