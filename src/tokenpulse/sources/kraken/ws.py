@@ -64,6 +64,9 @@ PING_TIMEOUT: Final = 20.0
 MAX_FRAME_BYTES: Final = 1 << 20
 
 
+YIELD_EVERY = 32  # frames read in a burst before the reader lets other tasks run
+
+
 @dataclass(frozen=True, slots=True)
 class PairFeedState:
     """How the WS feed stands for one pair; the supervisor falls back to REST on it.
@@ -260,8 +263,16 @@ class KrakenWsSource:
             await ws.send(subscribe_message(batch, req_id))
 
     async def _read(self, ws: ClientConnection, shard: _Shard) -> None:
-        """Hand every frame to :meth:`_on_frame`; return when nothing came for idle_timeout."""
+        """Hand every frame to :meth:`_on_frame`; return when nothing came for idle_timeout.
+
+        ``recv()`` returns without yielding while frames are buffered, so in a burst the
+        reader would starve the consumer that applies them: it yields every few frames.
+        """
+        frames = 0
         while True:
+            frames += 1
+            if frames % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             try:
                 async with asyncio.timeout(self.idle_timeout):
                     frame = await ws.recv()
