@@ -26,7 +26,8 @@ from tokenpulse.sources.market_replay import (
 )
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-SHARED = Path("/work/shared/fixtures")
+# The recorded fixture set, where a checkout has it beside the repository (CI does).
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 
 
 def day(text: str) -> datetime:
