@@ -1,16 +1,13 @@
 """Serve the real app with streams mounted, on a real port, for the streaming e2e tests.
 
-The same pattern as ``tests/server.py``, with a ``Streams`` of the test's own options. When
-``create_app`` takes ``streams=`` (the wired app factory) it is used as is; before that, this
-helper does the wiring the app factory will do (the SSE router first, then ``mount_streams``).
-The composition root already publishes every accepted value on the bus.
+The same pattern as ``tests/server.py``, with a ``Streams`` of the test's own options handed
+to the app factory. The composition root publishes every accepted value on the bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from tokenpulse.api.app import create_app
-from tokenpulse.api.streams import Streams, mount_streams
+from tokenpulse.api.streams import Streams
 from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.settings import Settings
 
@@ -38,14 +35,7 @@ def _wire(
     if bus is not None:  # e.g. a RedisBus shared by several "instances"
         container.bus = bus
     streams = Streams(container, **options)
-    if "streams" in inspect.signature(create_app).parameters:  # the app factory wires streams
-        return create_app(settings, container=container, streams=streams), container, streams
-    edge = create_app(settings, container=container)
-    api = edge.app  # the FastAPI app (tests run without CORS)
-    # Before every other route, as the app factory will include it (the tokens router's
-    # /api/v1/tokens/{token_id} would otherwise take /api/v1/tokens/live).
-    api.router.routes[0:0] = streams.sse_router().routes
-    return mount_streams(edge, container, streams=streams), container, streams
+    return create_app(settings, container=container, streams=streams), container, streams
 
 
 @contextlib.asynccontextmanager

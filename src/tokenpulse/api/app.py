@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,14 @@ from starlette.middleware.cors import CORSMiddleware
 from tokenpulse import __version__
 from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers
-from tokenpulse.api.middleware import EdgeMiddleware, Receive, Scope, Send
+from tokenpulse.api.middleware import (
+    EdgeMiddleware,
+    FastHandler,
+    Receive,
+    Scope,
+    Send,
+    send_json,
+)
 from tokenpulse.api.routes import health_body, router
 from tokenpulse.api.streams import Streams, mount_streams
 from tokenpulse.api.token_routes import router as token_router
@@ -25,6 +32,8 @@ from tokenpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
 ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0, "/api/v1/tokens": 2.0}
 
 
@@ -33,7 +42,7 @@ def create_app(
 ) -> Any:
     """Build the ASGI application for ``settings`` (the container starts with the lifespan).
 
-    The result is the Socket.IO app at ``/socket.io/`` in front of the edge middleware in
+    The result is the edge middleware, in front of the Socket.IO app at ``/socket.io/``, in
     front of FastAPI; it has ``.container`` and ``.streams``.
     """
     container = container or build_container(settings)
@@ -81,74 +90,39 @@ def create_app(
             ],
         )
 
-    ltp = container.ltp
+    ltp, token_api = container.ltp, container.token_api
 
-    async def ltp_fast(
-        scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int, int]:
+    def fast(build: Callable[[Scope], Answer]) -> FastHandler:
+        """A route served by the edge: ``build`` makes the answer; errors get the error model."""
+
+        async def handle(
+            scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
+        ) -> tuple[int, int]:
+            try:
+                status, body, extra = build(scope)
+            except TokenpulseError as exc:
+                request_id = scope["state"]["request_id"].decode()
+                status = exc.status
+                body = error_body(scope["path"], exc, request_id)
+                extra = error_headers(exc)
+            return await send_json(send, status, body, headers, extra)
+
+        return handle
+
+    def ltp_answer(scope: Scope) -> Answer:
         answer = ltp.ltp(scope["query_string"], time.time())
-        body = answer.body
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                    *answer.headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return answer.status, len(body)
+        return answer.status, answer.body, answer.headers
 
-    async def health_fast(
-        scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int, int]:
-        body = health_body(container)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return 200, len(body)
+    def tokens_answer(scope: Scope) -> Answer:
+        answer = token_api.list_tokens(scope["query_string"])
+        return answer.status, answer.body, answer.headers
 
-    token_api = container.token_api
-
-    async def tokens_fast(
-        scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int, int]:
-        try:
-            answer = token_api.list_tokens(scope["query_string"])
-            status, body, extra = answer.status, answer.body, answer.headers
-        except TokenpulseError as exc:
-            status = exc.status
-            body = error_body(scope["path"], exc, scope["state"]["request_id"].decode())
-            extra = error_headers(exc)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return status, len(body)
+    def health_answer(scope: Scope) -> Answer:
+        return 200, health_body(container), []
 
     def route_of(scope: Scope) -> str:
+        if scope["path"].startswith("/socket.io/"):
+            return "/socket.io/"
         route = scope.get("route")
         path = getattr(route, "path", None)
         if isinstance(path, str):
@@ -159,20 +133,23 @@ def create_app(
                 return str(getattr(candidate, "path", "unmatched"))
         return "unmatched"
 
+    # Socket.IO sits inside the edge: the fast routes are answered before any other layer,
+    # and /socket.io/ long-polling still gets request ids and metrics.
     edge = EdgeMiddleware(
-        app,
+        mount_streams(app, container, streams=streams),
         metrics=container.metrics,
         authenticator=container.authenticator,
         limiter=container.limiter,
         client_ip=ClientIpResolver(settings.forwarded_allow_ips),
         fast_routes={
-            ("GET", "/api/v1/ltp"): ltp_fast,
-            ("GET", "/health"): health_fast,
-            ("GET", "/api/v1/tokens"): tokens_fast,
+            ("GET", "/api/v1/ltp"): fast(ltp_answer),
+            ("GET", "/health"): fast(health_answer),
+            ("GET", "/api/v1/tokens"): fast(tokens_answer),
         },
         costs=ENDPOINT_COSTS,
         max_cost=float(settings.rate_limit_capacity),
         route_of=route_of,
     )
     edge.container = container
-    return mount_streams(edge, container, streams=streams)
+    edge.streams = streams
+    return edge

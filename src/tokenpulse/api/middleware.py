@@ -44,6 +44,25 @@ MAX_BODY_BYTES = 64 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
+async def send_json(
+    send: Send, status: int, body: bytes, *header_lists: list[tuple[bytes, bytes]]
+) -> tuple[int, int]:
+    """Send a complete JSON response; returns (status, body size) for the metrics."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *JSON_HEADERS,
+                (b"content-length", str(len(body)).encode()),
+                *(header for headers in header_lists for header in headers),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+    return status, len(body)
+
+
 def _valid_request_id(value: bytes) -> bool:
     return 0 < len(value) <= MAX_REQUEST_ID and all(33 <= byte < 127 for byte in value)
 
@@ -74,6 +93,7 @@ class EdgeMiddleware:
         self.costs = {path: min(cost, max_cost) for path, cost in (costs or {}).items()}
         self.route_of = route_of or (lambda scope: "unmatched")
         self.container: Any = None  # set by the app factory, for tests and tooling
+        self.streams: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -174,34 +194,13 @@ class EdgeMiddleware:
         state: dict[str, Any],
     ) -> tuple[int, int]:
         body = error_body(path, exc, state["request_id"].decode())
-        await send(
-            {
-                "type": "http.response.start",
-                "status": exc.status,
-                "headers": [
-                    *JSON_HEADERS,
-                    (b"content-length", str(len(body)).encode()),
-                    *headers,
-                    *error_headers(exc),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return exc.status, len(body)
+        return await send_json(send, exc.status, body, headers, error_headers(exc))
 
     async def _reject_too_large(
         self, send: Send, headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, int]:
         body = b'{"error":"PAYLOAD_TOO_LARGE","message":"request body exceeds 65536 bytes"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        return 413, len(body)
+        return await send_json(send, 413, body, headers)
 
     async def _call_app(
         self, scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
