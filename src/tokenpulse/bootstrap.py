@@ -14,47 +14,47 @@ import structlog
 
 from tokenpulse import __version__
 from tokenpulse.api.auth import Authenticator, StaticKeyAuthenticator
-from tokenpulse.api.ltp import LtpEndpoints
-from tokenpulse.api.streams.topics import make_ltp_publisher, make_token_publisher
-from tokenpulse.api.tokens import TokenEndpoints
+from tokenpulse.api.ltp.answers import LtpEndpoints
+from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.bus.base import InProcessBus
 from tokenpulse.bus.redis import RedisBus
+from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
 from tokenpulse.data import kraken_pair_registry
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
-from tokenpulse.domain.serialize import snapshot_to_json
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.services.ingest import LtpSupervisor, UnavailableSource
-from tokenpulse.services.leader import LeaderElection
-from tokenpulse.services.market_ingest import MarketIngest, replay_ticker_time, replay_time
-from tokenpulse.services.prices import PriceService
+from tokenpulse.services.ltp.prices import PriceService
+from tokenpulse.services.ltp.supervisor import LtpSupervisor, UnavailableSource
 from tokenpulse.services.replication import Replicator
-from tokenpulse.services.tokens import TokenService
+from tokenpulse.services.tokens.backfill import Backfiller
+from tokenpulse.services.tokens.ingest import MarketIngest, replay_ticker_time, replay_time
+from tokenpulse.services.tokens.poller import MarketScheduler
+from tokenpulse.services.tokens.service import TokenService
 from tokenpulse.settings import Settings
-from tokenpulse.sources.base import Source
-from tokenpulse.sources.coingecko import CoinGeckoClient
-from tokenpulse.sources.coinmarketcap import CmcClient
-from tokenpulse.sources.credit_budget import CreditBudget
+from tokenpulse.sources._health import Source
+from tokenpulse.sources.coingecko.client import CoinGeckoClient
+from tokenpulse.sources.coinmarketcap.client import CmcClient
+from tokenpulse.sources.coinmarketcap.credits import CreditBudget
 from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
 from tokenpulse.sources.kraken.ws import KrakenWsSource
-from tokenpulse.sources.market import MarketScheduler
-from tokenpulse.sources.market_replay import MarketReplaySource
-from tokenpulse.sources.replay import ReplaySource
+from tokenpulse.sources.replay.ltp import ReplaySource
+from tokenpulse.sources.replay.tokens import MarketReplaySource
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
 from tokenpulse.store.cache.redis import RedisCache
 from tokenpulse.store.cache.redis import from_url as redis_from_url
 from tokenpulse.store.history import migrate
-from tokenpulse.store.history.backfill import Backfiller
 from tokenpulse.store.history.repository import HistoryRepository
 from tokenpulse.store.history.writer import HistoryWriter
+from tokenpulse.store.leader import LeaderElection
 from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tokenpulse.wire.tokens import snapshot_to_json
 
 log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.base import EventSink
+from tokenpulse.sources._health import EventSink
 from tokenpulse.sources.kraken.ws import KrakenWsSource, PairFeedState
 
 BTC, ETH, LTC, XRP, DOGE = (Pair(b, "USD") for b in ("BTC", "ETH", "LTC", "XRP", "DOGE"))

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as redis
 
 from tests.helpers import wait_for
-from tokenpulse.services.leader import LeaderElection
+from tokenpulse.store.leader import LeaderElection
 
 TTL = 0.6
 

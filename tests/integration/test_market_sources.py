@@ -25,11 +25,11 @@ from tests.helpers import FakeClock, wait_for
 from tokenpulse.domain.errors import ProviderRejected, UpstreamError
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.coingecko import CoinGeckoClient, UnknownCoin
-from tokenpulse.sources.coinmarketcap import CmcClient, CreditBudget
+from tokenpulse.services.tokens.poller import MarketScheduler
+from tokenpulse.sources._http import ProviderRateLimited
+from tokenpulse.sources.coingecko.client import CoinGeckoClient, UnknownCoin
+from tokenpulse.sources.coinmarketcap.client import CmcClient, CreditBudget
 from tokenpulse.sources.kraken.rest import RequestLimiter
-from tokenpulse.sources.market import MarketScheduler
-from tokenpulse.sources.market_http import ProviderRateLimited
 
 START = datetime(2024, 1, 10, 12, 0, tzinfo=UTC).timestamp()
 FEB_1 = datetime(2024, 2, 1, tzinfo=UTC).timestamp()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import ANY_JSON, RECEIVED, recorded_loader
 from tokenpulse.domain.errors import ParseError
-from tokenpulse.sources.coinmarketcap import (
+from tokenpulse.sources.coinmarketcap.client import (
     CmcStatus,
     parse_listings,
     parse_quotes_v2,

@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from tests.helpers import ANY_JSON, RECEIVED, recorded_loader
 from tokenpulse.domain.errors import ParseError
-from tokenpulse.sources.coingecko import (
+from tokenpulse.sources.coingecko.client import (
     key_header_for,
     parse_market_chart,
     parse_markets,
 )
-from tokenpulse.sources.coingecko_parser import error_message
+from tokenpulse.sources.coingecko.parser import error_message
 
 TOP100 = "coins_markets_usd_2021-06-24_top100.json"
 OLD_SHAPE = "coins_markets_usd_2018-08-28_1coin_pycoingecko.json"

@@ -16,8 +16,8 @@ from tokenpulse.data import data_path
 from tokenpulse.domain.errors import ParseError
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.coingecko import parse_markets
-from tokenpulse.sources.market_replay import (
+from tokenpulse.sources.coingecko.client import parse_markets
+from tokenpulse.sources.replay.tokens import (
     HISTORY_FILES,
     MarketReplaySource,
     history_coin_ids,

@@ -22,7 +22,7 @@ from tokenpulse.domain.pairs import Pair
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.settings import DEFAULT_PAIRS
 from tokenpulse.sources.kraken.ws_parser import StatusUpdate, parse_ws_v2
-from tokenpulse.sources.replay import ReplaySource, read_replay_lines
+from tokenpulse.sources.replay.ltp import ReplaySource, read_replay_lines
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = data_path("replay_kraken_ws_v2.jsonl")

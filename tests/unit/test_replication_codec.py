@@ -8,12 +8,12 @@ import orjson
 
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair
-from tokenpulse.domain.serialize import snapshot_to_json
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import parse_iso
 from tokenpulse.domain.velocity import VelocityPolicy, build_snapshot
 from tokenpulse.services.replication import snapshot_from_json, ticker_from_json
-from tokenpulse.sources.market_replay import MarketReplaySource
+from tokenpulse.sources.replay.tokens import MarketReplaySource
+from tokenpulse.wire.tokens import snapshot_to_json
 
 
 def test_ticker_round_trips_digit_for_digit() -> None:

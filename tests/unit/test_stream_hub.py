@@ -10,14 +10,14 @@ import pytest
 from tests.helpers import FakeClock
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub, StreamLimits
 from tokenpulse.api.streams.subscriber import Message, Subscriber
-from tokenpulse.api.streams.topics import (
+from tokenpulse.bus.base import InProcessBus
+from tokenpulse.bus.topics import (
     LTP_TOPIC,
     TOKENS_TOPIC,
     make_token_publisher,
     pair_key,
     token_key,
 )
-from tokenpulse.bus.base import InProcessBus
 from tokenpulse.observability.metrics import Metrics
 
 BTC = pair_key("BTC/USD")

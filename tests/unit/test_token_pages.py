@@ -8,13 +8,13 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from tokenpulse.api.tokens import Page
+from tokenpulse.api.tokens.answers import Page
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.services.tokens import TokenService
-from tokenpulse.sources.market_replay import MarketReplaySource
+from tokenpulse.services.tokens.service import TokenService
+from tokenpulse.sources.replay.tokens import MarketReplaySource
 
 
 async def service_with(quotes_shift: timedelta | None) -> TokenService:

@@ -15,12 +15,6 @@ from hypothesis import strategies as st
 
 from tokenpulse.domain.errors import InvalidParameter
 from tokenpulse.domain.numbers import parse_decimal
-from tokenpulse.domain.serialize import (
-    BASIC_FIELDS,
-    snapshot_to_json,
-    trend_to_json,
-    trends_to_json,
-)
 from tokenpulse.domain.time import parse_iso
 from tokenpulse.domain.tokens import (
     FLAG_MARKET_CAP_DERIVED,
@@ -32,6 +26,12 @@ from tokenpulse.domain.tokens import (
     Trend,
 )
 from tokenpulse.domain.velocity import VelocityPolicy, build_snapshot, compute_trends
+from tokenpulse.wire.tokens import (
+    BASIC_FIELDS,
+    snapshot_to_json,
+    trend_to_json,
+    trends_to_json,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 POLICY = VelocityPolicy()

@@ -14,8 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from tokenpulse import __version__
 from tokenpulse.api.clientip import ClientIpResolver
-from tokenpulse.api.errors import error_body, error_headers, install_error_handlers
-from tokenpulse.api.middleware import (
+from tokenpulse.api.edge import (
     EdgeMiddleware,
     FastHandler,
     Receive,
@@ -23,9 +22,10 @@ from tokenpulse.api.middleware import (
     Send,
     send_json,
 )
-from tokenpulse.api.routes import health_body, router
+from tokenpulse.api.errors import error_body, error_headers, install_error_handlers
+from tokenpulse.api.ops import health_body, router
 from tokenpulse.api.streams import Streams, mount_streams
-from tokenpulse.api.token_routes import router as token_router
+from tokenpulse.api.tokens.routes import router as token_router
 from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.domain.errors import TokenpulseError
 from tokenpulse.settings import Settings

@@ -21,8 +21,8 @@ from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import parse_iso
 from tokenpulse.domain.tokens import FLAG_STALE, TokenIdentity, TokenQuote, TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.services.prices import PriceService
-from tokenpulse.services.tokens import TokenService
+from tokenpulse.services.ltp.prices import PriceService
+from tokenpulse.services.tokens.service import TokenService
 
 log = structlog.get_logger(__name__)
 

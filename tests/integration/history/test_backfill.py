@@ -26,9 +26,9 @@ from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.time import from_epoch
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.services.tokens.backfill import Backfiller, chart_points
 from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
-from tokenpulse.store.history.backfill import Backfiller, chart_points
 from tokenpulse.store.history.repository import HistoryRepository
 
 pytestmark = pytest.mark.services

@@ -34,7 +34,7 @@ from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, Strea
 from tokenpulse.api.streams.requests import TokenResolver
 from tokenpulse.api.streams.socketio_server import SocketIoGateway
 from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, sse_router
-from tokenpulse.api.streams.topics import (
+from tokenpulse.bus.topics import (
     PAIR_PREFIX,
     TOKEN_PREFIX,
     TokenPublisher,
@@ -43,8 +43,8 @@ from tokenpulse.api.streams.topics import (
     split_key,
 )
 from tokenpulse.domain.errors import TokenpulseError
-from tokenpulse.domain.serialize import snapshot_to_json
 from tokenpulse.domain.time import utcnow
+from tokenpulse.wire.tokens import snapshot_to_json
 
 if TYPE_CHECKING:  # the composition root imports this package (make_ltp_publisher)
     from tokenpulse.bootstrap import Container

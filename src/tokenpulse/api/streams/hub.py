@@ -33,7 +33,8 @@ import orjson
 import structlog
 
 from tokenpulse.api.streams.subscriber import Message, Subscriber
-from tokenpulse.api.streams.topics import (
+from tokenpulse.bus.base import EventBus
+from tokenpulse.bus.topics import (
     KINDS,
     LTP_TOPIC,
     PAIR_PREFIX,
@@ -41,7 +42,6 @@ from tokenpulse.api.streams.topics import (
     TOKENS_TOPIC,
     split_key,
 )
-from tokenpulse.bus.base import EventBus
 from tokenpulse.domain.errors import TokenpulseError
 from tokenpulse.observability.metrics import Metrics
 

@@ -36,7 +36,7 @@ from tokenpulse.api.streams.delivery import (
 )
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
 from tokenpulse.api.streams.resume import ResumeStore
-from tokenpulse.api.streams.topics import PAIR_PREFIX, TOKEN_PREFIX, pair_key, token_key
+from tokenpulse.bus.topics import PAIR_PREFIX, TOKEN_PREFIX, pair_key, token_key
 from tokenpulse.domain.errors import InvalidParameter, RateLimited, TokenpulseError
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics

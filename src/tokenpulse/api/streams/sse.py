@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from tokenpulse.api.streams import requests as req
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
 from tokenpulse.api.streams.subscriber import Message
-from tokenpulse.api.streams.topics import TOKEN_PREFIX, pair_key, token_key
+from tokenpulse.bus.topics import TOKEN_PREFIX, pair_key, token_key
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tokenpulse.api.streams.topics import BULK_EVENT
+from tokenpulse.bus.topics import BULK_EVENT
 
 if TYPE_CHECKING:
     from tokenpulse.api.streams.hub import Stream, StreamHub

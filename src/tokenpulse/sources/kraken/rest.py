@@ -41,7 +41,7 @@ from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.base import (
+from tokenpulse.sources._health import (
     Backoff,
     CircuitBreaker,
     ParseErrorReporter,

@@ -32,7 +32,7 @@ from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair, PairRegistry, unique
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.base import (
+from tokenpulse.sources._health import (
     Backoff,
     EventSink,
     ParseErrorReporter,

@@ -34,7 +34,12 @@ from tokenpulse.domain.events import SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import PairRegistry
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.base import EventSink, ParseErrorReporter, SourceHealth, bind_health_metrics
+from tokenpulse.sources._health import (
+    EventSink,
+    ParseErrorReporter,
+    SourceHealth,
+    bind_health_metrics,
+)
 from tokenpulse.sources.kraken.ws_parser import Heartbeat, StatusUpdate, parse_ws_v2
 
 log = structlog.get_logger(__name__)

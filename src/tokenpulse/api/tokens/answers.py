@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl
 import orjson
 
 from tokenpulse.domain.errors import InvalidParameter, StaleData, StoreError, TokenNotFound
-from tokenpulse.domain.serialize import DETAILS, number_to_json, trends_to_json
 from tokenpulse.domain.time import from_epoch, isoformat_z, parse_iso, utcnow
 from tokenpulse.domain.velocity import TREND_WINDOWS, compute_trends, window_duration
-from tokenpulse.services.tokens import SORT_KEYS, TokenFilter, TokenService, TokenView
+from tokenpulse.services.tokens.service import SORT_KEYS, TokenFilter, TokenService, TokenView
+from tokenpulse.wire.tokens import DETAILS, number_to_json, trends_to_json
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100

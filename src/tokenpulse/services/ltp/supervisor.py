@@ -24,8 +24,8 @@ from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.services.prices import PriceService
-from tokenpulse.sources.base import LatestValueBuffer, Source, SourceHealth, bind_health_metrics
+from tokenpulse.services.ltp.prices import PriceService
+from tokenpulse.sources._health import LatestValueBuffer, Source, SourceHealth, bind_health_metrics
 from tokenpulse.sources.kraken.rest import KrakenRestClient
 
 log = structlog.get_logger(__name__)

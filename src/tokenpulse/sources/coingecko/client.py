@@ -1,6 +1,6 @@
 """CoinGecko API v3: token market data without a key, the fallback when CMC is unavailable.
 
-Two layers: the sans-I/O parsers live in :mod:`tokenpulse.sources.coingecko_parser`
+Two layers: the sans-I/O parsers live in :mod:`tokenpulse.sources.coingecko.parser`
 (re-exported here); :class:`CoinGeckoClient` does the I/O on top of
 :class:`~tokenpulse.sources.market_http.PolledProvider`.
 
@@ -32,7 +32,8 @@ import httpx
 from tokenpulse.domain.errors import InvalidParameter, ParseError, UpstreamError
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.coingecko_parser import (
+from tokenpulse.sources._http import PolledProvider, Verdict
+from tokenpulse.sources.coingecko.parser import (
     MarketChart,
     MarketsResult,
     error_message,
@@ -41,7 +42,6 @@ from tokenpulse.sources.coingecko_parser import (
     parse_markets,
 )
 from tokenpulse.sources.kraken.rest import RequestLimiter
-from tokenpulse.sources.market_http import PolledProvider, Verdict
 
 __all__ = [
     "CoinGeckoClient",

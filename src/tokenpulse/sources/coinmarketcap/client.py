@@ -1,7 +1,7 @@
 """CoinMarketCap Pro API: primary token market data when ``CMC_API_KEY`` is set (SPEC §3.4).
 
 Two layers, as for every source: the sans-I/O parsers live in
-:mod:`tokenpulse.sources.coinmarketcap_parser` (re-exported here), and :class:`CmcClient`
+:mod:`tokenpulse.sources.coinmarketcap.parser` (re-exported here), and :class:`CmcClient`
 does the I/O on top of :class:`~tokenpulse.sources.market_http.PolledProvider`:
 
 * ``GET /v1/cryptocurrency/listings/latest?start=&limit=&convert=USD&sort=market_cap``
@@ -41,7 +41,16 @@ import httpx
 from tokenpulse.domain.errors import InvalidParameter, ParseError, UpstreamError
 from tokenpulse.domain.time import from_epoch, utcnow
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.coinmarketcap_parser import (
+from tokenpulse.sources._http import PolledProvider, Verdict
+from tokenpulse.sources.coinmarketcap.credits import (
+    LISTINGS_COINS_PER_CREDIT,
+    QUOTES_COINS_PER_CREDIT,
+    BudgetExhausted,
+    CreditBudget,
+    credits_for,
+    month_bounds,
+)
+from tokenpulse.sources.coinmarketcap.parser import (
     CmcStatus,
     ListingResult,
     QuotesResult,
@@ -50,16 +59,7 @@ from tokenpulse.sources.coinmarketcap_parser import (
     parse_quotes_v2,
     parse_status,
 )
-from tokenpulse.sources.credit_budget import (
-    LISTINGS_COINS_PER_CREDIT,
-    QUOTES_COINS_PER_CREDIT,
-    BudgetExhausted,
-    CreditBudget,
-    credits_for,
-    month_bounds,
-)
 from tokenpulse.sources.kraken.rest import RequestLimiter
-from tokenpulse.sources.market_http import PolledProvider, Verdict
 
 __all__ = [
     "BudgetExhausted",

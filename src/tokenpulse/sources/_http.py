@@ -37,7 +37,7 @@ import structlog
 from tokenpulse.domain.errors import ParseError, ProviderRejected, UpstreamError
 from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.base import (
+from tokenpulse.sources._health import (
     Backoff,
     CircuitBreaker,
     ParseErrorReporter,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from tokenpulse import __version__
-from tokenpulse.api.ltp import LtpAnswer
+from tokenpulse.api.ltp.answers import LtpAnswer
 from tokenpulse.api.schemas import (
     LTP_EXAMPLES,
     Envelope,

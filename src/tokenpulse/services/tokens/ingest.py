@@ -23,10 +23,10 @@ from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
 from tokenpulse.domain.velocity import round_computed
-from tokenpulse.services.tokens import TokenService
-from tokenpulse.sources.base import LatestValueBuffer
-from tokenpulse.sources.market_replay import history_rows
-from tokenpulse.store.history.backfill import Backfiller
+from tokenpulse.services.tokens.backfill import Backfiller
+from tokenpulse.services.tokens.service import TokenService
+from tokenpulse.sources._health import LatestValueBuffer
+from tokenpulse.sources.replay.tokens import history_rows
 from tokenpulse.store.history.repository import HistoryRepository
 from tokenpulse.store.history.writer import HistoryWriter
 

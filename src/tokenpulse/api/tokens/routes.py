@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from tokenpulse.api.routes import ContainerDep, get_container
+from tokenpulse.api.ops import ContainerDep, get_container
 from tokenpulse.api.schemas import Envelope
-from tokenpulse.api.tokens import TokenEndpoints
+from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.bootstrap import Container
 from tokenpulse.domain.errors import TokenNotFound
 from tokenpulse.domain.time import isoformat_z, utcnow

@@ -20,8 +20,8 @@ import orjson
 from tokenpulse.api.errors import flat_error_body
 from tokenpulse.domain.errors import InvalidParameter, StoreError, UnsupportedPair
 from tokenpulse.domain.pairs import Pair, PairRegistry
-from tokenpulse.services.ingest import LtpSupervisor
-from tokenpulse.services.prices import PriceService
+from tokenpulse.services.ltp.prices import PriceService
+from tokenpulse.services.ltp.supervisor import LtpSupervisor
 
 MAX_PAIRS_PER_REQUEST = 100
 QUERY_CACHE_SIZE = 1024

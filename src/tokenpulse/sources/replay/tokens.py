@@ -45,9 +45,9 @@ from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.base import ParseErrorReporter, SourceHealth, bind_health_metrics
-from tokenpulse.sources.coingecko_parser import parse_markets
-from tokenpulse.sources.coinmarketcap_parser import parse_listings
+from tokenpulse.sources._health import ParseErrorReporter, SourceHealth, bind_health_metrics
+from tokenpulse.sources.coingecko.parser import parse_markets
+from tokenpulse.sources.coinmarketcap.parser import parse_listings
 
 log = structlog.get_logger(__name__)
 

@@ -21,11 +21,11 @@ import orjson
 import structlog
 
 from tokenpulse.domain.identity import IdentityRegistry
-from tokenpulse.domain.serialize import DETAIL_BASIC, snapshot_to_json
 from tokenpulse.domain.time import from_epoch, utcnow
 from tokenpulse.domain.tokens import FLAG_STALE, TokenIdentity, TokenQuote, TokenSnapshot
 from tokenpulse.domain.velocity import OutlierGate, VelocityPolicy, build_snapshot
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.wire.tokens import DETAIL_BASIC, snapshot_to_json
 
 log = structlog.get_logger(__name__)
 
