@@ -17,12 +17,12 @@ import pytest
 
 from tests.fakes.coinmarketcap import FakeCmc
 from tests.helpers import FakeClock
+from tokenpulse.domain.errors import BudgetExhausted
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.tokens.poller import MarketScheduler
 from tokenpulse.sources.coinmarketcap.client import CmcClient
 from tokenpulse.sources.coinmarketcap.credits import (
-    BudgetExhausted,
     CreditBudget,
     credits_for,
     month_bounds,

@@ -34,7 +34,12 @@ from typing import Any, Literal
 import httpx
 import structlog
 
-from tokenpulse.domain.errors import ParseError, ProviderRejected, UpstreamError
+from tokenpulse.domain.errors import (
+    ParseError,
+    ProviderRateLimited,
+    ProviderRejected,
+    UpstreamError,
+)
 from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.sources._health import (
@@ -53,19 +58,6 @@ _Failed = Literal["http_error", "transport_error", "provider_error", "parse_erro
 Outcome = Literal["ok", "rate_limited", "rejected", _Failed]
 
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
-
-
-class ProviderRateLimited(UpstreamError):
-    """The provider told us to slow down; ask again after ``retry_after`` seconds."""
-
-    def __init__(
-        self, message: str, *, retry_after: float, source: str, error_code: int | None = None
-    ) -> None:
-        details = {"source": source, "retry_after": retry_after, "error_code": error_code}
-        super().__init__(message, details=details)
-        self.retry_after = retry_after
-        self.source = source
-        self.error_code = error_code
 
 
 @dataclass(frozen=True, slots=True)

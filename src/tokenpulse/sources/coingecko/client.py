@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from tokenpulse.domain.errors import InvalidParameter, ParseError, UpstreamError
+from tokenpulse.domain.errors import InvalidParameter, ParseError, UnknownCoin, UpstreamError
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.sources._http import PolledProvider, Verdict
@@ -47,7 +47,6 @@ __all__ = [
     "CoinGeckoClient",
     "MarketChart",
     "MarketsResult",
-    "UnknownCoin",
     "parse_market_chart",
     "parse_market_entry",
     "parse_markets",
@@ -61,10 +60,6 @@ PRO_HOST = "pro-api.coingecko.com"
 DEMO_KEY_HEADER = "x-cg-demo-api-key"
 PRO_KEY_HEADER = "x-cg-pro-api-key"
 PRICE_CHANGE_WINDOWS = "1h,24h,7d"
-
-
-class UnknownCoin(UpstreamError):
-    """CoinGecko has no coin with this id (HTTP 404)."""
 
 
 def key_header_for(base_url: str) -> str:

@@ -45,7 +45,6 @@ from tokenpulse.sources._http import PolledProvider, Verdict
 from tokenpulse.sources.coinmarketcap.credits import (
     LISTINGS_COINS_PER_CREDIT,
     QUOTES_COINS_PER_CREDIT,
-    BudgetExhausted,
     CreditBudget,
     credits_for,
     month_bounds,
@@ -62,7 +61,6 @@ from tokenpulse.sources.coinmarketcap.parser import (
 from tokenpulse.sources.kraken.rest import RequestLimiter
 
 __all__ = [
-    "BudgetExhausted",
     "CmcClient",
     "CmcStatus",
     "CreditBudget",
