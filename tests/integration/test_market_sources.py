@@ -31,9 +31,9 @@ from tokenpulse.domain.errors import (
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.tokens.poller import MarketScheduler
+from tokenpulse.sources._health import RequestLimiter
 from tokenpulse.sources.coingecko.client import CoinGeckoClient
 from tokenpulse.sources.coinmarketcap.client import CmcClient, CreditBudget
-from tokenpulse.sources.kraken.rest import RequestLimiter
 
 START = datetime(2024, 1, 10, 12, 0, tzinfo=UTC).timestamp()
 FEB_1 = datetime(2024, 2, 1, tzinfo=UTC).timestamp()
