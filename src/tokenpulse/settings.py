@@ -202,6 +202,7 @@ class Settings(BaseSettings):
     kraken_request_timeout: _duration("100ms", "1m") = "3s"  # type: ignore[valid-type]
     kraken_fallback_timeout: _duration("100ms", "10m") = "15s"  # type: ignore[valid-type]
     kraken_max_retries: _int_range(0, 20) = 3  # type: ignore[valid-type]
+    kraken_min_request_interval: _duration("0ms", "1m") = "1s"  # type: ignore[valid-type]
     kraken_ws_max_pairs_per_connection: _int_range(1, 1000) = 50  # type: ignore[valid-type]
     kraken_subscribe_batch_size: _int_range(1, 500) = 20  # type: ignore[valid-type]
     rest_poll_interval: _duration("500ms", "10m") = "5s"  # type: ignore[valid-type]
@@ -239,8 +240,14 @@ class Settings(BaseSettings):
     cmc_base_url: str = "https://pro-api.coinmarketcap.com"
     cmc_api_key: str = ""
     cmc_monthly_credits: _int_range(1, 1_000_000_000) = 10_000  # type: ignore[valid-type]
+    cmc_request_timeout: _duration("100ms", "1m") = "10s"  # type: ignore[valid-type]
+    cmc_max_retries: _int_range(0, 20) = 3  # type: ignore[valid-type]
+    cmc_min_request_interval: _duration("0ms", "1m") = "2s"  # type: ignore[valid-type]
     coingecko_base_url: str = "https://api.coingecko.com"
     coingecko_api_key: str = ""
+    coingecko_request_timeout: _duration("100ms", "1m") = "10s"  # type: ignore[valid-type]
+    coingecko_max_retries: _int_range(0, 20) = 3  # type: ignore[valid-type]
+    coingecko_min_request_interval: _duration("0ms", "1m") = "2500ms"  # type: ignore[valid-type]
     market_poll_interval: _duration("1s", "1h") = "60s"  # type: ignore[valid-type]
     tracked_tokens: StrList = Field(default_factory=list)
     track_top_n: _int_range(1, 5000) = 100  # type: ignore[valid-type]
