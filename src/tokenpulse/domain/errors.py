@@ -17,6 +17,7 @@
     └── StoreError                       CACHE_ERROR             (cache or history store failed)
 
     ParseError (a ValueError)            a malformed provider frame; never reaches a client
+    ConfigError                          invalid settings: the CLI prints them and exits 2
 
 Every error carries a stable ``code`` and, where one helps, a ``remediation``; messages are
 written for the client and never contain secrets, SQL or stack traces. No HTTP status lives
@@ -164,3 +165,14 @@ class ParseError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+
+
+class ConfigError(Exception):
+    """Invalid configuration: ``problems`` holds one human-readable line per problem.
+
+    Not a ``TokenpulseError``: it stops the process before anything is served.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
