@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+import stamina
 
 from tests.helpers import FakeClock
 from tokenpulse.observability.metrics import Metrics
@@ -71,6 +72,13 @@ def _clean_environ(
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.delenv("CONFIG_FILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _stamina_testing() -> Iterator[None]:
+    """Provider retries keep their attempt counts but skip stamina's backoff waits."""
+    with stamina.set_testing(True, attempts=1_000, cap=True):
+        yield
 
 
 @pytest.fixture

@@ -62,7 +62,6 @@ NOT_IN_THIS_RELEASE = {
     "coinbase": "the Coinbase feed is not part of this release",
     "binance": "the Binance feed is not part of this release",
 }
-PROVIDER_TIMEOUT = 10.0
 
 
 @dataclass
@@ -262,6 +261,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
             metrics=metrics,
             request_timeout=settings.kraken_request_timeout,
             max_retries=settings.kraken_max_retries,
+            min_interval=settings.kraken_min_request_interval,
         )
         if "kraken" in settings.sources
         else None
@@ -448,8 +448,9 @@ def _build_market(
             api_key=settings.cmc_api_key,
             http=http,
             metrics=metrics,
-            request_timeout=PROVIDER_TIMEOUT,
-            max_retries=settings.kraken_max_retries,
+            request_timeout=settings.cmc_request_timeout,
+            max_retries=settings.cmc_max_retries,
+            min_interval=settings.cmc_min_request_interval,
             budget=budget,
         )
     if "coingecko" in settings.sources:
@@ -458,8 +459,9 @@ def _build_market(
             api_key=settings.coingecko_api_key,
             http=http,
             metrics=metrics,
-            request_timeout=PROVIDER_TIMEOUT,
-            max_retries=settings.kraken_max_retries,
+            request_timeout=settings.coingecko_request_timeout,
+            max_retries=settings.coingecko_max_retries,
+            min_interval=settings.coingecko_min_request_interval,
         )
     writer = HistoryWriter(history, metrics=metrics) if history is not None else None
     ingest_ref: list[MarketIngest] = []

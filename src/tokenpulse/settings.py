@@ -8,169 +8,52 @@ nest them by section (``cache: {ttl: 30s}`` is ``CACHE_TTL``). Invalid configura
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from tokenpulse.data import kraken_pair_registry
-from tokenpulse.domain.durations import format_duration, parse_duration
-from tokenpulse.domain.errors import InvalidParameter
-from tokenpulse.domain.pairs import split_pair
+from tokenpulse._settings_fields import (
+    KNOWN_SOURCES,
+    SECRET_FIELDS,
+    CacheBackend,
+    LogFormat,
+    LogLevel,
+    Role,
+    Seconds,
+    StrList,
+    check_ip_networks,
+    check_pairs,
+    check_sources,
+    describe_problems,
+    duration,
+    is_duration,
+    mask,
+    split_list,
+)
+from tokenpulse.domain.durations import format_duration
+from tokenpulse.domain.errors import ConfigError
 
-KNOWN_SOURCES = ("kraken", "coinbase", "binance", "coinmarketcap", "coingecko", "replay")
-SECRET_FIELDS = frozenset({"auth_api_key", "redis_password", "cmc_api_key", "coingecko_api_key"})
-URL_FIELDS_WITH_CREDENTIALS = frozenset({"redis_url", "database_url"})
+__all__ = [
+    "DEFAULT_PAIRS",
+    "KNOWN_SOURCES",
+    "SECRET_FIELDS",
+    "ConfigError",
+    "LoadedSettings",
+    "Role",
+    "Settings",
+    "describe_settings",
+    "load_settings",
+    "mask",
+]
 
 DEFAULT_PAIRS = ("BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD")
-
-
-class ConfigError(Exception):
-    """Invalid configuration: ``problems`` holds one human-readable line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-# --------------------------------------------------------------------------- value types
-
-
-def _duration(minimum: str, maximum: str) -> Any:
-    low, high = parse_duration(minimum), parse_duration(maximum)
-
-    def parse(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, str):
-            raise ValueError(f"missing unit: write a duration such as 30s ({minimum}..{maximum})")
-        seconds = parse_duration(value)
-        if seconds < low:
-            raise ValueError(f"below the minimum of {minimum} (valid range {minimum}..{maximum})")
-        if seconds > high:
-            raise ValueError(f"above the maximum of {maximum} (valid range {minimum}..{maximum})")
-        return seconds
-
-    return Annotated[float, BeforeValidator(parse)]
-
-
-def _int_range(minimum: int, maximum: int) -> Any:
-    def parse(value: object) -> int:
-        text = str(value).strip()
-        if isinstance(value, bool) or not text.lstrip("-").isdigit():
-            raise ValueError(f"must be a whole number from {minimum} to {maximum}")
-        number = int(text)
-        if not minimum <= number <= maximum:
-            raise ValueError(f"must be a whole number from {minimum} to {maximum}")
-        return number
-
-    return Annotated[int, BeforeValidator(parse)]
-
-
-def _float_range(minimum: float, maximum: float) -> Any:
-    def parse(value: object) -> float:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            raise ValueError(f"must be a number from {minimum:g} to {maximum:g}") from None
-        if isinstance(value, bool) or not minimum <= number <= maximum:
-            raise ValueError(f"must be a number from {minimum:g} to {maximum:g}")
-        return number
-
-    return Annotated[float, BeforeValidator(parse)]
-
-
-def _choice(*choices: str) -> Any:
-    def parse(value: object) -> str:
-        text = str(value).strip().lower()
-        if text not in choices:
-            raise ValueError(f"must be one of: {', '.join(choices)}")
-        return text
-
-    return Annotated[str, BeforeValidator(parse)]
-
-
-def _split_list(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, list | tuple):
-        return [str(item).strip() for item in value if str(item).strip()]
-    raise ValueError("must be a comma-separated list")
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    if text in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _check_sources(values: list[str]) -> list[str]:
-    lowered = [value.lower() for value in values]
-    unknown = [value for value in lowered if value not in KNOWN_SOURCES]
-    if unknown:
-        raise ValueError(
-            f"unknown source {', '.join(unknown)}; valid sources: {', '.join(KNOWN_SOURCES)}"
-        )
-    if not lowered:
-        raise ValueError(f"needs at least one source of: {', '.join(KNOWN_SOURCES)}")
-    return list(dict.fromkeys(lowered))
-
-
-def _check_pairs(values: list[str]) -> list[str]:
-    registry = kraken_pair_registry()
-    canonical: list[str] = []
-    problems: list[str] = []
-    for value in values:
-        try:
-            pair = registry.resolve(value)
-        except InvalidParameter:
-            split = _safe_split(value)
-            hint = ""
-            if split is not None:
-                near = ", ".join(str(p) for p in registry.suggestions(split))
-                hint = f" (known pairs with {split.base} or {split.quote}: {near})" if near else ""
-            problems.append(f"{value} is not a pair Kraken lists{hint}")
-            continue
-        canonical.append(str(pair))
-    if problems:
-        raise ValueError(
-            "; ".join(problems)
-            + f"; {len(registry)} pairs are known, `tokenpulse pairs` lists them"
-        )
-    if not canonical:
-        raise ValueError("needs at least one pair, e.g. BTC/USD")
-    return list(dict.fromkeys(canonical))
-
-
-def _safe_split(value: str) -> Any:
-    try:
-        return split_pair(value)
-    except InvalidParameter:
-        return None
-
-
-def _check_ip_networks(values: list[str]) -> list[str]:
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
-    return values
-
-
-Duration = Any  # readability alias for the annotated duration types below
-Bool = Annotated[bool, BeforeValidator(_bool)]
-StrList = Annotated[list[str], BeforeValidator(_split_list)]
 
 
 # --------------------------------------------------------------------------- the settings
@@ -182,84 +65,91 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     host: str = "127.0.0.1"
-    port: _int_range(1, 65535) = 8080  # type: ignore[valid-type]
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
     environment: str = "development"
-    shutdown_timeout: _duration("1s", "10m") = "30s"  # type: ignore[valid-type]
-    log_level: _choice("debug", "info", "warning", "error") = "info"  # type: ignore[valid-type]
-    log_format: _choice("json", "text") = "json"  # type: ignore[valid-type]
-    role: _choice("all", "api", "ingest") = "all"  # type: ignore[valid-type]
+    shutdown_timeout: Seconds = duration("30s", "1s", "10m")
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "json"
+    role: Role = "all"
 
-    sources: Annotated[list[str], BeforeValidator(_split_list), AfterValidator(_check_sources)] = (
+    sources: Annotated[list[str], BeforeValidator(split_list), AfterValidator(check_sources)] = (
         Field(default_factory=lambda: ["kraken", "coingecko"])
     )
     supported_pairs: Annotated[
-        list[str], BeforeValidator(_split_list), AfterValidator(_check_pairs)
+        list[str], BeforeValidator(split_list), AfterValidator(check_pairs)
     ] = Field(default_factory=lambda: list(DEFAULT_PAIRS))
 
     kraken_ws_url: str = "wss://ws.kraken.com/v2"
     kraken_rest_url: str = "https://api.kraken.com"
-    kraken_timeout: _duration("100ms", "5m") = "10s"  # type: ignore[valid-type]
-    kraken_request_timeout: _duration("100ms", "1m") = "3s"  # type: ignore[valid-type]
-    kraken_fallback_timeout: _duration("100ms", "10m") = "15s"  # type: ignore[valid-type]
-    kraken_max_retries: _int_range(0, 20) = 3  # type: ignore[valid-type]
-    kraken_ws_max_pairs_per_connection: _int_range(1, 1000) = 50  # type: ignore[valid-type]
-    kraken_subscribe_batch_size: _int_range(1, 500) = 20  # type: ignore[valid-type]
-    rest_poll_interval: _duration("500ms", "10m") = "5s"  # type: ignore[valid-type]
-    ws_idle_timeout: _duration("100ms", "10m") = "10s"  # type: ignore[valid-type]
-    backoff_initial: _duration("10ms", "1m") = "500ms"  # type: ignore[valid-type]
-    backoff_max: _duration("100ms", "10m") = "30s"  # type: ignore[valid-type]
-    stale_after: _duration("100ms", "7d") = "60s"  # type: ignore[valid-type]
+    kraken_timeout: Seconds = duration("10s", "100ms", "5m")
+    kraken_request_timeout: Seconds = duration("3s", "100ms", "1m")
+    kraken_fallback_timeout: Seconds = duration("15s", "100ms", "10m")
+    kraken_max_retries: Annotated[int, Field(ge=0, le=20)] = 3
+    kraken_min_request_interval: Seconds = duration("1s", "0ms", "1m")
+    kraken_ws_max_pairs_per_connection: Annotated[int, Field(ge=1, le=1000)] = 50
+    kraken_subscribe_batch_size: Annotated[int, Field(ge=1, le=500)] = 20
+    rest_poll_interval: Seconds = duration("5s", "500ms", "10m")
+    ws_idle_timeout: Seconds = duration("10s", "100ms", "10m")
+    backoff_initial: Seconds = duration("500ms", "10ms", "1m")
+    backoff_max: Seconds = duration("30s", "100ms", "10m")
+    stale_after: Seconds = duration("60s", "100ms", "7d")
     coinbase_ws_url: str = "wss://ws-feed.exchange.coinbase.com"
     binance_ws_url: str = "wss://stream.binance.com:9443/stream"
 
     replay_path: str = ""
-    replay_speed: _float_range(0.01, 100000) = 60.0  # type: ignore[valid-type]
+    replay_speed: Annotated[float, Field(ge=0.01, le=100000)] = 60.0
 
-    cache_backend: _choice("memory", "redis") = "memory"  # type: ignore[valid-type]
-    cache_ttl: _duration("100ms", "24h") = "30s"  # type: ignore[valid-type]
-    cache_max_entries: _int_range(1, 10_000_000) = 100_000  # type: ignore[valid-type]
+    cache_backend: CacheBackend = "memory"
+    cache_ttl: Seconds = duration("30s", "100ms", "24h")
+    cache_max_entries: Annotated[int, Field(ge=1, le=10_000_000)] = 100_000
     redis_url: str = "redis://localhost:6379/0"
     redis_addr: str = ""
     redis_password: str = ""
-    redis_db: _int_range(0, 15) | None = None  # type: ignore[valid-type]
+    redis_db: int | None = Field(None, ge=0, le=15)
     redis_key_prefix: str = "tokenpulse:"
     database_url: str = "sqlite+aiosqlite:///data/tokenpulse.db"
 
-    auth_enabled: Bool = False
+    auth_enabled: bool = False
     auth_api_key: str = ""
-    rate_limit_enabled: Bool = True
-    rate_limit_capacity: _int_range(1, 1_000_000_000) = 100  # type: ignore[valid-type]
-    rate_limit_refill_rate: _float_range(0.001, 1_000_000_000) = 10.0  # type: ignore[valid-type]
+    rate_limit_enabled: bool = True
+    rate_limit_capacity: Annotated[int, Field(ge=1, le=1_000_000_000)] = 100
+    rate_limit_refill_rate: Annotated[float, Field(ge=0.001, le=1_000_000_000)] = 10.0
     forwarded_allow_ips: Annotated[
-        list[str], BeforeValidator(_split_list), AfterValidator(_check_ip_networks)
+        list[str], BeforeValidator(split_list), AfterValidator(check_ip_networks)
     ] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     cors_origins: StrList = Field(default_factory=list)
 
     # token market data (SPEC §3.4, §3.5): CoinMarketCap primary when keyed, CoinGecko fallback
     cmc_base_url: str = "https://pro-api.coinmarketcap.com"
     cmc_api_key: str = ""
-    cmc_monthly_credits: _int_range(1, 1_000_000_000) = 10_000  # type: ignore[valid-type]
+    cmc_monthly_credits: Annotated[int, Field(ge=1, le=1_000_000_000)] = 10_000
+    cmc_request_timeout: Seconds = duration("10s", "100ms", "1m")
+    cmc_max_retries: Annotated[int, Field(ge=0, le=20)] = 3
+    cmc_min_request_interval: Seconds = duration("2s", "0ms", "1m")
     coingecko_base_url: str = "https://api.coingecko.com"
     coingecko_api_key: str = ""
-    market_poll_interval: _duration("1s", "1h") = "60s"  # type: ignore[valid-type]
+    coingecko_request_timeout: Seconds = duration("10s", "100ms", "1m")
+    coingecko_max_retries: Annotated[int, Field(ge=0, le=20)] = 3
+    coingecko_min_request_interval: Seconds = duration("2500ms", "0ms", "1m")
+    market_poll_interval: Seconds = duration("60s", "1s", "1h")
     tracked_tokens: StrList = Field(default_factory=list)
-    track_top_n: _int_range(1, 5000) = 100  # type: ignore[valid-type]
+    track_top_n: Annotated[int, Field(ge=1, le=5000)] = 100
 
     # velocity, quality and history (SPEC §4.4, §4.5, §5)
-    min_market_cap_usd: _float_range(0, 1e15) = 100_000.0  # type: ignore[valid-type]
-    velocity_outlier: _float_range(0, 1e9) = 10.0  # type: ignore[valid-type]
-    trend_stable_band: _float_range(0, 100) = 1.0  # type: ignore[valid-type]
-    price_outlier_fraction: _float_range(0, 100) = 0.2  # type: ignore[valid-type]
-    history_raw_retention: _duration("1h", "3650d") = "7d"  # type: ignore[valid-type]
-    history_rollup_retention: _duration("1d", "36500d") = "365d"  # type: ignore[valid-type]
-    history_enabled: Bool = True
+    min_market_cap_usd: Annotated[float, Field(ge=0, le=1e15)] = 100_000.0
+    velocity_outlier: Annotated[float, Field(ge=0, le=1e9)] = 10.0
+    trend_stable_band: Annotated[float, Field(ge=0, le=100)] = 1.0
+    price_outlier_fraction: Annotated[float, Field(ge=0, le=100)] = 0.2
+    history_raw_retention: Seconds = duration("7d", "1h", "3650d")
+    history_rollup_retention: Seconds = duration("365d", "1d", "36500d")
+    history_enabled: bool = True
 
     # scale-out (SPEC §10): the ingest lock's TTL; a dead leader is replaced within it
-    leader_ttl: _duration("500ms", "5m") = "10s"  # type: ignore[valid-type]
+    leader_ttl: Seconds = duration("10s", "500ms", "5m")
 
     # streams (SPEC §7)
-    bulk_interval: _duration("100ms", "1m") = "1s"  # type: ignore[valid-type]
-    sse_heartbeat: _duration("1s", "5m") = "15s"  # type: ignore[valid-type]
+    bulk_interval: Seconds = duration("1s", "100ms", "1m")
+    sse_heartbeat: Seconds = duration("15s", "1s", "5m")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
@@ -412,7 +302,7 @@ def load_settings(
     try:
         settings = Settings(**merged)
     except ValidationError as exc:
-        problems.extend(_describe(exc, merged))
+        problems.extend(describe_problems(exc, merged, Settings.model_fields))
     if problems or settings is None:
         raise ConfigError(problems)
     return LoadedSettings(settings=settings, origins=origins)
@@ -425,38 +315,6 @@ def _last(layers: list[tuple[str, dict[str, Any]]], key: str) -> Any:
     return None
 
 
-def _describe(exc: ValidationError, merged: Mapping[str, Any]) -> list[str]:
-    lines: list[str] = []
-    for error in exc.errors():
-        message = str(error["msg"]).removeprefix("Value error, ")
-        loc = error.get("loc") or ()
-        if not loc:  # a cross-field check already names its keys
-            lines.extend(part.strip() for part in message.split("; "))
-            continue
-        key = str(loc[0])
-        if error["type"] == "extra_forbidden":
-            lines.append(f"{key.upper()}: unknown setting")
-            continue
-        value = merged.get(key, error.get("input"))
-        shown = "***" if key in SECRET_FIELDS else value
-        lines.append(f"{key.upper()}={shown!r}: {message}")
-    return lines
-
-
-def mask(name: str, value: Any) -> Any:
-    """A setting's value fit to print: secrets masked, URL passwords hidden."""
-    if name in SECRET_FIELDS:
-        return "***" if value else ""
-    if name in URL_FIELDS_WITH_CREDENTIALS and isinstance(value, str):
-        parts = urlsplit(value)
-        if parts.password:
-            host = parts.hostname or ""
-            port = f":{parts.port}" if parts.port else ""
-            user = parts.username or ""
-            return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, "", ""))
-    return value
-
-
 def describe_settings(loaded: LoadedSettings) -> list[tuple[str, Any, str]]:
     """(ENV_NAME, printable value, origin) for every setting, secrets masked."""
     rows: list[tuple[str, Any, str]] = []
@@ -464,21 +322,10 @@ def describe_settings(loaded: LoadedSettings) -> list[tuple[str, Any, str]]:
     formatters: dict[str, Callable[[Any], Any]] = {}
     for name, info in Settings.model_fields.items():
         value = data[name]
-        if _is_duration(info.metadata) and isinstance(value, float):
+        if is_duration(info) and isinstance(value, float):
             formatters[name] = format_duration
         shown = formatters.get(name, lambda v: v)(value)
         if isinstance(shown, list):
             shown = ",".join(str(item) for item in shown)
         rows.append((name.upper(), mask(name, shown), loaded.origins.get(name, "default")))
     return rows
-
-
-def _is_duration(metadata: list[Any]) -> bool:
-    return any(
-        isinstance(item, BeforeValidator)
-        and getattr(item.func, "__qualname__", "").startswith("_duration")
-        for item in metadata
-    )
-
-
-Role = Literal["all", "api", "ingest"]

@@ -22,14 +22,18 @@ from structlog.testing import capture_logs
 from tests.fakes.coingecko import FakeCoinGecko
 from tests.fakes.coinmarketcap import FakeCmc
 from tests.helpers import FakeClock, wait_for
-from tokenpulse.domain.errors import ProviderRejected, UpstreamError
+from tokenpulse.domain.errors import (
+    ProviderRateLimited,
+    ProviderRejected,
+    UnknownCoin,
+    UpstreamError,
+)
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.tokens.poller import MarketScheduler
-from tokenpulse.sources._http import ProviderRateLimited
-from tokenpulse.sources.coingecko.client import CoinGeckoClient, UnknownCoin
+from tokenpulse.sources._health import RequestLimiter
+from tokenpulse.sources.coingecko.client import CoinGeckoClient
 from tokenpulse.sources.coinmarketcap.client import CmcClient, CreditBudget
-from tokenpulse.sources.kraken.rest import RequestLimiter
 
 START = datetime(2024, 1, 10, 12, 0, tzinfo=UTC).timestamp()
 FEB_1 = datetime(2024, 2, 1, tzinfo=UTC).timestamp()

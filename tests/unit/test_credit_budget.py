@@ -17,17 +17,17 @@ import pytest
 
 from tests.fakes.coinmarketcap import FakeCmc
 from tests.helpers import FakeClock
+from tokenpulse.domain.errors import BudgetExhausted
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.tokens.poller import MarketScheduler
+from tokenpulse.sources._health import RequestLimiter
 from tokenpulse.sources.coinmarketcap.client import CmcClient
 from tokenpulse.sources.coinmarketcap.credits import (
-    BudgetExhausted,
     CreditBudget,
     credits_for,
     month_bounds,
 )
-from tokenpulse.sources.kraken.rest import RequestLimiter
 
 JAN_1 = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
 FEB_1 = datetime(2024, 2, 1, tzinfo=UTC).timestamp()

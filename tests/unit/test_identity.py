@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tokenpulse.api.errors import status_for
 from tokenpulse.domain.errors import AmbiguousToken, TokenNotFound
 from tokenpulse.domain.identity import (
     IdentityRegistry,
@@ -255,7 +256,7 @@ def test_resolve_accepts_id_cmc_id_coingecko_id_and_symbol(
 def test_resolve_unknown_raises_token_not_found(registry: IdentityRegistry, text: str) -> None:
     with pytest.raises(TokenNotFound) as caught:
         registry.resolve(text)
-    assert caught.value.status == 404
+    assert status_for(caught.value) == 404
     assert caught.value.code == "TOKEN_NOT_FOUND"
 
 
@@ -267,7 +268,7 @@ def test_a_shared_symbol_is_ambiguous_and_lists_the_candidates(
     with pytest.raises(AmbiguousToken) as caught:
         registry.resolve("hot")
     error = caught.value
-    assert error.status == 409
+    assert status_for(error) == 409
     assert error.code == "AMBIGUOUS_TOKEN"
     assert error.details["candidates"] == [
         {"id": "holo", "name": "Holo", "cmc_id": 2682, "coingecko_id": "holotoken"},

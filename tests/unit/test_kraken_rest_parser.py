@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tokenpulse.data import kraken_pair_registry
 from tokenpulse.domain.errors import ParseError
 from tokenpulse.domain.pairs import Pair
-from tokenpulse.sources.kraken.rest import (
+from tokenpulse.sources.kraken.rest_parser import (
     RestTickerResult,
     is_retryable_kraken_error,
     parse_ticker_response,

@@ -61,6 +61,30 @@ def test_invalid_values_fail_with_one_clear_line(
     assert fragment in lines[0]
 
 
+def test_each_provider_has_its_own_timeout_retries_and_request_interval() -> None:
+    settings = load_settings(None, {}).settings
+    assert settings.kraken_min_request_interval == 1.0
+    assert (
+        settings.cmc_request_timeout,
+        settings.cmc_max_retries,
+        settings.cmc_min_request_interval,
+    ) == (10.0, 3, 2.0)
+    assert (
+        settings.coingecko_request_timeout,
+        settings.coingecko_max_retries,
+        settings.coingecko_min_request_interval,
+    ) == (10.0, 3, 2.5)
+    tuned = load_settings(
+        None,
+        {"CMC_MAX_RETRIES": "0", "COINGECKO_MIN_REQUEST_INTERVAL": "6s", "KRAKEN_MAX_RETRIES": "5"},
+    ).settings
+    assert (tuned.cmc_max_retries, tuned.coingecko_max_retries) == (0, 3)
+    assert tuned.coingecko_min_request_interval == 6.0
+    assert tuned.kraken_max_retries == 5
+    (line,) = problems({"CMC_MAX_RETRIES": "21"})
+    assert line.startswith("CMC_MAX_RETRIES='21'")
+
+
 def test_every_problem_is_reported_at_once() -> None:
     lines = problems({"PORT": "0", "CACHE_TTL": "30", "SOURCES": "nosuch"})
     assert len(lines) == 3

@@ -22,7 +22,7 @@ from tokenpulse.api.edge import (
     Send,
     send_json,
 )
-from tokenpulse.api.errors import error_body, error_headers, install_error_handlers
+from tokenpulse.api.errors import error_body, error_headers, install_error_handlers, status_for
 from tokenpulse.api.ops import health_body, router
 from tokenpulse.api.streams import Streams, mount_streams
 from tokenpulse.api.tokens.routes import router as token_router
@@ -102,7 +102,7 @@ def create_app(
                 status, body, extra = build(scope)
             except TokenpulseError as exc:
                 request_id = scope["state"]["request_id"].decode()
-                status = exc.status
+                status = status_for(exc)
                 body = error_body(scope["path"], exc, request_id)
                 extra = error_headers(exc)
             return await send_json(send, status, body, headers, extra)

@@ -19,7 +19,7 @@ import structlog
 
 from tokenpulse.api.auth import Authenticator, Principal, requires_auth
 from tokenpulse.api.clientip import ClientIpResolver
-from tokenpulse.api.errors import error_body, error_headers
+from tokenpulse.api.errors import error_body, error_headers, status_for
 from tokenpulse.domain.errors import RateLimited, TokenpulseError, Unauthorized
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.ratelimit import RateLimiter
@@ -194,7 +194,7 @@ class EdgeMiddleware:
         state: dict[str, Any],
     ) -> tuple[int, int]:
         body = error_body(path, exc, state["request_id"].decode())
-        return await send_json(send, exc.status, body, headers, error_headers(exc))
+        return await send_json(send, status_for(exc), body, headers, error_headers(exc))
 
     async def _reject_too_large(
         self, send: Send, headers: list[tuple[bytes, bytes]]

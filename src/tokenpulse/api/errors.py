@@ -4,6 +4,8 @@ Two shapes (SPEC §6): the standard error model
 ``{"status":"error","error":{code,message,details,remediation},"timestamp","request_id"}``,
 and the Go "BTC LTP Service" flat shape ``{"error":"<CODE>","message":"…"}`` kept by the LTP
 paths (and their 401/429 answers) so that service's clients switch without change.
+The exception tree (``domain/errors.py``) carries no HTTP status: :data:`STATUSES` maps its
+classes to statuses here, and :func:`status_for` is what every responder asks.
 No stack trace, SQL or secret ever reaches a response.
 """
 
@@ -20,13 +22,47 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tokenpulse.domain.errors import RateLimited, StaleData, TokenpulseError
+from tokenpulse.domain.errors import (
+    AmbiguousToken,
+    InvalidParameter,
+    LimitExceeded,
+    RateLimited,
+    StaleData,
+    StoreError,
+    TokenNotFound,
+    TokenpulseError,
+    Unauthorized,
+    UpstreamError,
+)
 from tokenpulse.domain.time import isoformat_z, utcnow
 
 log = structlog.get_logger(__name__)
 
 LTP_PATH_PREFIX = "/api/v1/ltp"
 JSON = b"application/json"
+
+#: The HTTP status of each error class; a class not listed takes its nearest listed base's.
+STATUSES: dict[type[TokenpulseError], int] = {
+    TokenpulseError: 500,
+    InvalidParameter: 400,  # and UnsupportedPair
+    Unauthorized: 401,
+    TokenNotFound: 404,
+    AmbiguousToken: 409,
+    RateLimited: 429,
+    LimitExceeded: 429,
+    UpstreamError: 502,  # and every provider failure below it
+    StaleData: 503,
+    StoreError: 500,
+}
+
+
+def status_for(exc: TokenpulseError) -> int:
+    """The HTTP status of ``exc``: the entry of the first class in its MRO that has one."""
+    for cls in type(exc).__mro__:
+        status = STATUSES.get(cls)
+        if status is not None:
+            return status
+    return 500
 
 
 def uses_flat_errors(path: str) -> bool:
@@ -94,7 +130,8 @@ def _request_id(request: Request) -> str | None:
 def error_response(request: Request, exc: TokenpulseError) -> Response:
     body = error_body(request.url.path, exc, _request_id(request))
     headers = {k.decode(): v.decode() for k, v in error_headers(exc)}
-    return Response(body, status_code=exc.status, media_type="application/json", headers=headers)
+    status = status_for(exc)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def _validation_message(errors: Sequence[Any]) -> tuple[str, str | None]:

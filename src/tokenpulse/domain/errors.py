@@ -1,34 +1,40 @@
-"""The one exception tree of tokenpulse, mapped to HTTP in one place (``api/errors.py``).
+"""The one exception tree of tokenpulse; ``api/errors.py`` alone maps it to HTTP.
 
-    TokenpulseError                      500 INTERNAL_ERROR
-    ├── InvalidParameter                 400 INVALID_PARAMETER
-    │   └── UnsupportedPair              400 UNSUPPORTED_PAIR
-    ├── TokenNotFound                    404 TOKEN_NOT_FOUND
-    ├── AmbiguousToken                   409 AMBIGUOUS_TOKEN
-    ├── Unauthorized                     401 UNAUTHORIZED
-    ├── Forbidden                        403 FORBIDDEN
-    ├── RateLimited(retry_after)         429 RATE_LIMIT_EXCEEDED
-    ├── StaleData(retry_after)           503 STALE_DATA
-    ├── UpstreamError                    502 PRICE_FETCH_ERROR   (a provider failed)
-    │   └── ProviderRejected             502 PRICE_FETCH_ERROR   (bad key, plan: no retry)
-    ├── AllPricesFailed                  503 ALL_PRICES_FAILED
-    ├── StoreError                       500 CACHE_ERROR         (cache or history store failed)
-    └── EncodingError                    500 ENCODING_ERROR
+    TokenpulseError                      INTERNAL_ERROR
+    ├── InvalidParameter                 INVALID_PARAMETER
+    │   └── UnsupportedPair              UNSUPPORTED_PAIR
+    ├── TokenNotFound                    TOKEN_NOT_FOUND
+    ├── AmbiguousToken                   AMBIGUOUS_TOKEN
+    ├── Unauthorized                     UNAUTHORIZED
+    ├── RateLimited(retry_after)         RATE_LIMIT_EXCEEDED     (a caller's bucket is empty)
+    ├── LimitExceeded                    LIMIT_EXCEEDED          (a streaming limit)
+    ├── StaleData(retry_after)           STALE_DATA
+    ├── UpstreamError                    PRICE_FETCH_ERROR       (a provider failed)
+    │   ├── ProviderRejected             PRICE_FETCH_ERROR       (bad key, plan: no retry)
+    │   ├── ProviderRateLimited          PRICE_FETCH_ERROR       (the provider said slow down)
+    │   ├── BudgetExhausted              PRICE_FETCH_ERROR       (CMC credits spent this month)
+    │   └── UnknownCoin                  PRICE_FETCH_ERROR       (CoinGecko has no such coin)
+    └── StoreError                       CACHE_ERROR             (cache or history store failed)
 
-Every error carries a stable ``code`` and an HTTP ``status``; messages are written for the
-client and never contain secrets, SQL or stack traces.
+    ParseError (a ValueError)            a malformed provider frame; never reaches a client
+    ConfigError                          invalid settings: the CLI prints them and exits 2
+
+Every error carries a stable ``code`` and, where one helps, a ``remediation``; messages are
+written for the client and never contain secrets, SQL or stack traces. No HTTP status lives
+here: the domain does not know it is served over HTTP.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from tokenpulse.domain.time import from_epoch, isoformat_z
+
 
 class TokenpulseError(Exception):
     """Root of every error tokenpulse raises on purpose."""
 
     code: ClassVar[str] = "INTERNAL_ERROR"
-    status: ClassVar[int] = 500
     remediation: ClassVar[str | None] = None
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
@@ -41,7 +47,6 @@ class InvalidParameter(TokenpulseError):
     """A request parameter is malformed; ``details['parameter']`` names it."""
 
     code = "INVALID_PARAMETER"
-    status = 400
     remediation = "Fix the named parameter; see /docs for the accepted values."
 
     def __init__(
@@ -62,31 +67,28 @@ class UnsupportedPair(InvalidParameter):
 
 
 class TokenNotFound(TokenpulseError):
+    """No token answers to the id, symbol or provider id asked for."""
+
     code = "TOKEN_NOT_FOUND"
-    status = 404
 
 
 class AmbiguousToken(TokenpulseError):
+    """A symbol shared by several tokens; ``details`` lists the candidates."""
+
     code = "AMBIGUOUS_TOKEN"
-    status = 409
 
 
 class Unauthorized(TokenpulseError):
+    """No API key, or not the right one."""
+
     code = "UNAUTHORIZED"
-    status = 401
     remediation = "Send a valid API key in the X-API-Key header."
-
-
-class Forbidden(TokenpulseError):
-    code = "FORBIDDEN"
-    status = 403
 
 
 class RateLimited(TokenpulseError):
     """The caller's token bucket is empty; retry after ``retry_after`` seconds."""
 
     code = "RATE_LIMIT_EXCEEDED"
-    status = 429
     remediation = "Wait for Retry-After seconds, or use an API key with a higher tier."
 
     def __init__(self, message: str, *, retry_after: float) -> None:
@@ -94,11 +96,16 @@ class RateLimited(TokenpulseError):
         self.retry_after = retry_after
 
 
+class LimitExceeded(TokenpulseError):
+    """A per-connection or per-instance streaming limit was reached."""
+
+    code = "LIMIT_EXCEEDED"
+
+
 class StaleData(TokenpulseError):
     """The freshest value is older than the caller's ``max_age_ms``."""
 
     code = "STALE_DATA"
-    status = 503
 
     def __init__(
         self, message: str, *, retry_after: float, details: dict[str, Any] | None = None
@@ -111,26 +118,41 @@ class UpstreamError(TokenpulseError):
     """A provider could not be reached or answered with an error."""
 
     code = "PRICE_FETCH_ERROR"
-    status = 502
 
 
 class ProviderRejected(UpstreamError):
     """The provider refused us (bad key, plan not authorised): retrying will not help."""
 
 
-class AllPricesFailed(TokenpulseError):
-    code = "ALL_PRICES_FAILED"
-    status = 503
+class ProviderRateLimited(UpstreamError):
+    """The provider told us to slow down; ask again after ``retry_after`` seconds."""
+
+    def __init__(
+        self, message: str, *, retry_after: float, source: str, error_code: int | None = None
+    ) -> None:
+        details = {"source": source, "retry_after": retry_after, "error_code": error_code}
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+        self.source = source
+        self.error_code = error_code
+
+
+class BudgetExhausted(UpstreamError):
+    """This month's CMC credits are spent; no call until ``resumes_at`` (unix seconds)."""
+
+    def __init__(self, message: str, *, resumes_at: float) -> None:
+        super().__init__(message, details={"resumes_at": isoformat_z(from_epoch(resumes_at))})
+        self.resumes_at = resumes_at
+
+
+class UnknownCoin(UpstreamError):
+    """CoinGecko has no coin with this id (HTTP 404)."""
 
 
 class StoreError(TokenpulseError):
+    """The cache or the history store failed."""
+
     code = "CACHE_ERROR"
-    status = 500
-
-
-class EncodingError(TokenpulseError):
-    code = "ENCODING_ERROR"
-    status = 500
 
 
 class ParseError(ValueError):
@@ -143,3 +165,14 @@ class ParseError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(f"{kind}: {message}")
         self.kind = kind
+
+
+class ConfigError(Exception):
+    """Invalid configuration: ``problems`` holds one human-readable line per problem.
+
+    Not a ``TokenpulseError``: it stops the process before anything is served.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

@@ -1,4 +1,4 @@
-"""What every source shares: health, backoff, circuit breaker, the reader hand-off buffer.
+"""What every source shares: health, backoff, request pacing, circuit breaker, hand-off buffer.
 
 A source turns one provider's wire format into domain events. Its I/O loop retries forever
 with capped, jittered exponential backoff; a malformed message is counted, logged once per
@@ -58,6 +58,48 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+class RequestLimiter:
+    """Spaces the requests of everyone sharing it at least ``min_interval`` seconds apart.
+
+    Providers limit calls per IP or key, so all calls to one provider share one limiter.
+    Callers reserve the next free slot under an :class:`asyncio.Lock` (the lock is never held
+    while sleeping) and then wait for it; a slot beyond the caller's deadline is not taken.
+    """
+
+    def __init__(
+        self,
+        min_interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.min_interval = min_interval
+        self._lock = asyncio.Lock()
+        self._next_slot = float("-inf")
+        self._clock = clock
+        self._sleep = sleep
+
+    async def acquire(self, deadline: float | None = None) -> bool:
+        """Wait for this caller's turn; False (without waiting) if it would pass ``deadline``."""
+        async with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            if deadline is not None and slot >= deadline:
+                return False
+            self._next_slot = slot + self.min_interval
+        if slot > now:
+            await self._sleep(slot - now)
+        return True
+
+    def defer(self, seconds: float) -> None:
+        """Take no request for ``seconds`` from now (the provider asked us via Retry-After)."""
+        self._next_slot = max(self._next_slot, self._clock() + seconds)
+
+    def free_at(self) -> float:
+        """Time (on the limiter's clock) of the next free slot."""
+        return max(self._clock(), self._next_slot)
 
 
 class CircuitBreaker:

@@ -1,127 +1,72 @@
-"""What the two polled token-market providers (CoinMarketCap, CoinGecko) share: one HTTP loop.
+"""The one provider HTTP client: every REST call to Kraken, CoinGecko and CoinMarketCap.
 
-:class:`PolledProvider` makes one provider's GET requests: through the provider's
-:class:`~tokenpulse.sources.kraken.rest.RequestLimiter`, each bounded by a timeout, retried
-with capped jittered backoff on transport errors and 5xx, behind a circuit breaker, with
-health and metrics. Each subclass classifies its provider's answers (:meth:`_classify`) into
-one of three lasting outcomes besides success and retryable failure:
+:class:`ProviderClient` makes one provider's GET requests through its
+:class:`~tokenpulse.sources._health.RequestLimiter` (a minimum interval between requests),
+each bounded by a timeout, retried by stamina with capped jittered backoff (or exactly the
+provider's ``Retry-After``), behind a circuit breaker, with health, metrics and URLs
+redacted from error texts. A provider subclass builds its requests and reads each answer
+into its result or a :class:`~tokenpulse.sources._answers.Verdict`:
 
+* **retryable** (transport errors, timeouts, 5xx, a provider's "busy" code): tried again,
+  up to ``max_retries`` times, never past the caller's ``deadline``.
 * **rejected** (bad key, plan, payment): the source is *disabled* — one clear log line,
   ``health.state == "disabled"``, :class:`ProviderRejected` now and on every later call,
   without another request; retrying cannot help and would only spam the provider.
-* **rate limited** (HTTP 429 or the provider's own code): :class:`ProviderRateLimited`
-  carrying ``retry_after``; calls before that moment fail at once without a request.
-* anything else definite (400, 404): :class:`UpstreamError`, not retried.
+* **rate limited**: :class:`ProviderRateLimited` carrying ``retry_after``; calls before that
+  moment fail at once without a request.
+* anything else definite (400, 404, a parse error): :class:`UpstreamError`, not retried.
 
-Bodies are decoded with ``json.loads(..., parse_float=Decimal)`` so a price keeps the digits
-the provider sent (§4.6). Only :class:`~tokenpulse.sources.market.MarketScheduler` (and the
-explicit refresh endpoint) call these clients: no client request ever reaches a provider.
+Tests switch stamina's backoff off with ``stamina.set_testing(True, …)``; a ``Retry-After``
+still holds in test mode because the limiter defers the provider's next request by it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import math
-import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
-from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import httpx
+import stamina
 import structlog
 
-from tokenpulse.domain.errors import ParseError, ProviderRejected, UpstreamError
+from tokenpulse.domain.errors import (
+    ParseError,
+    ProviderRateLimited,
+    ProviderRejected,
+    UpstreamError,
+)
 from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.sources._answers import (
+    Verdict,
+    classify_status,
+    decode_json_exact,
+    redact,
+    retry_after_seconds,
+)
 from tokenpulse.sources._health import (
-    Backoff,
     CircuitBreaker,
     ParseErrorReporter,
+    RequestLimiter,
     SourceHealth,
     bind_health_metrics,
 )
-from tokenpulse.sources.kraken.rest import RequestLimiter
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 DEFAULT_RETRY_AFTER = 60.0  # seconds, when a provider says "slow down" without Retry-After
-_Failed = Literal["http_error", "transport_error", "provider_error", "parse_error"]
-Outcome = Literal["ok", "rate_limited", "rejected", _Failed]
-
-_URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+CIRCUIT_OPEN = "circuit open"
 
 
-class ProviderRateLimited(UpstreamError):
-    """The provider told us to slow down; ask again after ``retry_after`` seconds."""
+class ProviderClient:
+    """One provider's GET loop: limiter, timeouts, stamina retries, circuit, health, metrics.
 
-    def __init__(
-        self, message: str, *, retry_after: float, source: str, error_code: int | None = None
-    ) -> None:
-        details = {"source": source, "retry_after": retry_after, "error_code": error_code}
-        super().__init__(message, details=details)
-        self.retry_after = retry_after
-        self.source = source
-        self.error_code = error_code
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """How one HTTP answer is classified; ``None`` from :meth:`_classify` means success."""
-
-    outcome: Outcome
-    text: str
-    retryable: bool = False
-    retry_after: float | None = None
-    error_code: int | None = None
-    provider_up: bool = False  # a definite answer (404, 400): not an outage for the breaker
-    http_status: int | None = None
-
-
-def decode_json_exact(content: bytes) -> Any:
-    """Decode a JSON body keeping every digit of every number (floats become Decimal)."""
-    try:
-        return json.loads(content, parse_float=Decimal)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
-        raise ParseError("json", f"body is not JSON: {str(exc)[:200]}") from None
-
-
-def retry_after_seconds(value: str | None, *, now: float) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None if unusable.
-
-    ``now`` is the wall-clock time (unix seconds) an HTTP date is measured from.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - now
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def redact(text: str) -> str:
-    """Remove URLs (they may carry a proxy's credentials) from an error text."""
-    return _URL.sub("<url>", text)
-
-
-class PolledProvider:
-    """One provider's GET loop: limiter, timeouts, retries, circuit, disable and rate-limit state.
-
-    ``clock`` is wall time (unix seconds): rate-limit deadlines and the breaker's cooldown are
-    measured with it, so tests can move time by hand. ``sleep`` waits between retries.
+    ``clock`` is wall time (unix seconds) for rate-limit deadlines and the breaker, so tests
+    can move it by hand; a caller's ``deadline`` is :func:`time.monotonic`. With
+    ``export_health=False`` a second client under the same source name leaves the gauges be.
     """
 
     def __init__(
@@ -135,16 +80,16 @@ class PolledProvider:
         request_timeout: float,
         max_retries: int,
         limiter: RequestLimiter,
-        headers: Mapping[str, str],
-        backoff_initial: float,
-        backoff_max: float,
-        circuit_threshold: int,
-        circuit_cooldown: float,
-        clock: Callable[[], float],
-        sleep: Callable[[float], Awaitable[object]],
+        headers: Mapping[str, str] | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 10.0,
+        circuit_threshold: int = 5,
+        circuit_cooldown: float = 30.0,
+        clock: Callable[[], float] = time.time,
+        export_health: bool = True,
     ) -> None:
         self.name = name
-        self.label = label  # provider name for messages: "CoinMarketCap", "CoinGecko"
+        self.label = label  # provider name for messages: "Kraken REST", "CoinGecko"
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.metrics = metrics
@@ -159,11 +104,10 @@ class PolledProvider:
         self.breaker = CircuitBreaker(
             circuit_threshold, circuit_cooldown, clock=clock, on_change=self._on_circuit_change
         )
-        self._headers = dict(headers)
-        self._clock = clock
-        self._sleep = sleep
         self.parse_errors = ParseErrorReporter(name, metrics)
-        if metrics is not None:
+        self._headers = dict(headers or {})
+        self._clock = clock
+        if metrics is not None and export_health:
             bind_health_metrics(self.health, metrics)
 
     # ------------------------------------------------------------------ state
@@ -201,51 +145,101 @@ class PolledProvider:
 
     # ------------------------------------------------------------------ the loop
 
-    async def _get(self, path: str, params: Mapping[str, str], *, what: str) -> Any:
-        """GET ``path`` and return the decoded body of a successful answer.
+    async def _get(
+        self,
+        path: str,
+        params: Mapping[str, str] | None,
+        *,
+        what: str,
+        read: Callable[[httpx.Response], T | Verdict],
+        deadline: float | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> T:
+        """GET ``path`` until ``read`` turns an answer into a result, or give up.
 
         Raises :class:`ProviderRejected` (and disables the source), :class:`ProviderRateLimited`
         or :class:`UpstreamError`; never anything else for a provider fault.
         """
         url = f"{self.base_url}{path}"
-        backoff = Backoff(self.backoff_initial, self.backoff_max)
+        extra = dict(details or {})
         attempts = 0
         last: Verdict | None = None
-        while True:
-            self._check_usable(what)
-            if not self.breaker.allow():
-                raise self._give_up(what, attempts, last, "circuit open")
-            await self.limiter.acquire()
-            attempts += 1
-            started = time.monotonic()
-            outcome = await self._attempt(url, params)
-            if not isinstance(outcome, Verdict):
-                self._succeeded(started)
-                return outcome
-            last = outcome
-            self._failed(outcome, started)
-            if outcome.outcome == "rejected":
-                self.disable(
-                    f"{self.label} refused {what}: {outcome.text}; "
-                    "the source stays disabled until restart"
-                )
-                assert self.disabled_reason is not None
-                raise ProviderRejected(self.disabled_reason, details={"source": self.name})
-            if outcome.outcome == "rate_limited":
-                raise self._rate_limited(outcome, what)
-            if not outcome.retryable or attempts > self.max_retries:
-                raise self._give_up(what, attempts, last, None)
-            if self.metrics is not None:
-                self.metrics.source_retries.labels(self.name).inc()
-            delay = backoff.next_delay()
-            log.debug(
-                "market provider retry",
-                source=self.name,
-                attempt=attempts,
-                delay=round(delay, 3),
-                failure=outcome.text,
+        failure: UpstreamError | None = None  # what the attempt that just failed raised
+        decision: bool | float = False  # retry it? a float is the provider's Retry-After
+
+        def retry_on(exc: Exception) -> bool | float:
+            return decision if exc is failure else False
+
+        try:
+            async for attempt in stamina.retry_context(
+                on=retry_on,
+                attempts=self.max_retries + 1,
+                timeout=None,
+                wait_initial=self.backoff_initial,
+                wait_max=self.backoff_max,
+                wait_jitter=self.backoff_initial,
+            ):
+                with attempt:
+                    self._check_usable(what)
+                    reason = await self._wait_for_slot(deadline)
+                    if reason is not None:
+                        raise self._give_up(what, attempts, last, reason, extra)
+                    attempts += 1
+                    started = time.monotonic()
+                    outcome = await self._attempt(url, params, read, deadline)
+                    if not isinstance(outcome, Verdict):
+                        self._succeeded(started)
+                        return outcome
+                    last = outcome
+                    self._failed(outcome, started)
+                    decision, reason = self._next_try(outcome, attempts, what, deadline)
+                    if decision is False:
+                        raise self._give_up(what, attempts, last, reason, extra)
+                    if self.metrics is not None:
+                        self.metrics.source_retries.labels(self.name).inc()
+                    failure = UpstreamError(f"{self.label} {what}: {outcome.text}")
+                    raise failure
+        except UpstreamError as exc:
+            if failure is not None and exc is failure:  # stamina ran out of attempts
+                raise self._give_up(what, attempts, last, None, extra) from None
+            raise
+        raise AssertionError("unreachable: stamina neither returned nor raised")
+
+    async def _wait_for_slot(self, deadline: float | None) -> str | None:
+        """Wait for the breaker and the limiter; the reason to give up instead, if any."""
+        if not self.breaker.allow():
+            return CIRCUIT_OPEN
+        remaining = _remaining(deadline)
+        if remaining is not None and remaining <= 0:
+            return "deadline reached"
+        if not await self.limiter.acquire(deadline):
+            return "rate limiter has no slot before deadline"
+        return None
+
+    def _next_try(
+        self, verdict: Verdict, attempts: int, what: str, deadline: float | None
+    ) -> tuple[bool | float, str | None]:
+        """Whether to try again (a float: after exactly that wait), or why not; may raise."""
+        if verdict.outcome == "rejected":
+            self.disable(
+                f"{self.label} refused {what}: {verdict.text}; "
+                "the source stays disabled until restart"
             )
-            await self._sleep(delay)
+            assert self.disabled_reason is not None
+            raise ProviderRejected(self.disabled_reason, details={"source": self.name})
+        if verdict.outcome == "rate_limited":
+            raise self._rate_limited(verdict, what)
+        if verdict.retry_after is not None:
+            self.limiter.defer(verdict.retry_after)
+        if not verdict.retryable or attempts > self.max_retries:
+            return False, None
+        # the longest stamina may wait before retry number ``attempts`` (its jitter included)
+        longest = min(self.backoff_max, self.backoff_initial * (2 ** (attempts - 1) + 1))
+        delay = longest if verdict.retry_after is None else verdict.retry_after
+        remaining = _remaining(deadline)
+        if remaining is not None and delay >= remaining:
+            return False, f"next try in {delay:.2f}s would pass the deadline"
+        return (True if verdict.retry_after is None else verdict.retry_after), None
 
     def _check_usable(self, what: str) -> None:
         if self.disabled_reason is not None:
@@ -258,9 +252,18 @@ class PolledProvider:
                 source=self.name,
             )
 
-    async def _attempt(self, url: str, params: Mapping[str, str]) -> Any:
-        """One request: the decoded body of a success, or a :class:`Verdict`."""
+    async def _attempt(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        read: Callable[[httpx.Response], T | Verdict],
+        deadline: float | None,
+    ) -> T | Verdict:
+        """One request, bounded by the request timeout and the deadline: ``read``'s answer."""
         timeout = self.request_timeout
+        remaining = _remaining(deadline)
+        if remaining is not None:
+            timeout = min(timeout, remaining)
         try:
             async with asyncio.timeout(timeout):
                 response = await self.http.get(
@@ -271,13 +274,17 @@ class PolledProvider:
         except httpx.RequestError as exc:
             text = redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
             return Verdict("transport_error", text, retryable=True)
+        return read(response)
+
+    def read_json(self, response: httpx.Response) -> Any:
+        """The exact JSON body of an answer :meth:`classify` accepts, else its Verdict."""
         payload: Any = None
         decode_error: ParseError | None = None
         try:
             payload = decode_json_exact(response.content)
         except ParseError as exc:
             decode_error = exc
-        verdict = self._classify(response, payload)
+        verdict = self.classify(response, payload)
         if verdict is not None:
             return verdict
         if decode_error is not None:
@@ -285,28 +292,17 @@ class PolledProvider:
             return Verdict("parse_error", f"malformed response: {decode_error}")
         return payload
 
-    def _classify(self, response: httpx.Response, payload: Any) -> Verdict | None:
+    def classify(self, response: httpx.Response, payload: Any) -> Verdict | None:
         """Classify an answer (``payload`` is None when the body is not JSON); None = success."""
         return self.classify_http(response)
 
     def classify_http(self, response: httpx.Response) -> Verdict | None:
-        """The generic reading of an HTTP status: 429 slow down, 5xx/408 retry, 4xx definite."""
-        code = response.status_code
-        if code == 200:
-            return None
-        text = f"HTTP {code}"
-        if code == 429:
-            return Verdict(
-                "rate_limited", text, retry_after=self.retry_after_of(response), http_status=code
-            )
-        if code >= 500 or code == 408:
-            return Verdict("http_error", text, retryable=True, http_status=code)
-        return Verdict("http_error", text, provider_up=True, http_status=code)
+        """The generic reading of the answer's HTTP status (see :func:`classify_status`)."""
+        return classify_status(response.status_code, self.retry_after_of(response))
 
-    def retry_after_of(self, response: httpx.Response) -> float:
-        """The answer's ``Retry-After`` in seconds, or a minute when it has none."""
-        seconds = retry_after_seconds(response.headers.get("Retry-After"), now=self._clock())
-        return DEFAULT_RETRY_AFTER if seconds is None else seconds
+    def retry_after_of(self, response: httpx.Response) -> float | None:
+        """The answer's ``Retry-After`` in seconds, None when it has none (or a bad one)."""
+        return retry_after_seconds(response.headers.get("Retry-After"), now=self._clock())
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -336,10 +332,7 @@ class PolledProvider:
         if self.metrics is not None:
             self.metrics.provider_rate_limited.labels(self.name).inc()
         log.warning(
-            "market provider rate limited",
-            source=self.name,
-            retry_after=retry_after,
-            error=verdict.text,
+            "provider rate limited", source=self.name, retry_after=retry_after, error=verdict.text
         )
         return ProviderRateLimited(
             f"{self.label} {what}: {verdict.text}; retry after {retry_after:g}s",
@@ -349,7 +342,12 @@ class PolledProvider:
         )
 
     def _give_up(
-        self, what: str, attempts: int, last: Verdict | None, reason: str | None
+        self,
+        what: str,
+        attempts: int,
+        last: Verdict | None,
+        reason: str | None,
+        details: Mapping[str, Any],
     ) -> UpstreamError:
         parts = [f"{self.label} {what} failed"]
         if attempts:
@@ -364,18 +362,21 @@ class PolledProvider:
             self.health.state = "failed"
         self.health.detail = message
         if self.metrics is not None:
-            kind = "circuit_open" if reason == "circuit open" else (last.outcome if last else "")
-            self.metrics.source_errors.labels(self.name, kind or "unknown").inc()
-        if reason == "circuit open":
-            log.debug("market provider circuit open", source=self.name, what=what)
+            kind = (
+                "circuit_open" if reason == CIRCUIT_OPEN else last.outcome if last else "deadline"
+            )
+            self.metrics.source_errors.labels(self.name, kind).inc()
+        if reason == CIRCUIT_OPEN:  # failing fast is the breaker working; its opening was logged
+            log.debug("provider circuit open", source=self.name, what=what)
         elif last is not None and last.provider_up:  # a definite answer such as a 404
-            log.info("market provider refused a request", source=self.name, error=message)
+            log.info("provider refused a request", source=self.name, error=message)
         else:
-            log.warning("market provider request failed", source=self.name, error=message)
+            log.warning("provider request failed", source=self.name, error=message)
         return UpstreamError(
             message,
             details={
                 "source": self.name,
+                **details,
                 "attempts": attempts,
                 "last_failure": last.text if last is not None else None,
                 "http_status": last.http_status if last is not None else None,
@@ -383,7 +384,7 @@ class PolledProvider:
             },
         )
 
-    def _observe(self, outcome: Outcome, started: float) -> None:
+    def _observe(self, outcome: str, started: float) -> None:
         if self.metrics is not None:
             self.metrics.source_requests.labels(self.name, outcome).inc()
             self.metrics.source_request_duration.labels(self.name).observe(
@@ -392,4 +393,8 @@ class PolledProvider:
 
     def _on_circuit_change(self, state: str) -> None:
         self.health.circuit = state
-        log.warning("market provider circuit breaker", source=self.name, state=state)
+        log.warning("provider circuit breaker", source=self.name, state=state)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()

@@ -42,7 +42,7 @@ from tokenpulse.bus.topics import (
     TOKENS_TOPIC,
     split_key,
 )
-from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.domain.errors import LimitExceeded
 from tokenpulse.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -52,13 +52,6 @@ TRANSPORTS = ("socketio", "sse")
 #: compute the age from ``received_at``).
 VOLATILE_FIELDS = frozenset({"age_ms"})
 _MISSING = object()
-
-
-class LimitExceeded(TokenpulseError):
-    """A per-connection or per-instance streaming limit was reached."""
-
-    code = "LIMIT_EXCEEDED"
-    status = 429
 
 
 @dataclass(frozen=True, slots=True)

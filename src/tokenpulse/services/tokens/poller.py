@@ -31,18 +31,16 @@ from typing import Any
 
 import structlog
 
-from tokenpulse.domain.errors import ProviderRejected
+from tokenpulse.domain.errors import BudgetExhausted, ProviderRateLimited, ProviderRejected
 from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.sources._health import Backoff, SourceHealth
-from tokenpulse.sources._http import ProviderRateLimited
 from tokenpulse.sources.coingecko.client import MAX_PER_PAGE, CoinGeckoClient
 from tokenpulse.sources.coinmarketcap.client import CmcClient, ListingResult
 from tokenpulse.sources.coinmarketcap.credits import (
     LISTINGS_COINS_PER_CREDIT,
     QUOTES_COINS_PER_CREDIT,
-    BudgetExhausted,
     CreditBudget,
     credits_for,
 )

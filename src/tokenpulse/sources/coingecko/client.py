@@ -2,7 +2,7 @@
 
 Two layers: the sans-I/O parsers live in :mod:`tokenpulse.sources.coingecko.parser`
 (re-exported here); :class:`CoinGeckoClient` does the I/O on top of
-:class:`~tokenpulse.sources.market_http.PolledProvider`.
+:class:`~tokenpulse.sources._http.ProviderClient`.
 
 * ``GET /api/v3/coins/markets?vs_currency=usd&order=market_cap_desc&per_page=…&page=…
   &price_change_percentage=1h,24h,7d`` — at most 250 coins a page, so the top N takes
@@ -20,19 +20,20 @@ Two layers: the sans-I/O parsers live in :mod:`tokenpulse.sources.coingecko.pars
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from tokenpulse.domain.errors import InvalidParameter, ParseError, UpstreamError
+from tokenpulse.domain.errors import InvalidParameter, ParseError, UnknownCoin, UpstreamError
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources._http import PolledProvider, Verdict
+from tokenpulse.sources._answers import Verdict
+from tokenpulse.sources._health import RequestLimiter
+from tokenpulse.sources._http import ProviderClient
 from tokenpulse.sources.coingecko.parser import (
     MarketChart,
     MarketsResult,
@@ -41,13 +42,11 @@ from tokenpulse.sources.coingecko.parser import (
     parse_market_entry,
     parse_markets,
 )
-from tokenpulse.sources.kraken.rest import RequestLimiter
 
 __all__ = [
     "CoinGeckoClient",
     "MarketChart",
     "MarketsResult",
-    "UnknownCoin",
     "parse_market_chart",
     "parse_market_entry",
     "parse_markets",
@@ -63,17 +62,13 @@ PRO_KEY_HEADER = "x-cg-pro-api-key"
 PRICE_CHANGE_WINDOWS = "1h,24h,7d"
 
 
-class UnknownCoin(UpstreamError):
-    """CoinGecko has no coin with this id (HTTP 404)."""
-
-
 def key_header_for(base_url: str) -> str:
     """The header a key goes in: ``x-cg-pro-api-key`` on the pro host, else the demo one."""
     host = (urlsplit(base_url).hostname or "").lower()
     return PRO_KEY_HEADER if host == PRO_HOST else DEMO_KEY_HEADER
 
 
-class CoinGeckoClient(PolledProvider):
+class CoinGeckoClient(ProviderClient):
     """CoinGecko ``coins/markets`` (paged) and ``market_chart`` with one limiter and 429 handling.
 
     The caller owns ``http``. ``base_url`` is the host (``https://api.coingecko.com``); a URL
@@ -97,7 +92,6 @@ class CoinGeckoClient(PolledProvider):
         backoff_max: float = 10.0,
         circuit_threshold: int = 5,
         circuit_cooldown: float = 60.0,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         name: str = "coingecko",
     ) -> None:
         if not 1 <= per_page <= MAX_PER_PAGE:
@@ -123,7 +117,6 @@ class CoinGeckoClient(PolledProvider):
             circuit_threshold=circuit_threshold,
             circuit_cooldown=circuit_cooldown,
             clock=clock,
-            sleep=sleep,
         )
         self.per_page = per_page
 
@@ -161,7 +154,9 @@ class CoinGeckoClient(PolledProvider):
                 **extra,
                 "price_change_percentage": PRICE_CHANGE_WINDOWS,
             }
-            payload = await self._get(MARKETS_PATH, params, what=f"markets page {extra['page']}")
+            payload = await self._get(
+                MARKETS_PATH, params, what=f"markets page {extra['page']}", read=self.read_json
+            )
             page = self._parse_markets(payload)
             result.pages += 1
             result.bad_entries.extend(page.bad_entries)
@@ -185,7 +180,9 @@ class CoinGeckoClient(PolledProvider):
         path = CHART_PATH.format(coin_id=quote(coin, safe=""))
         params = {"vs_currency": "usd", "days": str(days)}
         try:
-            payload = await self._get(path, params, what=f"market_chart of {coin}")
+            payload = await self._get(
+                path, params, what=f"market_chart of {coin}", read=self.read_json
+            )
         except UpstreamError as exc:
             if exc.details.get("http_status") == 404:
                 raise UnknownCoin(
@@ -219,7 +216,7 @@ class CoinGeckoClient(PolledProvider):
         self.parse_errors.report(exc, str(payload)[:500])
         return UpstreamError(f"CoinGecko answer malformed: {exc}", details={"source": self.name})
 
-    def _classify(self, response: httpx.Response, payload: Any) -> Verdict | None:
+    def classify(self, response: httpx.Response, payload: Any) -> Verdict | None:
         code = response.status_code
         message = error_message(payload)
         text = f"HTTP {code}" + (f": {message[:200]}" if message else "")

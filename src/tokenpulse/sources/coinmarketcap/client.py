@@ -2,7 +2,7 @@
 
 Two layers, as for every source: the sans-I/O parsers live in
 :mod:`tokenpulse.sources.coinmarketcap.parser` (re-exported here), and :class:`CmcClient`
-does the I/O on top of :class:`~tokenpulse.sources.market_http.PolledProvider`:
+does the I/O on top of :class:`~tokenpulse.sources._http.ProviderClient`:
 
 * ``GET /v1/cryptocurrency/listings/latest?start=&limit=&convert=USD&sort=market_cap``
   (the top N) and ``GET /v2/cryptocurrency/quotes/latest?id=|slug=|symbol=&convert=USD``
@@ -30,9 +30,8 @@ does the I/O on top of :class:`~tokenpulse.sources.market_http.PolledProvider`:
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,11 +40,12 @@ import httpx
 from tokenpulse.domain.errors import InvalidParameter, ParseError, UpstreamError
 from tokenpulse.domain.time import from_epoch, utcnow
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources._http import PolledProvider, Verdict
+from tokenpulse.sources._answers import Verdict
+from tokenpulse.sources._health import RequestLimiter
+from tokenpulse.sources._http import ProviderClient
 from tokenpulse.sources.coinmarketcap.credits import (
     LISTINGS_COINS_PER_CREDIT,
     QUOTES_COINS_PER_CREDIT,
-    BudgetExhausted,
     CreditBudget,
     credits_for,
     month_bounds,
@@ -59,10 +59,8 @@ from tokenpulse.sources.coinmarketcap.parser import (
     parse_quotes_v2,
     parse_status,
 )
-from tokenpulse.sources.kraken.rest import RequestLimiter
 
 __all__ = [
-    "BudgetExhausted",
     "CmcClient",
     "CmcStatus",
     "CreditBudget",
@@ -91,7 +89,7 @@ MONTHLY_LIMIT_CODE = 1010  # API_KEY_PLAN_MONTHLY_RATE_LIMIT_REACHED
 REJECTING_STATUSES = frozenset({401, 402, 403})
 
 
-class CmcClient(PolledProvider):
+class CmcClient(ProviderClient):
     """CoinMarketCap listings and quotes with credits accounting and error handling.
 
     The caller owns ``http``. ``clock`` is wall time (unix seconds): rate-limit deadlines and
@@ -117,7 +115,6 @@ class CmcClient(PolledProvider):
         backoff_max: float = 10.0,
         circuit_threshold: int = 5,
         circuit_cooldown: float = 60.0,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         name: str = "coinmarketcap",
     ) -> None:
         key = api_key.strip()
@@ -136,7 +133,6 @@ class CmcClient(PolledProvider):
             circuit_threshold=circuit_threshold,
             circuit_cooldown=circuit_cooldown,
             clock=clock,
-            sleep=sleep,
         )
         self.has_key = bool(key)
         self.budget: CreditBudget | None = None
@@ -174,7 +170,7 @@ class CmcClient(PolledProvider):
             "convert": "USD",
             "sort": "market_cap",
         }
-        payload = await self._get(LISTINGS_PATH, params, what="listings")
+        payload = await self._get(LISTINGS_PATH, params, what="listings", read=self.read_json)
         result = self._parse(
             lambda received_at: parse_listings(payload, received_at=received_at), payload
         )
@@ -201,7 +197,7 @@ class CmcClient(PolledProvider):
         text = [str(value).strip() for value in values if str(value).strip()]
         self._check_budget(credits_for(len(text), QUOTES_COINS_PER_CREDIT), "quotes")
         params = {kind: ",".join(dict.fromkeys(text)), "convert": "USD", "skip_invalid": "true"}
-        payload = await self._get(QUOTES_PATH, params, what="quotes")
+        payload = await self._get(QUOTES_PATH, params, what="quotes", read=self.read_json)
         result = self._parse(
             lambda received_at: parse_quotes_v2(payload, received_at=received_at), payload
         )
@@ -229,7 +225,7 @@ class CmcClient(PolledProvider):
             self.metrics.source_messages.labels(self.name, "market_data").inc()
         return result
 
-    def _classify(self, response: httpx.Response, payload: Any) -> Verdict | None:
+    def classify(self, response: httpx.Response, payload: Any) -> Verdict | None:
         try:
             status: CmcStatus | None = parse_status(payload)
         except ParseError:
@@ -264,7 +260,7 @@ class CmcClient(PolledProvider):
             return Verdict("provider_error", text, provider_up=True, error_code=code)
         return None
 
-    def _retry_after(self, response: httpx.Response, code: int) -> float:
+    def _retry_after(self, response: httpx.Response, code: int) -> float | None:
         now = self._clock()
         if code == MONTHLY_LIMIT_CODE:
             if self.budget is not None:

@@ -22,19 +22,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenpulse.domain.errors import UpstreamError
+from tokenpulse.domain.errors import BudgetExhausted
 from tokenpulse.domain.time import from_epoch, isoformat_z
 
 LISTINGS_COINS_PER_CREDIT = 200
 QUOTES_COINS_PER_CREDIT = 100
-
-
-class BudgetExhausted(UpstreamError):
-    """This month's credits are spent; no CMC call until ``resumes_at`` (unix seconds)."""
-
-    def __init__(self, message: str, *, resumes_at: float) -> None:
-        super().__init__(message, details={"resumes_at": isoformat_z(from_epoch(resumes_at))})
-        self.resumes_at = resumes_at
 
 
 def credits_for(data_points: int, per_credit: int) -> int:

@@ -6,15 +6,16 @@
   seconds), prices and volumes are decimal strings, ``count`` is the number of trades. The
   last candle is the current, still-open one. At most 720 candles come back, whatever
   ``since`` asks for.
-* :class:`KrakenOhlcClient` does the I/O with the Ticker client's HTTP client, base URL and
-  shared :class:`~tokenpulse.sources.kraken.rest.RequestLimiter` (Kraken limits public calls
-  per IP, so backfill and the LTP fallback draw from one budget). One request per call; the
-  caller (the backfiller) decides when to try again.
+* :class:`KrakenOhlcClient` does the I/O through the one provider client
+  (:class:`~tokenpulse.sources._http.ProviderClient`) with the Ticker client's HTTP client,
+  base URL and shared :class:`~tokenpulse.sources._health.RequestLimiter` (Kraken limits
+  public calls per IP, so backfill and the LTP fallback draw from one budget). One request
+  per call; the caller (the backfiller) decides when to try again. A 429 or a throttling
+  error keeps the limiter's next slot back by ``Retry-After`` (or 5 s).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,16 +24,16 @@ from decimal import Decimal
 import httpx
 import orjson
 
-from tokenpulse.domain.errors import ParseError, UnsupportedPair, UpstreamError
+from tokenpulse.domain.errors import ParseError, UnsupportedPair
 from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.domain.time import from_epoch
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.kraken.rest import (
-    KrakenRestClient,
-    RequestLimiter,
-    is_retryable_kraken_error,
-)
+from tokenpulse.sources._answers import Verdict
+from tokenpulse.sources._health import RequestLimiter
+from tokenpulse.sources._http import ProviderClient
+from tokenpulse.sources.kraken.rest import KrakenRestClient, kraken_http_verdict
+from tokenpulse.sources.kraken.rest_parser import is_retryable_kraken_error
 
 OHLC_PATH = "/0/public/OHLC"
 #: Candle widths Kraken serves, in minutes.
@@ -132,8 +133,10 @@ def _candle(key: str, row: object) -> Candle:
     return Candle(from_epoch(stamp), open_, high, low, close, vwap, volume, count)
 
 
-class KrakenOhlcClient:
-    """Fetches OHLC candles through the Ticker client's HTTP client, base URL and limiter."""
+class KrakenOhlcClient(ProviderClient):
+    """OHLC candles through the one provider client, with the Ticker client's HTTP client,
+    base URL and limiter. One request per call (no retries, its own breaker): the
+    backfiller decides when to try again."""
 
     def __init__(
         self,
@@ -146,13 +149,18 @@ class KrakenOhlcClient:
         request_timeout: float = 10.0,
         name: str = "kraken_rest",
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.http = http
-        self.limiter = limiter
+        super().__init__(
+            name=name,
+            label="Kraken OHLC",
+            base_url=base_url,
+            http=http,
+            metrics=metrics,
+            request_timeout=request_timeout,
+            max_retries=0,
+            limiter=limiter,
+            export_health=False,  # the source's gauges are the Ticker client's
+        )
         self.registry = registry
-        self.metrics = metrics
-        self.request_timeout = request_timeout
-        self.name = name
 
     @classmethod
     def from_rest_client(
@@ -183,54 +191,41 @@ class KrakenOhlcClient:
             altname = self.registry.info(pair).altname
         except KeyError:
             raise UnsupportedPair(f"{pair} is not a Kraken pair", parameter="pair") from None
-        params: dict[str, str | int] = {"pair": altname, "interval": interval}
+        params = {"pair": altname, "interval": str(interval)}
         if since is not None:
-            params["since"] = int(since.timestamp())
-        await self.limiter.acquire()
-        started = time.monotonic()
-        try:
-            response = await self.http.get(
-                f"{self.base_url}{OHLC_PATH}", params=params, timeout=self.request_timeout
-            )
-        except httpx.HTTPError as exc:
-            self._count("transport_error", started)
-            raise self._error(pair, f"{type(exc).__name__}") from None
-        if response.status_code != 200:
-            self._count("http_error", started)
-            if response.status_code == 429:
-                self.limiter.defer(_RATE_LIMIT_PAUSE)
-            raise self._error(pair, f"HTTP {response.status_code}")
+            params["since"] = str(int(since.timestamp()))
+
+        def read(response: httpx.Response) -> OhlcResult | Verdict:
+            return self._read_ohlc(response, pair, interval)
+
+        return await self._get(
+            OHLC_PATH, params, what=f"for {pair}", read=read, details={"pair": str(pair)}
+        )
+
+    def _read_ohlc(
+        self, response: httpx.Response, pair: Pair, interval: int
+    ) -> OhlcResult | Verdict:
+        pause = self.retry_after_of(response) or _RATE_LIMIT_PAUSE
+        verdict = kraken_http_verdict(response, pause if response.status_code == 429 else None)
+        if verdict is not None:
+            return verdict
         try:
             payload = orjson.loads(response.content)
         except orjson.JSONDecodeError:
-            self._count("parse_error", started)
-            raise self._error(pair, "malformed JSON") from None
+            return Verdict("parse_error", "malformed JSON")
         errors = payload.get("error") if isinstance(payload, dict) else None
         if isinstance(errors, list) and errors:
-            self._count("kraken_error", started)
             text = ", ".join(str(e) for e in errors)[:200]
-            if any(is_retryable_kraken_error(str(e)) for e in errors):
-                self.limiter.defer(_RATE_LIMIT_PAUSE)
-            raise self._error(pair, f"Kraken error {text}")
+            busy = any(is_retryable_kraken_error(str(e)) for e in errors)
+            return Verdict(
+                "kraken_error",
+                f"Kraken error {text}",
+                retry_after=_RATE_LIMIT_PAUSE if busy else None,
+                provider_up=not busy,
+            )
         try:
-            result = parse_ohlc_response(
+            return parse_ohlc_response(
                 payload, registry=self.registry, pair=pair, interval=interval
             )
         except ParseError as exc:
-            self._count("parse_error", started)
-            raise self._error(pair, f"malformed response: {exc}") from None
-        self._count("ok", started)
-        return result
-
-    def _count(self, outcome: str, started: float) -> None:
-        if self.metrics is not None:
-            self.metrics.source_requests.labels(self.name, outcome).inc()
-            self.metrics.source_request_duration.labels(self.name).observe(
-                time.monotonic() - started
-            )
-
-    def _error(self, pair: Pair, reason: str) -> UpstreamError:
-        return UpstreamError(
-            f"Kraken OHLC for {pair} failed ({reason})",
-            details={"source": self.name, "pair": str(pair), "reason": reason},
-        )
+            return Verdict("parse_error", f"malformed response: {exc}")

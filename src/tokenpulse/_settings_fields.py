@@ -1,0 +1,200 @@
+"""The value types of :class:`~tokenpulse.settings.Settings` and how their problems read.
+
+Ranges and choices are pydantic's own constraints (``Field(ge=…, le=…)``, ``Literal[…]``);
+what is ours is the text: :func:`describe_problems` turns each pydantic error into one line
+``KEY='value': reason`` that names the valid range or choices, the way ``tokenpulse config
+check`` prints them. Durations are written with a unit (``30s``) and held in seconds.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit, urlunsplit
+
+import annotated_types
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+
+from tokenpulse.data import kraken_pair_registry
+from tokenpulse.domain.durations import parse_duration
+from tokenpulse.domain.errors import InvalidParameter
+from tokenpulse.domain.pairs import split_pair
+
+KNOWN_SOURCES = ("kraken", "coinbase", "binance", "coinmarketcap", "coingecko", "replay")
+SECRET_FIELDS = frozenset({"auth_api_key", "redis_password", "cmc_api_key", "coingecko_api_key"})
+URL_FIELDS_WITH_CREDENTIALS = frozenset({"redis_url", "database_url"})
+_RANGE = "valid_range"  # json_schema_extra key of a duration: its range as written
+
+
+def parse_duration_value(value: object) -> float:
+    """Seconds in a duration written with a unit; a bare number is refused (which unit?)."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("missing unit: write a duration such as 30s")
+    return parse_duration(value)
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def split_list(value: object) -> list[str]:
+    """A comma-separated string (or a YAML list) as a list of non-empty items."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, list | tuple):
+        return [str(item).strip() for item in value if str(item).strip()]
+    raise ValueError("must be a comma-separated list")
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration_value)]
+StrList = Annotated[list[str], BeforeValidator(split_list)]
+LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)]
+LogFormat = Annotated[Literal["json", "text"], BeforeValidator(_lower)]
+Role = Annotated[Literal["all", "api", "ingest"], BeforeValidator(_lower)]
+CacheBackend = Annotated[Literal["memory", "redis"], BeforeValidator(_lower)]
+
+
+def duration(default: str, minimum: str, maximum: str) -> Any:
+    """A :data:`Seconds` field's default and pydantic range, bounds written with units."""
+    return Field(
+        default,
+        validate_default=True,
+        ge=parse_duration(minimum),
+        le=parse_duration(maximum),
+        json_schema_extra={_RANGE: f"{minimum}..{maximum}"},
+    )
+
+
+def is_duration(info: FieldInfo) -> bool:
+    """Whether a settings field holds seconds written as a duration."""
+    return isinstance(info.json_schema_extra, dict) and _RANGE in info.json_schema_extra
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_sources(values: list[str]) -> list[str]:
+    lowered = [value.lower() for value in values]
+    unknown = [value for value in lowered if value not in KNOWN_SOURCES]
+    if unknown:
+        raise ValueError(
+            f"unknown source {', '.join(unknown)}; valid sources: {', '.join(KNOWN_SOURCES)}"
+        )
+    if not lowered:
+        raise ValueError(f"needs at least one source of: {', '.join(KNOWN_SOURCES)}")
+    return list(dict.fromkeys(lowered))
+
+
+def check_pairs(values: list[str]) -> list[str]:
+    registry = kraken_pair_registry()
+    canonical: list[str] = []
+    problems: list[str] = []
+    for value in values:
+        try:
+            pair = registry.resolve(value)
+        except InvalidParameter:
+            split = _safe_split(value)
+            hint = ""
+            if split is not None:
+                near = ", ".join(str(p) for p in registry.suggestions(split))
+                hint = f" (known pairs with {split.base} or {split.quote}: {near})" if near else ""
+            problems.append(f"{value} is not a pair Kraken lists{hint}")
+            continue
+        canonical.append(str(pair))
+    if problems:
+        raise ValueError(
+            "; ".join(problems)
+            + f"; {len(registry)} pairs are known, `tokenpulse pairs` lists them"
+        )
+    if not canonical:
+        raise ValueError("needs at least one pair, e.g. BTC/USD")
+    return list(dict.fromkeys(canonical))
+
+
+def _safe_split(value: str) -> Any:
+    try:
+        return split_pair(value)
+    except InvalidParameter:
+        return None
+
+
+def check_ip_networks(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+    return values
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def describe_problems(
+    exc: ValidationError, merged: Mapping[str, Any], fields: Mapping[str, FieldInfo]
+) -> list[str]:
+    """One line per problem: ``KEY='value': reason`` (secrets masked)."""
+    lines: list[str] = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = error.get("loc") or ()
+        if not loc:  # a cross-field check already names its keys
+            lines.extend(part.strip() for part in message.split("; "))
+            continue
+        key = str(loc[0])
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{key.upper()}: unknown setting")
+            continue
+        info = fields.get(key)
+        reason = message if info is None else _reason(error["type"], message, info)
+        value = merged.get(key, error.get("input"))
+        shown = "***" if key in SECRET_FIELDS else value
+        lines.append(f"{key.upper()}={shown!r}: {reason}")
+    return lines
+
+
+def _reason(kind: str, message: str, info: FieldInfo) -> str:
+    """The reader's reason for a pydantic error of type ``kind`` on the field ``info``."""
+    if kind == "value_error" and not is_duration(info):
+        return message  # our own check said it
+    if kind == "literal_error":
+        return f"must be one of: {', '.join(str(c) for c in get_args(info.annotation))}"
+    if kind.startswith("bool_"):
+        return "must be true or false"
+    if is_duration(info):
+        assert isinstance(info.json_schema_extra, dict)
+        spelled = str(info.json_schema_extra[_RANGE])
+        low, high = spelled.split("..")
+        if kind == "greater_than_equal":
+            return f"below the minimum of {low} (valid range {spelled})"
+        if kind == "less_than_equal":
+            return f"above the maximum of {high} (valid range {spelled})"
+        return f"{message} (valid range {spelled})"
+    low_bound, high_bound = _bounds(info)
+    if low_bound is None or high_bound is None:
+        return message
+    if int in (info.annotation, *get_args(info.annotation)):
+        return f"must be a whole number from {low_bound} to {high_bound}"
+    return f"must be a number from {low_bound:g} to {high_bound:g}"
+
+
+def _bounds(info: FieldInfo) -> tuple[Any, Any]:
+    low = next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next((m.le for m in info.metadata if isinstance(m, annotated_types.Le)), None)
+    return low, high
+
+
+def mask(name: str, value: Any) -> Any:
+    """A setting's value fit to print: secrets masked, URL passwords hidden."""
+    if name in SECRET_FIELDS:
+        return "***" if value else ""
+    if name in URL_FIELDS_WITH_CREDENTIALS and isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.password:
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            user = parts.username or ""
+            return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, "", ""))
+    return value
