@@ -16,7 +16,7 @@ from tokenpulse import __version__
 from tokenpulse.api.auth import Authenticator, StaticKeyAuthenticator
 from tokenpulse.api.ltp.answers import LtpEndpoints
 from tokenpulse.api.tokens.answers import TokenEndpoints
-from tokenpulse.bus.base import InProcessBus
+from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
 from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
 from tokenpulse.data import kraken_pair_registry
