@@ -8,9 +8,10 @@ import orjson
 
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.quality import build_snapshot
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import parse_iso
-from tokenpulse.domain.velocity import VelocityPolicy, build_snapshot
+from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.services.replication import snapshot_from_json, ticker_from_json
 from tokenpulse.sources.replay.tokens import MarketReplaySource
 from tokenpulse.wire.tokens import snapshot_to_json

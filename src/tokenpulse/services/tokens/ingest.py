@@ -18,11 +18,11 @@ from typing import Any, Protocol
 import structlog
 
 from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.domain.numbers import round_computed
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
-from tokenpulse.domain.velocity import round_computed
 from tokenpulse.services.tokens.backfill import Backfiller
 from tokenpulse.services.tokens.service import TokenService
 from tokenpulse.sources._health import LatestValueBuffer
