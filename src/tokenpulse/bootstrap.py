@@ -19,7 +19,7 @@ from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
 from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
-from tokenpulse.data import kraken_pair_registry
+from tokenpulse.data import known_tokens, kraken_pair_registry
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
@@ -272,7 +272,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     ltp = LtpEndpoints(prices=prices, registry=registry, supervisor=supervisor)
-    identities = IdentityRegistry()
+    identities = IdentityRegistry(known_tokens())
     tokens = TokenService(
         identities=identities,
         policy=VelocityPolicy(
