@@ -23,6 +23,7 @@ from tokenpulse.api.edge import (
     send_json,
 )
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers
+from tokenpulse.api.ltp.routes import router as ltp_router
 from tokenpulse.api.ops import health_body, router
 from tokenpulse.api.streams import Streams, mount_streams
 from tokenpulse.api.tokens.routes import router as token_router
@@ -70,6 +71,7 @@ def create_app(
     )
     api.state.container = container
     install_error_handlers(api)
+    api.include_router(ltp_router)
     api.include_router(router)
     # Before the tokens router: /api/v1/tokens/{token_id} would otherwise take /tokens/live.
     api.include_router(streams.sse_router())

@@ -1,5 +1,4 @@
-"""FastAPI routes: LTP (documented here, served fast by the edge middleware), health,
-readiness, metrics, pairs and sources."""
+"""FastAPI routes of operations: health, readiness, metrics, pairs and sources."""
 
 from __future__ import annotations
 
@@ -8,20 +7,11 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from tokenpulse import __version__
-from tokenpulse.api.ltp.answers import LtpAnswer
-from tokenpulse.api.schemas import (
-    LTP_EXAMPLES,
-    Envelope,
-    FlatError,
-    HealthResponse,
-    LtpResponse,
-    ReadyResponse,
-    RefreshResponse,
-)
+from tokenpulse.api.schemas import Envelope, HealthResponse, ReadyResponse
 from tokenpulse.bootstrap import Container
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.domain.time import isoformat_z, utcnow
@@ -35,25 +25,6 @@ def get_container(request: Request) -> Container:
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
-PairsQuery = Annotated[
-    str | None,
-    Query(
-        description="Comma-separated pairs (any spelling: BTC/USD, btc-usd, XBTUSD, XXBTZUSD). "
-        "Empty or absent: every supported pair.",
-        examples=["BTC/USD,ETH/USD"],
-    ),
-]
-MaxAgeQuery = Annotated[
-    int | None,
-    Query(ge=0, description="Answer 503 STALE_DATA instead of a value older than this"),
-]
-
-
-def _answer(answer: LtpAnswer) -> Response:
-    headers = {k.decode(): v.decode() for k, v in answer.headers}
-    return Response(
-        answer.body, status_code=answer.status, media_type="application/json", headers=headers
-    )
 
 
 def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
@@ -66,64 +37,6 @@ def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
 
 
 router = APIRouter()
-
-
-@router.get(
-    "/api/v1/ltp",
-    tags=["ltp"],
-    summary="Last traded prices",
-    response_model=LtpResponse,
-    responses=LTP_EXAMPLES,
-)
-async def get_ltp(
-    request: Request,
-    container: ContainerDep,
-    pair: PairsQuery = None,
-    pairs: PairsQuery = None,
-    max_age_ms: MaxAgeQuery = None,
-) -> Response:
-    """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
-    return _answer(container.ltp.ltp(request.scope.get("query_string", b"")))
-
-
-@router.get(
-    "/api/v1/ltp/cached",
-    tags=["ltp"],
-    summary="Everything in the cache",
-    response_model=LtpResponse,
-    responses={500: {"model": FlatError, "description": "CACHE_ERROR"}},
-)
-async def get_cached(container: ContainerDep) -> Response:
-    return _answer(await container.ltp.cached())
-
-
-@router.post(
-    "/api/v1/ltp/refresh",
-    tags=["ltp"],
-    summary="Force a REST fetch from Kraken",
-    response_model=RefreshResponse,
-    responses={
-        400: {"model": FlatError},
-        502: {
-            "model": FlatError,
-            "description": "PRICE_FETCH_ERROR with the failing pairs",
-            "content": {
-                "application/json": {
-                    "example": {
-                        "error": "PRICE_FETCH_ERROR",
-                        "message": "refreshing prices failed for BTC/USD",
-                        "pairs": ["BTC/USD"],
-                    }
-                }
-            },
-        },
-    },
-)
-async def refresh(
-    request: Request, container: ContainerDep, pairs: PairsQuery = None, pair: PairsQuery = None
-) -> Response:
-    """Bounded by KRAKEN_TIMEOUT; shares the REST limiter with the fallback poller."""
-    return _answer(await container.ltp.refresh(request.scope.get("query_string", b"")))
 
 
 def health_body(container: Container) -> bytes:
