@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from tokenpulse import __version__
+from tokenpulse.api.deps import ApiServices, ServicesDep
 from tokenpulse.api.schemas import Envelope, HealthResponse, ReadyResponse
-from tokenpulse.bootstrap import Container
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.domain.time import isoformat_z, utcnow
 
 READY_CHECK_TIMEOUT = 2.0
-
-
-def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
-
-
-ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
@@ -39,7 +31,7 @@ def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
 router = APIRouter()
 
 
-def health_body(container: Container) -> bytes:
+def health_body(container: ApiServices) -> bytes:
     """The liveness answer (also served by the edge middleware without routing)."""
     now = utcnow()
     return orjson.dumps(
@@ -54,7 +46,7 @@ def health_body(container: Container) -> bytes:
 
 
 @router.get("/health", tags=["ops"], response_model=HealthResponse)
-async def health(container: ContainerDep) -> Response:
+async def health(container: ServicesDep) -> Response:
     """Liveness: the process is up."""
     return Response(health_body(container), media_type="application/json")
 
@@ -65,7 +57,7 @@ async def health(container: ContainerDep) -> Response:
     response_model=ReadyResponse,
     responses={503: {"model": ReadyResponse, "description": "a dependency is failing"}},
 )
-async def ready(container: ContainerDep) -> Response:
+async def ready(container: ServicesDep) -> Response:
     """Readiness: the cache answers and at least one pair has a price."""
     errors: list[str] = []
     services: dict[str, Any] = {}
@@ -77,9 +69,9 @@ async def ready(container: ContainerDep) -> Response:
         errors.append(f"cache ({container.cache.backend}): {exc or 'timed out'}")
     if container.history is None:
         services["database"] = "disabled"
-    elif container.history_error is not None:
+    elif container.state.history_error is not None:
         services["database"] = "unhealthy"
-        errors.append(f"database: {container.history_error}")
+        errors.append(f"database: {container.state.history_error}")
     else:
         try:
             await asyncio.wait_for(container.history.ping(), READY_CHECK_TIMEOUT)
@@ -120,7 +112,7 @@ async def ready(container: ContainerDep) -> Response:
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)
-async def metrics(container: ContainerDep) -> Response:
+async def metrics(container: ServicesDep) -> Response:
     """Prometheus text format."""
     try:
         count = await asyncio.wait_for(container.cache.count(), READY_CHECK_TIMEOUT)
@@ -131,7 +123,7 @@ async def metrics(container: ContainerDep) -> Response:
 
 
 @router.get("/api/v1/pairs", tags=["ltp"], response_model=Envelope)
-async def list_pairs(container: ContainerDep) -> dict[str, Any]:
+async def list_pairs(container: ServicesDep) -> dict[str, Any]:
     """Supported pairs with their provider names and serving source."""
     started = time.perf_counter()
     assignments = container.supervisor.assignments if container.supervisor else {}
@@ -160,7 +152,7 @@ async def list_pairs(container: ContainerDep) -> dict[str, Any]:
 
 
 @router.get("/api/v1/sources", tags=["ops"], response_model=Envelope)
-async def list_sources(container: ContainerDep) -> dict[str, Any]:
+async def list_sources(container: ServicesDep) -> dict[str, Any]:
     """Each source's state, role, last message age and errors; who serves each pair and why."""
     started = time.perf_counter()
     if container.supervisor is None:

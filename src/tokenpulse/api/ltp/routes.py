@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from tokenpulse.api.deps import LtpDep
 from tokenpulse.api.ltp.answers import LtpAnswer
-from tokenpulse.api.ops import ContainerDep
 from tokenpulse.api.schemas import LTP_EXAMPLES, FlatError, LtpResponse, RefreshResponse
 
 PairsQuery = Annotated[
@@ -45,13 +45,13 @@ router = APIRouter()
 )
 async def get_ltp(
     request: Request,
-    container: ContainerDep,
+    ltp: LtpDep,
     pair: PairsQuery = None,
     pairs: PairsQuery = None,
     max_age_ms: MaxAgeQuery = None,
 ) -> Response:
     """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
-    return _answer(container.ltp.ltp(request.scope.get("query_string", b"")))
+    return _answer(ltp.ltp(request.scope.get("query_string", b"")))
 
 
 @router.get(
@@ -61,8 +61,8 @@ async def get_ltp(
     response_model=LtpResponse,
     responses={500: {"model": FlatError, "description": "CACHE_ERROR"}},
 )
-async def get_cached(container: ContainerDep) -> Response:
-    return _answer(await container.ltp.cached())
+async def get_cached(ltp: LtpDep) -> Response:
+    return _answer(await ltp.cached())
 
 
 @router.post(
@@ -88,7 +88,7 @@ async def get_cached(container: ContainerDep) -> Response:
     },
 )
 async def refresh(
-    request: Request, container: ContainerDep, pairs: PairsQuery = None, pair: PairsQuery = None
+    request: Request, ltp: LtpDep, pairs: PairsQuery = None, pair: PairsQuery = None
 ) -> Response:
     """Bounded by KRAKEN_TIMEOUT; shares the REST limiter with the fallback poller."""
-    return _answer(await container.ltp.refresh(request.scope.get("query_string", b"")))
+    return _answer(await ltp.refresh(request.scope.get("query_string", b"")))

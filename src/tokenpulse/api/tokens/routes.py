@@ -6,14 +6,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from tokenpulse.api.ops import ContainerDep, get_container
+from tokenpulse.api.deps import ApiServices, ServicesDep, TokensDep
 from tokenpulse.api.schemas import Envelope
-from tokenpulse.api.tokens.answers import TokenEndpoints
-from tokenpulse.bootstrap import Container
-from tokenpulse.domain.errors import TokenNotFound
 from tokenpulse.domain.time import isoformat_z, utcnow
 
 router = APIRouter(tags=["tokens"])
@@ -52,17 +49,7 @@ TokenId = Annotated[
 ]
 
 
-def get_tokens(request: Request) -> TokenEndpoints:
-    container: Container = get_container(request)
-    if container.token_api is None:
-        raise TokenNotFound("token metrics are not enabled on this instance")
-    return container.token_api
-
-
-TokensDep = Annotated[TokenEndpoints, Depends(get_tokens)]
-
-
-def _envelope(data: Any, started: float, container: Container, **meta: Any) -> dict[str, Any]:
+def _envelope(data: Any, started: float, container: ApiServices, **meta: Any) -> dict[str, Any]:
     tokens = container.tokens
     return {
         "status": "success",
@@ -152,7 +139,7 @@ async def list_tokens(
     },
 )
 async def get_token(
-    container: ContainerDep,
+    container: ServicesDep,
     tokens: TokensDep,
     token_id: TokenId,
     history: Annotated[
@@ -172,7 +159,7 @@ async def get_token(
     response_model=Envelope,
 )
 async def get_velocity(
-    container: ContainerDep,
+    container: ServicesDep,
     tokens: TokensDep,
     token_id: TokenId,
     window: Annotated[str, Query(description="Series window: 1h, 4h, 12h, 24h, 7d")] = "24h",
@@ -192,7 +179,7 @@ async def get_velocity(
     },
 )
 async def get_history(
-    container: ContainerDep,
+    container: ServicesDep,
     tokens: TokensDep,
     token_id: TokenId,
     from_: Annotated[
