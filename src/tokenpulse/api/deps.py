@@ -3,7 +3,8 @@
 The composition root (``bootstrap.py``) builds adapters and services; the API sees them only
 through :class:`ApiServices`, so nothing in ``api/`` imports the composition root. The app
 factory builds the API's own objects (endpoints, authenticator, streams) from them and keeps
-them on ``app.state``; handlers get them through the ``*Dep`` aliases.
+them on ``app.state``; handlers get them through ``ServicesDep`` and each area's own alias
+(``LtpDep`` in ``api/ltp/routes.py``, ``TokensDep`` in ``api/tokens/routes.py``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
-from tokenpulse.api.ltp.answers import LtpEndpoints
-from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.bus.base import EventBus
-from tokenpulse.domain.errors import TokenNotFound
 from tokenpulse.domain.pairs import PairRegistry
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
@@ -82,20 +80,4 @@ def get_services(request: Request) -> ApiServices:
     return services
 
 
-def get_ltp(request: Request) -> LtpEndpoints:
-    """The LTP answers of this app."""
-    ltp: LtpEndpoints = request.app.state.ltp
-    return ltp
-
-
-def get_tokens(request: Request) -> TokenEndpoints:
-    """The token answers of this app."""
-    token_api: TokenEndpoints | None = request.app.state.token_api
-    if token_api is None:
-        raise TokenNotFound("token metrics are not enabled on this instance")
-    return token_api
-
-
 ServicesDep = Annotated[ApiServices, Depends(get_services)]
-LtpDep = Annotated[LtpEndpoints, Depends(get_ltp)]
-TokensDep = Annotated[TokenEndpoints, Depends(get_tokens)]

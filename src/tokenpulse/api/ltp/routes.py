@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from tokenpulse.api.deps import LtpDep
-from tokenpulse.api.ltp.answers import LtpAnswer
+from tokenpulse.api.ltp.answers import LtpAnswer, LtpEndpoints
 from tokenpulse.api.schemas import LTP_EXAMPLES, FlatError, LtpResponse, RefreshResponse
 
+
+def ltp_endpoints(request: Request) -> LtpEndpoints:
+    """The LTP answers of this app (built by the app factory)."""
+    ltp: LtpEndpoints = request.app.state.ltp
+    return ltp
+
+
+LtpDep = Annotated[LtpEndpoints, Depends(ltp_endpoints)]
 PairsQuery = Annotated[
     str | None,
     Query(

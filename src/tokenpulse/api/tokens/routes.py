@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from tokenpulse.api.deps import ApiServices, ServicesDep, TokensDep
+from tokenpulse.api.deps import ApiServices, ServicesDep
 from tokenpulse.api.schemas import Envelope
+from tokenpulse.api.tokens.answers import TokenEndpoints
+from tokenpulse.domain.errors import TokenNotFound
 from tokenpulse.domain.time import isoformat_z, utcnow
 
 router = APIRouter(tags=["tokens"])
@@ -47,6 +49,17 @@ TokenId = Annotated[
     str,
     Path(description="Our id (bitcoin), a CoinMarketCap id (1), a CoinGecko id, or a symbol"),
 ]
+
+
+def get_tokens(request: Request) -> TokenEndpoints:
+    """The token answers of this app (built by the app factory)."""
+    token_api: TokenEndpoints | None = request.app.state.token_api
+    if token_api is None:
+        raise TokenNotFound("token metrics are not enabled on this instance")
+    return token_api
+
+
+TokensDep = Annotated[TokenEndpoints, Depends(get_tokens)]
 
 
 def _envelope(data: Any, started: float, container: ApiServices, **meta: Any) -> dict[str, Any]:
