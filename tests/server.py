@@ -12,6 +12,7 @@ import uvicorn
 
 from tokenpulse.api.app import create_app
 from tokenpulse.bootstrap import Container
+from tokenpulse.runtime import create_runtime
 from tokenpulse.settings import Settings, load_settings
 
 # Fast, quiet settings for tests: small timeouts so failover happens in test time.
@@ -45,7 +46,8 @@ class RunningApp:
 @contextlib.asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     """Serve ``settings`` on 127.0.0.1 and a free port until the block exits."""
-    app = create_app(settings)
+    runtime = create_runtime(settings)
+    app = create_app(runtime.container, lifecycle=runtime)
     config = uvicorn.Config(
         app,
         host="127.0.0.1",

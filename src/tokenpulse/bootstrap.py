@@ -2,37 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 
 from tokenpulse import __version__
-from tokenpulse.api.auth import Authenticator, StaticKeyAuthenticator
-from tokenpulse.api.ltp.answers import LtpEndpoints
-from tokenpulse.api.tokens.answers import TokenEndpoints
-from tokenpulse.bus.base import InProcessBus
+from tokenpulse.bus.base import EventBus
+from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
 from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
-from tokenpulse.data import kraken_pair_registry
-from tokenpulse.domain.errors import StoreError
+from tokenpulse.data import known_tokens, kraken_pair_registry
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
-from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
+from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
-from tokenpulse.services.ltp.supervisor import LtpSupervisor, UnavailableSource
+from tokenpulse.services.ltp.supervisor import (
+    LtpSupervisor,
+    TickerBuffer,
+    UnavailableSource,
+    buffer_sink,
+)
 from tokenpulse.services.replication import Replicator
+from tokenpulse.services.tokens import ingest
 from tokenpulse.services.tokens.backfill import Backfiller
-from tokenpulse.services.tokens.ingest import MarketIngest, replay_ticker_time, replay_time
+from tokenpulse.services.tokens.ingest import MarketIngest
 from tokenpulse.services.tokens.poller import MarketScheduler
 from tokenpulse.services.tokens.service import TokenService
 from tokenpulse.settings import Settings
@@ -49,7 +51,6 @@ from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
 from tokenpulse.store.cache.redis import RedisCache
 from tokenpulse.store.cache.redis import from_url as redis_from_url
-from tokenpulse.store.history import migrate
 from tokenpulse.store.history.repository import HistoryRepository
 from tokenpulse.store.history.writer import HistoryWriter
 from tokenpulse.store.leader import LeaderElection
@@ -65,129 +66,34 @@ NOT_IN_THIS_RELEASE = {
 
 
 @dataclass
+class RunState:
+    """What the runtime changes while the process runs, read by the replicator and the API."""
+
+    ingesting: bool = False  # this instance runs the sources (all/ingest role, or elected)
+    history_error: str | None = None  # why the history store is unusable (for /ready)
+
+
+@dataclass
 class Container:
-    """Everything the app and the CLI use, wired from one Settings object."""
+    """Every adapter and service, wired from one Settings object; ``runtime.py`` runs them."""
 
     settings: Settings
     metrics: Metrics
     registry: PairRegistry
     cache: Cache
     limiter: RateLimiter | None
-    authenticator: Authenticator | None
-    bus: InProcessBus | RedisBus
+    bus: EventBus
     prices: PriceService
     supervisor: LtpSupervisor | None
-    ltp: LtpEndpoints
     http: httpx.AsyncClient
-    identities: IdentityRegistry
     tokens: TokenService
-    token_api: TokenEndpoints
     history: HistoryRepository | None = None
     market: MarketIngest | None = None
     election: LeaderElection | None = None
     replicator: Replicator | None = None
     redis: Any = None
-    history_error: str | None = None
-    started_at: Any = field(default_factory=utcnow)
-    _ingesting: bool = False
-    _election_task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Prepare the history store, then ingest: at once, or when elected leader."""
-        await self._prepare_history()
-        if isinstance(self.bus, RedisBus):
-            await self.bus.start()
-        if self.replicator is not None:
-            self.replicator.start()
-        if self.market is not None:
-            await self.market.start()
-        if self.election is not None:
-            self._election_task = asyncio.create_task(self.election.run(), name="leader-election")
-        elif self.settings.ingests:
-            await self.start_ingest()
-
-    @property
-    def ingesting(self) -> bool:
-        """Whether this instance runs the sources right now."""
-        return self._ingesting
-
-    async def start_ingest(self) -> None:
-        """Run the sources (this instance is the one that ingests)."""
-        if self._ingesting:
-            return
-        self._ingesting = True
-        if self.supervisor is not None:
-            await self.supervisor.start()
-        if self.market is not None:
-            await self.market.start_sources()
-
-    async def stop_ingest(self) -> None:
-        """Stop the sources (deposed, or shutting down); read values are applied first."""
-        if not self._ingesting:
-            return
-        self._ingesting = False
-        if self.supervisor is not None:
-            with contextlib.suppress(Exception):
-                await self.supervisor.stop()
-        if self.market is not None:
-            with contextlib.suppress(Exception):
-                await self.market.stop_sources()
-        log.info(
-            "tokenpulse started",
-            version=__version__,
-            role=self.settings.role,
-            sources=self.settings.sources,
-            pairs=self.settings.supported_pairs,
-            cache=self.settings.cache_backend,
-            auth=self.settings.auth_enabled,
-        )
-
-    async def _prepare_history(self) -> None:
-        """SQLite is migrated in place; PostgreSQL must be at head (`tokenpulse db upgrade`)."""
-        if self.history is None:
-            return
-        url = self.settings.database_url
-        try:
-            if self.history.dialect == "sqlite":
-                await migrate.upgrade(url)
-            elif await migrate.current_revision(url) != migrate.head():
-                self.history_error = (
-                    "the history database is not at the current schema: run `tokenpulse db upgrade`"
-                )
-                log.error("history store not migrated", hint="tokenpulse db upgrade")
-        except StoreError as exc:
-            # The service runs without history rather than not at all; /ready says why.
-            self.history_error = f"history store unavailable: {exc.message}"
-            log.error("history store unavailable", error=exc.message)
-
-    async def stop(self) -> None:
-        """Stop sources, apply what they read, flush history, close — never raises."""
-        if self.election is not None:
-            with contextlib.suppress(Exception):
-                await self.election.stop()
-            if self._election_task is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._election_task, 5)
-        await self.stop_ingest()
-        if self.replicator is not None:
-            self.replicator.stop()
-        if self.market is not None:
-            with contextlib.suppress(Exception):
-                await self.market.stop(self.settings.shutdown_timeout / 2)
-        if self.history is not None:
-            with contextlib.suppress(Exception):
-                await self.history.close()
-        for close in (self.bus.close, self.http.aclose, self.cache.close):
-            try:
-                await close()
-            except Exception as exc:  # shutdown goes on whatever one adapter does
-                log.warning("closing an adapter failed", error=str(exc))
-        if self.limiter is not None:
-            with contextlib.suppress(Exception):
-                await self.limiter.close()
-        if self.redis is not None:
-            with contextlib.suppress(Exception):
-                await self.redis.aclose()
+    state: RunState = field(default_factory=RunState)
+    started_at: datetime = field(default_factory=utcnow)
 
 
 def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Container:
@@ -226,20 +132,17 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
                 refill_rate=settings.rate_limit_refill_rate,
                 metrics=metrics,
             )
-    authenticator = StaticKeyAuthenticator(settings.auth_api_key) if settings.auth_enabled else None
 
-    def bus_failed(topic: str, exc: BaseException) -> None:
-        metrics.bus_publish_failures.labels(topic).inc()
+    def bus_handler_failed(topic: str, exc: BaseException) -> None:
+        # A subscriber raised (the bus isolates it): not a failed publish. The Redis bus
+        # counts and logs its handlers' errors itself.
+        metrics.bus_handler_errors.labels(topic).inc()
+        log.error("bus handler failed", topic=topic, error=repr(exc))
 
-    bus: InProcessBus | RedisBus = (
-        RedisBus(
-            redis_client,
-            prefix=settings.redis_key_prefix + "bus:",
-            metrics=metrics,
-            on_error=bus_failed,
-        )
+    bus: EventBus = (
+        RedisBus(redis_client, prefix=settings.redis_key_prefix + "bus:", metrics=metrics)
         if redis_client is not None
-        else InProcessBus(on_error=bus_failed)
+        else InProcessBus(on_error=bus_handler_failed)
     )
     prices = PriceService(
         pairs,
@@ -271,8 +174,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         if settings.ingests
         else None
     )
-    ltp = LtpEndpoints(prices=prices, registry=registry, supervisor=supervisor)
-    identities = IdentityRegistry()
+    identities = IdentityRegistry(known_tokens())
     tokens = TokenService(
         identities=identities,
         policy=VelocityPolicy(
@@ -303,64 +205,46 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         await publish_token(snapshot.id, data)
 
     tokens.add_publisher(token_published)
-    container_ref: list[Container] = []
-    election = None
-    if settings.role == "all" and redis_client is not None:
-
-        async def elected() -> None:
-            await container_ref[0].start_ingest()
-
-        async def deposed() -> None:
-            await container_ref[0].stop_ingest()
-
-        election = LeaderElection(
+    state = RunState()
+    election = (
+        LeaderElection(
             redis_client,
             key=settings.redis_key_prefix + "ingest-leader",
             ttl=settings.leader_ttl,
-            on_elected=elected,
-            on_deposed=deposed,
             metrics=metrics,
         )
+        if settings.role == "all" and redis_client is not None
+        else None
+    )
     replicator = (
         Replicator(
             bus,
             prices=prices,
             tokens=tokens,
             metrics=metrics,
-            ingesting=lambda: container_ref[0].ingesting,
+            ingesting=lambda: state.ingesting,
         )
         if redis_client is not None
         else None
     )
-    token_api = TokenEndpoints(
-        tokens=tokens,
-        history=history,
-        stale_after=settings.stale_after,
-        expected_interval=timedelta(seconds=settings.market_poll_interval),
-    )
-    container = Container(
+    return Container(
         settings=settings,
         metrics=metrics,
         registry=registry,
         cache=cache,
         limiter=limiter,
-        authenticator=authenticator,
         bus=bus,
         prices=prices,
         supervisor=supervisor,
-        ltp=ltp,
         http=http,
-        identities=identities,
         tokens=tokens,
-        token_api=token_api,
         history=history,
         market=market,
         election=election,
         replicator=replicator,
         redis=redis_client,
+        state=state,
     )
-    container_ref.append(container)
-    return container
 
 
 def _build_supervisor(
@@ -372,16 +256,15 @@ def _build_supervisor(
     rest: KrakenRestClient | None,
 ) -> LtpSupervisor:
     streams: list[Source] = []
-    unavailable = [
-        UnavailableSource(name, reason)
-        for name, reason in NOT_IN_THIS_RELEASE.items()
-        if name in settings.sources
-    ]
-    supervisor_ref: list[LtpSupervisor] = []
-
-    def sink(event: Any) -> None:
-        supervisor_ref[0].sink(event)
-
+    listed = NOT_IN_THIS_RELEASE.items()
+    unavailable = [UnavailableSource(n, why) for n, why in listed if n in settings.sources]
+    streaming = sum(name in settings.sources for name in ("kraken", "replay"))
+    buffer = TickerBuffer(  # the sources put, the supervisor's consumer drains
+        max_keys=max(64, 4 * len(pairs) * (streaming + 1)),
+        on_conflated=metrics.source_buffer_conflated.labels("ingest").inc,
+        on_dropped=metrics.source_buffer_dropped.labels("ingest").inc,
+    )
+    sink = buffer_sink(buffer, prices)
     if "kraken" in settings.sources:
         streams.append(
             KrakenWsSource(
@@ -398,8 +281,6 @@ def _build_supervisor(
             )
         )
     if "replay" in settings.sources:
-        from pathlib import Path
-
         streams.append(
             ReplaySource(
                 path=Path(settings.replay_path) if settings.replay_path else None,
@@ -409,7 +290,7 @@ def _build_supervisor(
                 metrics=metrics,
             )
         )
-    supervisor = LtpSupervisor(
+    return LtpSupervisor(
         prices=prices,
         metrics=metrics,
         streams=streams,
@@ -418,12 +299,8 @@ def _build_supervisor(
         poll_interval=settings.rest_poll_interval,
         refresh_timeout=settings.kraken_timeout,
         unavailable=unavailable,
+        buffer=buffer,
     )
-    supervisor_ref.append(supervisor)
-    return supervisor
-
-
-__all__ = ["Container", "build_container"]
 
 
 def _build_market(
@@ -464,11 +341,8 @@ def _build_market(
             min_interval=settings.coingecko_min_request_interval,
         )
     writer = HistoryWriter(history, metrics=metrics) if history is not None else None
-    ingest_ref: list[MarketIngest] = []
-
-    def sink(quotes: list[TokenQuote]) -> None:
-        ingest_ref[0].sink(quotes)
-
+    buffer = ingest.QuoteBuffer(max_keys=16)  # the quote source puts, the ingest drains
+    sink = ingest.quote_sink(buffer)
     source: Any = None
     if replay:
         source = MarketReplaySource(
@@ -490,12 +364,13 @@ def _build_market(
         )
     if writer is not None:
         if replay:
-            tokens.add_history_sink(lambda s: writer.add_token(replay_time(s)))
+            tokens.add_history_sink(lambda s: writer.add_token(ingest.replay_time(s)))
         else:
             tokens.add_history_sink(writer.add_token)
 
         async def record_ltp(ticker: Ticker) -> None:
-            writer.add_ltp(replay_ticker_time(ticker) if ticker.source == "replay" else ticker)
+            replayed = ticker.source == "replay"
+            writer.add_ltp(ingest.replay_ticker_time(ticker) if replayed else ticker)
 
         prices.add_publisher(record_ltp)
     backfiller = None
@@ -509,7 +384,7 @@ def _build_market(
         backfiller = Backfiller(
             history, charts=coingecko, ohlc=ohlc, metrics=metrics, coin_id_for=coin_id_for
         )
-    ingest = MarketIngest(
+    return MarketIngest(
         tokens=tokens,
         source=source,
         history=history,
@@ -519,6 +394,8 @@ def _build_market(
         raw_retention=timedelta(seconds=settings.history_raw_retention),
         rollup_retention=timedelta(seconds=settings.history_rollup_retention),
         replay=replay,
+        buffer=buffer,
     )
-    ingest_ref.append(ingest)
-    return ingest
+
+
+__all__ = ["Container", "RunState", "build_container"]

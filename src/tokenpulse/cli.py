@@ -48,10 +48,12 @@ def _serve(loaded: LoadedSettings) -> None:
     from tokenpulse.api.app import create_app
     from tokenpulse.api.server import Server
     from tokenpulse.observability.logging import configure_logging
+    from tokenpulse.runtime import create_runtime
 
     settings = loaded.settings
     configure_logging(settings.log_level, settings.log_format)
-    application = create_app(settings)
+    runtime = create_runtime(settings)
+    application = create_app(runtime.container, lifecycle=runtime)
     config = uvicorn.Config(
         application,
         host=settings.host,

@@ -17,6 +17,7 @@ import uvicorn
 from tokenpulse.api.app import create_app
 from tokenpulse.api.streams import Streams
 from tokenpulse.bootstrap import Container, build_container
+from tokenpulse.runtime import Runtime
 from tokenpulse.settings import Settings
 
 
@@ -35,7 +36,8 @@ def _wire(
     if bus is not None:  # e.g. a RedisBus shared by several "instances"
         container.bus = bus
     streams = Streams(container, **options)
-    return create_app(settings, container=container, streams=streams), container, streams
+    app = create_app(container, lifecycle=Runtime(container), streams=streams)
+    return app, container, streams
 
 
 @contextlib.asynccontextmanager

@@ -69,9 +69,9 @@ async def test_one_leader_among_all_instances_and_take_over(
     settings = instance_settings(kraken_ws, kraken_rest, redis_url, redis_prefix, tmp_path)
     async with contextlib.AsyncExitStack() as leader_stack:
         first = await leader_stack.enter_async_context(running_app(settings))
-        await wait_for(lambda: first.container.ingesting, 10, message="the first to lead")
+        await wait_for(lambda: first.container.state.ingesting, 10, message="the first to lead")
         async with running_app(settings) as second:
-            assert not second.container.ingesting  # the lock is taken
+            assert not second.container.state.ingesting  # the lock is taken
             await kraken_ws.send_ticker("BTC/USD", last=Decimal("70200.5"))
 
             async def follower_has_it() -> bool:
@@ -80,7 +80,7 @@ async def test_one_leader_among_all_instances_and_take_over(
             await wait_for(follower_has_it, 10, message="the follower to serve the price")
             assert kraken_ws.total_connections == 1
             await leader_stack.aclose()  # the leader goes away
-            await wait_for(lambda: second.container.ingesting, 10, message="the take-over")
+            await wait_for(lambda: second.container.state.ingesting, 10, message="the take-over")
 
             async def fresh_trade_served() -> bool:
                 await kraken_ws.send_ticker("BTC/USD", last=Decimal("70300.25"))

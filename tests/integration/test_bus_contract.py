@@ -21,7 +21,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.helpers import wait_for
-from tokenpulse.bus.base import EventBus, InProcessBus
+from tokenpulse.bus.base import EventBus
+from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.cache.redis import from_url

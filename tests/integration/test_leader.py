@@ -19,15 +19,13 @@ class Instance:
 
     def __init__(self, client: redis.Redis, key: str) -> None:
         self.events: list[str] = []
-        self.election = LeaderElection(
-            client, key=key, ttl=TTL, on_elected=self._elected, on_deposed=self._deposed
-        )
+        self.election = LeaderElection(client, key=key, ttl=TTL)
         self.task: asyncio.Task[None] | None = None
 
-    async def _elected(self) -> None:
+    async def elected(self) -> None:
         self.events.append("elected")
 
-    async def _deposed(self) -> None:
+    async def deposed(self) -> None:
         self.events.append("deposed")
 
 
@@ -36,7 +34,9 @@ async def campaigning(redis_url: str, key: str, count: int) -> AsyncIterator[lis
     client = redis.Redis.from_url(redis_url)
     instances = [Instance(client, key) for _ in range(count)]
     for instance in instances:
-        instance.task = asyncio.create_task(instance.election.run())
+        instance.task = asyncio.create_task(
+            instance.election.run(on_elected=instance.elected, on_deposed=instance.deposed)
+        )
     try:
         yield instances
     finally:

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from tokenpulse.api.errors import status_for
+from tokenpulse.data import known_tokens
 from tokenpulse.domain.errors import AmbiguousToken, TokenNotFound
 from tokenpulse.domain.identity import (
     IdentityRegistry,
     KnownToken,
-    load_known_tokens,
     normalise_name,
 )
 from tokenpulse.domain.numbers import parse_decimal
@@ -114,7 +114,7 @@ def shared_symbols() -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def test_xrp_from_cmc_then_coingecko_is_one_token() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     from_cmc = registry.identify(cmc_quote(CMC_2021["xrp"]))
     from_cg = registry.identify(cg_quote(CG_2021["ripple"]))
     assert from_cmc.id == from_cg.id == "xrp"
@@ -125,7 +125,7 @@ def test_xrp_from_cmc_then_coingecko_is_one_token() -> None:
 
 
 def test_bnb_from_coingecko_then_cmc_is_one_token() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     from_cg = registry.identify(cg_quote(CG_2021["binancecoin"]))
     from_cmc = registry.identify(cmc_quote(CMC_2021["binance-coin"]))
     assert from_cg.id == from_cmc.id == "bnb"
@@ -135,7 +135,7 @@ def test_bnb_from_coingecko_then_cmc_is_one_token() -> None:
 
 
 def test_the_2019_cmc_slug_ripple_is_still_xrp() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     old = registry.identify(cmc_quote(CMC_2019["ripple"]))
     new = registry.identify(cmc_quote(CMC_2021["xrp"]))
     assert old.id == new.id == "xrp"
@@ -158,9 +158,9 @@ def test_cmc_slug_and_coingecko_id_reconcile_in_either_order(
     cmc_slug: str, coingecko_id: str, expected: str
 ) -> None:
     cmc, cg = cmc_quote(CMC_2021[cmc_slug]), cg_quote(CG_2021[coingecko_id])
-    first = IdentityRegistry()
+    first = IdentityRegistry(known_tokens())
     assert first.identify(cmc).id == first.identify(cg).id == expected
-    second = IdentityRegistry()
+    second = IdentityRegistry(known_tokens())
     assert second.identify(cg).id == second.identify(cmc).id == expected
     assert first.get(expected) == second.get(expected)
 
@@ -168,7 +168,7 @@ def test_cmc_slug_and_coingecko_id_reconcile_in_either_order(
 def test_every_coin_in_both_recorded_lists_gets_one_id_whatever_the_order() -> None:
     pairs = shared_symbols()
     assert len(pairs) == 87
-    cmc_first, cg_first = IdentityRegistry(), IdentityRegistry()
+    cmc_first, cg_first = IdentityRegistry(known_tokens()), IdentityRegistry(known_tokens())
     for cmc_row, _ in pairs:
         cmc_first.identify(cmc_quote(cmc_row))
     for _, cg_row in pairs:
@@ -183,7 +183,7 @@ def test_every_coin_in_both_recorded_lists_gets_one_id_whatever_the_order() -> N
 
 
 def test_the_whole_recorded_lists_give_113_tokens() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     for row in CMC_2021.values():
         registry.identify(cmc_quote(row))
     for row in CG_2021.values():
@@ -195,14 +195,14 @@ def test_the_whole_recorded_lists_give_113_tokens() -> None:
 
 def test_bundled_table_covers_every_recorded_difference() -> None:
     """Re-does the comparison the table was built from (data/README.md)."""
-    table = {row.cmc_id: row for row in load_known_tokens()}
+    table = {row.cmc_id: row for row in known_tokens()}
     differences = [(c, g) for c, g in shared_symbols() if c["slug"] != g["id"]]
     assert len(differences) == 27
     for cmc_row, cg_row in differences:
         row = table[cmc_row["id"]]
         assert row.coingecko_id == cg_row["id"]
         assert cmc_row["slug"] in row.cmc_slugs
-    assert len(table) == len(load_known_tokens())  # one row per CMC id
+    assert len(table) == len(known_tokens())  # one row per CMC id
 
 
 def test_without_the_table_symbol_and_name_still_link_but_renamed_coins_split() -> None:
@@ -220,7 +220,7 @@ def test_without_the_table_symbol_and_name_still_link_but_renamed_coins_split() 
 
 @pytest.fixture
 def registry() -> IdentityRegistry:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     for slug in ("bitcoin", "xrp", "binance-coin", "holo"):
         registry.identify(cmc_quote(CMC_2021[slug]))
     for coingecko_id in ("bitcoin", "ripple", "binancecoin", "holotoken"):
@@ -286,7 +286,7 @@ def test_a_shared_symbol_is_ambiguous_and_lists_the_candidates(
 
 
 def test_same_symbol_different_name_is_never_merged() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     hydro = registry.identify(HYDRO_CG)  # CoinGecko first, then CMC's Holo with the same symbol
     holo = registry.identify(cmc_quote(CMC_2021["holo"]))
     assert hydro.id != holo.id
@@ -297,7 +297,7 @@ def test_same_symbol_different_name_is_never_merged() -> None:
 
 
 def test_identify_is_stable_across_calls_and_other_tokens() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     first = registry.identify(cmc_quote(CMC_2021["xrp"]))
     for row in CG_2021.values():
         registry.identify(cg_quote(row))
@@ -313,13 +313,13 @@ def test_the_same_quotes_in_the_same_order_give_the_same_registry() -> None:
     quotes = [cg_quote(row) for row in CG_2021.values()]
     quotes += [cmc_quote(row) for row in CMC_2021.values()]
     quotes += [HYDRO_CG, HYDRO_CMC]
-    a, b = IdentityRegistry(), IdentityRegistry()
+    a, b = IdentityRegistry(known_tokens()), IdentityRegistry(known_tokens())
     assert [a.identify(q) for q in quotes] == [b.identify(q) for q in quotes]
     assert list(a) == list(b)
 
 
 def test_cmc_names_win_over_coingecko_names() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     registry.identify(cg_quote(CG_2021["shiba-inu"]))
     assert registry.get("shiba-inu") == TokenIdentity(
         id="shiba-inu", symbol="SHIB", name="Shiba Inu", coingecko_id="shiba-inu"
@@ -369,7 +369,7 @@ def test_a_table_id_is_never_given_to_another_coin() -> None:
 
 
 def test_a_coin_without_provider_ids_is_named_from_its_name() -> None:
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     quote = TokenQuote(
         source="replay", symbol="BTC", name="Bitcoin", received_at=datetime(2021, 1, 1, tzinfo=UTC)
     )

@@ -6,11 +6,13 @@ from decimal import Decimal
 
 import orjson
 
+from tokenpulse.data import known_tokens
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.quality import build_snapshot
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import parse_iso
-from tokenpulse.domain.velocity import VelocityPolicy, build_snapshot
+from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.services.replication import snapshot_from_json, ticker_from_json
 from tokenpulse.sources.replay.tokens import MarketReplaySource
 from tokenpulse.wire.tokens import snapshot_to_json
@@ -36,7 +38,7 @@ def test_snapshot_round_trips_through_the_published_json() -> None:
     quotes = MarketReplaySource(
         sink=lambda q: None, interval=60, speed=60, metrics=None
     ).next_batch()
-    registry = IdentityRegistry()
+    registry = IdentityRegistry(known_tokens())
     for quote in quotes[:30]:
         identity = registry.identify(quote)
         snapshot = build_snapshot(identity, quote, VelocityPolicy(), now=quote.received_at)

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import FakeClock
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub, StreamLimits
 from tokenpulse.api.streams.subscriber import Message, Subscriber
-from tokenpulse.bus.base import InProcessBus
+from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.topics import (
     LTP_TOPIC,
     TOKENS_TOPIC,

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from tokenpulse.api.tokens.answers import Page
+from tokenpulse.data import known_tokens
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.velocity import VelocityPolicy
@@ -19,7 +20,7 @@ from tokenpulse.sources.replay.tokens import MarketReplaySource
 
 async def service_with(quotes_shift: timedelta | None) -> TokenService:
     service = TokenService(
-        identities=IdentityRegistry(), policy=VelocityPolicy(), metrics=Metrics()
+        identities=IdentityRegistry(known_tokens()), policy=VelocityPolicy(), metrics=Metrics()
     )
     source = MarketReplaySource(sink=lambda q: None, interval=60, speed=60, metrics=None)
     quotes = source.next_batch()[:20]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from tokenpulse.domain.errors import InvalidParameter
 from tokenpulse.domain.numbers import parse_decimal
+from tokenpulse.domain.quality import build_snapshot
 from tokenpulse.domain.time import parse_iso
 from tokenpulse.domain.tokens import (
     FLAG_MARKET_CAP_DERIVED,
@@ -25,7 +26,8 @@ from tokenpulse.domain.tokens import (
     TokenSnapshot,
     Trend,
 )
-from tokenpulse.domain.velocity import VelocityPolicy, build_snapshot, compute_trends
+from tokenpulse.domain.trends import compute_trends
+from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.wire.tokens import (
     BASIC_FIELDS,
     snapshot_to_json,

@@ -20,6 +20,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tokenpulse.domain.numbers import json_number, parse_decimal
+from tokenpulse.domain.quality import OutlierGate, build_snapshot
 from tokenpulse.domain.time import from_epoch
 from tokenpulse.domain.tokens import (
     FLAG_LOW_MARKET_CAP,
@@ -35,19 +36,16 @@ from tokenpulse.domain.tokens import (
     TokenQuote,
     TokenSnapshot,
 )
-from tokenpulse.domain.velocity import (
+from tokenpulse.domain.trends import (
     DIRECTION_DECREASING,
     DIRECTION_INCREASING,
     DIRECTION_STABLE,
     REASON_INSUFFICIENT_HISTORY,
     REASON_VELOCITY_UNAVAILABLE,
-    OutlierGate,
-    VelocityPolicy,
-    build_snapshot,
     compute_trends,
-    compute_velocity,
     trend_reason,
 )
+from tokenpulse.domain.velocity import VelocityPolicy, compute_velocity
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 POLICY = VelocityPolicy()

@@ -1,1 +1,1 @@
-"""HTTP API: app factory, routes, access control, error mapping."""
+"""HTTP API: the app factory, the fast edge, routes by area, access control, error mapping."""

@@ -1,4 +1,9 @@
-"""The app factory: FastAPI for routing and OpenAPI, wrapped by the raw ASGI edge."""
+"""The app factory: FastAPI for routing and OpenAPI, wrapped by the raw ASGI edge.
+
+It is given the services the composition root built (:class:`~tokenpulse.api.deps.ApiServices`)
+and the lifecycle that starts and stops them, and builds the API's own objects from them: the
+LTP and token answers, the authenticator and the streams.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -13,7 +19,9 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from tokenpulse import __version__
+from tokenpulse.api.auth import authenticator_for
 from tokenpulse.api.clientip import ClientIpResolver
+from tokenpulse.api.deps import ApiServices, Lifecycle
 from tokenpulse.api.edge import (
     EdgeMiddleware,
     FastHandler,
@@ -23,12 +31,13 @@ from tokenpulse.api.edge import (
     send_json,
 )
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers, status_for
+from tokenpulse.api.ltp.answers import LtpEndpoints
+from tokenpulse.api.ltp.routes import router as ltp_router
 from tokenpulse.api.ops import health_body, router
 from tokenpulse.api.streams import Streams, mount_streams
+from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.api.tokens.routes import router as token_router
-from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.domain.errors import TokenpulseError
-from tokenpulse.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -38,26 +47,40 @@ ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0, "/api/
 
 
 def create_app(
-    settings: Settings, *, container: Container | None = None, streams: Streams | None = None
+    container: ApiServices, *, lifecycle: Lifecycle, streams: Streams | None = None
 ) -> Any:
-    """Build the ASGI application for ``settings`` (the container starts with the lifespan).
+    """Build the ASGI application over ``container``'s services; ``lifecycle`` starts and
+    stops them with the app's lifespan (``runtime.Runtime``).
 
     The result is the edge middleware, in front of the Socket.IO app at ``/socket.io/``, in
     front of FastAPI; it has ``.container`` and ``.streams``.
     """
-    container = container or build_container(settings)
+    settings = container.settings
+    authenticator = authenticator_for(settings)
+    ltp = LtpEndpoints(
+        prices=container.prices, registry=container.registry, supervisor=container.supervisor
+    )
+    token_api = TokenEndpoints(
+        tokens=container.tokens,
+        history=container.history,
+        stale_after=settings.stale_after,
+        expected_interval=timedelta(seconds=settings.market_poll_interval),
+    )
     streams = streams or Streams(
-        container, bulk_interval=settings.bulk_interval, sse_heartbeat=settings.sse_heartbeat
+        container,
+        bulk_interval=settings.bulk_interval,
+        sse_heartbeat=settings.sse_heartbeat,
+        authenticator=authenticator,
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await container.start()
+        await lifecycle.start()
         try:
             yield
         finally:
             try:
-                await asyncio.wait_for(container.stop(), settings.shutdown_timeout)
+                await asyncio.wait_for(lifecycle.stop(), settings.shutdown_timeout)
             except TimeoutError:
                 log.error("shutdown did not finish within SHUTDOWN_TIMEOUT")
 
@@ -68,8 +91,11 @@ def create_app(
         "BTC LTP Service), with freshness on every value.",
         lifespan=lifespan,
     )
-    api.state.container = container
+    api.state.services = container
+    api.state.ltp = ltp
+    api.state.token_api = token_api
     install_error_handlers(api)
+    api.include_router(ltp_router)
     api.include_router(router)
     # Before the tokens router: /api/v1/tokens/{token_id} would otherwise take /tokens/live.
     api.include_router(streams.sse_router())
@@ -89,8 +115,6 @@ def create_app(
                 "Retry-After",
             ],
         )
-
-    ltp, token_api = container.ltp, container.token_api
 
     def fast(build: Callable[[Scope], Answer]) -> FastHandler:
         """A route served by the edge: ``build`` makes the answer; errors get the error model."""
@@ -138,7 +162,7 @@ def create_app(
     edge = EdgeMiddleware(
         mount_streams(app, container, streams=streams),
         metrics=container.metrics,
-        authenticator=container.authenticator,
+        authenticator=authenticator,
         limiter=container.limiter,
         client_ip=ClientIpResolver(settings.forwarded_allow_ips),
         fast_routes={

@@ -11,6 +11,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
+from tokenpulse.settings import Settings
+
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/docs", "/openapi.json", "/redoc"})
 PROTECTED_PREFIX = "/api/"
 
@@ -58,3 +60,8 @@ class StaticKeyAuthenticator:
         if hmac.compare_digest(api_key, self._key):
             return self._principal
         return None
+
+
+def authenticator_for(settings: Settings) -> Authenticator | None:
+    """The authenticator ``AUTH_ENABLED`` asks for: the bootstrap admin key, or none."""
+    return StaticKeyAuthenticator(settings.auth_api_key) if settings.auth_enabled else None

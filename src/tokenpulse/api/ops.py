@@ -1,59 +1,22 @@
-"""FastAPI routes: LTP (documented here, served fast by the edge middleware), health,
-readiness, metrics, pairs and sources."""
+"""FastAPI routes of operations: health, readiness, metrics, pairs and sources."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from tokenpulse import __version__
-from tokenpulse.api.ltp.answers import LtpAnswer
-from tokenpulse.api.schemas import (
-    LTP_EXAMPLES,
-    Envelope,
-    FlatError,
-    HealthResponse,
-    LtpResponse,
-    ReadyResponse,
-    RefreshResponse,
-)
-from tokenpulse.bootstrap import Container
+from tokenpulse.api.deps import ApiServices, ServicesDep
+from tokenpulse.api.schemas import Envelope, HealthResponse, ReadyResponse
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.domain.time import isoformat_z, utcnow
 
 READY_CHECK_TIMEOUT = 2.0
-
-
-def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
-
-
-ContainerDep = Annotated[Container, Depends(get_container)]
-PairsQuery = Annotated[
-    str | None,
-    Query(
-        description="Comma-separated pairs (any spelling: BTC/USD, btc-usd, XBTUSD, XXBTZUSD). "
-        "Empty or absent: every supported pair.",
-        examples=["BTC/USD,ETH/USD"],
-    ),
-]
-MaxAgeQuery = Annotated[
-    int | None,
-    Query(ge=0, description="Answer 503 STALE_DATA instead of a value older than this"),
-]
-
-
-def _answer(answer: LtpAnswer) -> Response:
-    headers = {k.decode(): v.decode() for k, v in answer.headers}
-    return Response(
-        answer.body, status_code=answer.status, media_type="application/json", headers=headers
-    )
 
 
 def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
@@ -68,65 +31,7 @@ def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
 router = APIRouter()
 
 
-@router.get(
-    "/api/v1/ltp",
-    tags=["ltp"],
-    summary="Last traded prices",
-    response_model=LtpResponse,
-    responses=LTP_EXAMPLES,
-)
-async def get_ltp(
-    request: Request,
-    container: ContainerDep,
-    pair: PairsQuery = None,
-    pairs: PairsQuery = None,
-    max_age_ms: MaxAgeQuery = None,
-) -> Response:
-    """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
-    return _answer(container.ltp.ltp(request.scope.get("query_string", b"")))
-
-
-@router.get(
-    "/api/v1/ltp/cached",
-    tags=["ltp"],
-    summary="Everything in the cache",
-    response_model=LtpResponse,
-    responses={500: {"model": FlatError, "description": "CACHE_ERROR"}},
-)
-async def get_cached(container: ContainerDep) -> Response:
-    return _answer(await container.ltp.cached())
-
-
-@router.post(
-    "/api/v1/ltp/refresh",
-    tags=["ltp"],
-    summary="Force a REST fetch from Kraken",
-    response_model=RefreshResponse,
-    responses={
-        400: {"model": FlatError},
-        502: {
-            "model": FlatError,
-            "description": "PRICE_FETCH_ERROR with the failing pairs",
-            "content": {
-                "application/json": {
-                    "example": {
-                        "error": "PRICE_FETCH_ERROR",
-                        "message": "refreshing prices failed for BTC/USD",
-                        "pairs": ["BTC/USD"],
-                    }
-                }
-            },
-        },
-    },
-)
-async def refresh(
-    request: Request, container: ContainerDep, pairs: PairsQuery = None, pair: PairsQuery = None
-) -> Response:
-    """Bounded by KRAKEN_TIMEOUT; shares the REST limiter with the fallback poller."""
-    return _answer(await container.ltp.refresh(request.scope.get("query_string", b"")))
-
-
-def health_body(container: Container) -> bytes:
+def health_body(container: ApiServices) -> bytes:
     """The liveness answer (also served by the edge middleware without routing)."""
     now = utcnow()
     return orjson.dumps(
@@ -141,7 +46,7 @@ def health_body(container: Container) -> bytes:
 
 
 @router.get("/health", tags=["ops"], response_model=HealthResponse)
-async def health(container: ContainerDep) -> Response:
+async def health(container: ServicesDep) -> Response:
     """Liveness: the process is up."""
     return Response(health_body(container), media_type="application/json")
 
@@ -152,7 +57,7 @@ async def health(container: ContainerDep) -> Response:
     response_model=ReadyResponse,
     responses={503: {"model": ReadyResponse, "description": "a dependency is failing"}},
 )
-async def ready(container: ContainerDep) -> Response:
+async def ready(container: ServicesDep) -> Response:
     """Readiness: the cache answers and at least one pair has a price."""
     errors: list[str] = []
     services: dict[str, Any] = {}
@@ -164,9 +69,9 @@ async def ready(container: ContainerDep) -> Response:
         errors.append(f"cache ({container.cache.backend}): {exc or 'timed out'}")
     if container.history is None:
         services["database"] = "disabled"
-    elif container.history_error is not None:
+    elif container.state.history_error is not None:
         services["database"] = "unhealthy"
-        errors.append(f"database: {container.history_error}")
+        errors.append(f"database: {container.state.history_error}")
     else:
         try:
             await asyncio.wait_for(container.history.ping(), READY_CHECK_TIMEOUT)
@@ -207,7 +112,7 @@ async def ready(container: ContainerDep) -> Response:
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)
-async def metrics(container: ContainerDep) -> Response:
+async def metrics(container: ServicesDep) -> Response:
     """Prometheus text format."""
     try:
         count = await asyncio.wait_for(container.cache.count(), READY_CHECK_TIMEOUT)
@@ -218,7 +123,7 @@ async def metrics(container: ContainerDep) -> Response:
 
 
 @router.get("/api/v1/pairs", tags=["ltp"], response_model=Envelope)
-async def list_pairs(container: ContainerDep) -> dict[str, Any]:
+async def list_pairs(container: ServicesDep) -> dict[str, Any]:
     """Supported pairs with their provider names and serving source."""
     started = time.perf_counter()
     assignments = container.supervisor.assignments if container.supervisor else {}
@@ -247,7 +152,7 @@ async def list_pairs(container: ContainerDep) -> dict[str, Any]:
 
 
 @router.get("/api/v1/sources", tags=["ops"], response_model=Envelope)
-async def list_sources(container: ContainerDep) -> dict[str, Any]:
+async def list_sources(container: ServicesDep) -> dict[str, Any]:
     """Each source's state, role, last message age and errors; who serves each pair and why."""
     started = time.perf_counter()
     if container.supervisor is None:

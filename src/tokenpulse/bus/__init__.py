@@ -1,1 +1,1 @@
-"""Fan-out of domain events: in-process now, Redis pub/sub for scale-out."""
+"""Fan-out of accepted values: the event bus port, the in-process bus and the Redis pub/sub bus."""

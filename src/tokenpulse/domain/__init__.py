@@ -1,1 +1,1 @@
-"""Pure domain: pairs, tickers, freshness, events, the exception tree. No I/O."""
+"""Pure domain: pairs, tickers, tokens, identity, velocity, quality, trends, errors. No I/O."""

@@ -5,8 +5,9 @@ by its own id (``binancecoin``), and ticker symbols are not unique (several toke
 ``HOT``). :class:`IdentityRegistry` reconciles them (SPEC §4.3). The rules, in order:
 
 1. a coin already known by one of the quote's provider ids keeps its id;
-2. the bundled table of known differences (``data/token_identities.json``: CMC slug ``xrp`` ↔
-   CoinGecko ``ripple`` → ``xrp``, ``binance-coin``/``bnb`` ↔ ``binancecoin`` → ``bnb``, …);
+2. the table of known differences, passed in (the bundled one is ``tokenpulse.data.known_tokens``:
+   CMC slug ``xrp`` ↔ CoinGecko ``ripple`` → ``xrp``, ``binance-coin``/``bnb`` ↔ ``binancecoin``
+   → ``bnb``, …);
 3. a CoinMarketCap quote: its slug is the id (unless a coin first seen from CoinGecko has the
    same symbol and normalised name, which keeps its id: an id once given never changes);
 4. a CoinGecko quote: a known coin with the same id and symbol, or the same symbol and
@@ -19,19 +20,14 @@ so ids survive a restart whatever order the providers answer in.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from tokenpulse.data import data_path
 from tokenpulse.domain.errors import AmbiguousToken, TokenNotFound
 from tokenpulse.domain.tokens import TokenIdentity, TokenQuote
-
-KNOWN_TOKENS_FILE = "token_identities.json"
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 _MAX_CMC_ID_DIGITS = 18
@@ -84,13 +80,6 @@ def parse_known_tokens(payload: dict[str, Any]) -> tuple[KnownToken, ...]:
     return tuple(rows)
 
 
-@lru_cache(maxsize=1)
-def load_known_tokens() -> tuple[KnownToken, ...]:
-    """The bundled table of known CoinMarketCap/CoinGecko differences (read once)."""
-    text = data_path(KNOWN_TOKENS_FILE).read_text(encoding="utf-8")
-    return parse_known_tokens(json.loads(text))
-
-
 @dataclass(slots=True)
 class _Record:
     """The registry's mutable view of one coin; ``identity`` is rebuilt when it changes."""
@@ -122,18 +111,18 @@ class IdentityRegistry:
 
     def __init__(
         self,
-        known: Iterable[KnownToken] | None = None,
+        known: Iterable[KnownToken],
         *,
         identities: Iterable[TokenIdentity] = (),
     ) -> None:
-        """``known`` defaults to the bundled table; ``identities`` are restored first."""
+        """``known`` is the table of known differences; ``identities`` are restored first."""
         self._lock = threading.RLock()
         self._records: dict[str, _Record] = {}
         self._by_cmc_id: dict[int, str] = {}
         self._by_cmc_slug: dict[str, str] = {}
         self._by_coingecko_id: dict[str, str] = {}
         self._by_symbol: dict[str, set[str]] = {}
-        table = tuple(load_known_tokens() if known is None else known)
+        table = tuple(known)
         self._known_by_cmc_id = {row.cmc_id: row for row in table if row.cmc_id is not None}
         self._known_by_cmc_slug = {slug: row for row in table for slug in row.cmc_slugs}
         self._known_by_coingecko_id = {

@@ -3,15 +3,27 @@
 Providers send prices as decimal strings (Kraken REST) or JSON numbers (Kraken WS v2).
 We parse both into :class:`decimal.Decimal` so no digit is lost, and write them back as a
 JSON number when a float64 reproduces every significant digit (up to 15), otherwise as a
-string, so a client never reads a value the provider did not send.
+string, so a client never reads a value the provider did not send. The numbers we compute
+ourselves (velocity, derived market caps, trend percentages) go through one trapping Decimal
+context and are rounded to :data:`COMPUTED_DIGITS` significant digits.
 """
 
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 
 FLOAT_SAFE_DIGITS = 15
+#: Significant digits of the numbers we compute ourselves (a float64 keeps 15 exactly).
+COMPUTED_DIGITS = 15
 
 
 def parse_decimal(value: object, *, field: str) -> Decimal:
@@ -47,3 +59,40 @@ def json_number(value: Decimal) -> float | str:
         if math.isfinite(as_float) and (as_float != 0 or value == 0):
             return as_float
     return format(value, "f")
+
+
+#: 100 as a Decimal, for percentages.
+HUNDRED = Decimal(100)
+# 28 significant digits for intermediate results; an overflow or an invalid operation raises
+# instead of producing Infinity or NaN, and is handled where it can happen.
+DECIMAL_CONTEXT = Context(
+    prec=28,
+    rounding=ROUND_HALF_EVEN,
+    Emax=999_999,
+    Emin=-999_999,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
+
+
+def round_computed(value: Decimal) -> Decimal:
+    """``value`` to :data:`COMPUTED_DIGITS` significant digits, without trailing zeros or -0."""
+    with localcontext(DECIMAL_CONTEXT) as ctx:
+        ctx.prec = COMPUTED_DIGITS
+        rounded = value.normalize(ctx)
+        if rounded.is_zero():
+            return Decimal(0)
+        exponent = rounded.as_tuple().exponent
+        if isinstance(exponent, int) and exponent > 0 and rounded.adjusted() < DECIMAL_CONTEXT.prec:
+            ctx.prec = DECIMAL_CONTEXT.prec
+            rounded = rounded.quantize(Decimal(1), context=ctx)  # 1.2E+3 -> 1200
+        return rounded
+
+
+def finite(value: Decimal | None) -> Decimal | None:
+    """``value`` when it is a finite number, else None."""
+    return value if value is not None and value.is_finite() else None
+
+
+def positive(value: Decimal | None) -> Decimal | None:
+    """``value`` when it is a finite number above zero, else None."""
+    return value if value is not None and value.is_finite() and value > 0 else None

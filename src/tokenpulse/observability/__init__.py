@@ -1,1 +1,1 @@
-"""Metrics and logging set-up."""
+"""Prometheus metrics and logging set-up, shared by every layer (imports nothing else of ours)."""

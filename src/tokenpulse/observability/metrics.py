@@ -272,7 +272,7 @@ class Metrics:
         )
         self.bus_handler_errors = Counter(
             "tokenpulse_bus_handler_errors_total",
-            "Bus handlers that raised, by topic",
+            "Bus handlers that raised, by topic (either bus; not a failed publish)",
             ["topic"],
             registry=r,
         )

@@ -1,1 +1,1 @@
-"""Use cases the API and the CLI call."""
+"""Use cases by capability (LTP, tokens, replication), talking to ports rather than adapters."""

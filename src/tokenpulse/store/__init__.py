@@ -1,1 +1,1 @@
-"""Storage adapters: the latest-value cache and (later) the history store."""
+"""Storage adapters over Redis and SQL: latest-value cache, history, rate limiter, leader lock."""

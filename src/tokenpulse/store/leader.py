@@ -33,13 +33,17 @@ log = structlog.get_logger(__name__)
 Hook = Callable[[], Awaitable[None]]
 
 
+async def _nothing() -> None:
+    """The hook before :meth:`LeaderElection.run` is given the real ones."""
+
+
 def instance_id() -> str:
     """A readable id of this process for the lock's value and the logs."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class LeaderElection:
-    """Campaigns for the ingest lock; runs ``on_elected`` / ``on_deposed`` on changes."""
+    """Campaigns for the ingest lock; :meth:`run` calls its ``on_elected`` / ``on_deposed``."""
 
     def __init__(
         self,
@@ -47,8 +51,6 @@ class LeaderElection:
         *,
         key: str,
         ttl: float = 10.0,
-        on_elected: Hook,
-        on_deposed: Hook,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -57,8 +59,8 @@ class LeaderElection:
         self.interval = ttl / 3
         self.identity = instance_id()
         self._lock = Lock(redis, key, timeout=ttl, thread_local=False)
-        self._on_elected = on_elected
-        self._on_deposed = on_deposed
+        self._on_elected: Hook = _nothing
+        self._on_deposed: Hook = _nothing
         self._metrics = metrics
         self._clock = clock
         self._leader = False
@@ -72,8 +74,10 @@ class LeaderElection:
     def is_leader(self) -> bool:
         return self._leader
 
-    async def run(self) -> None:
-        """Campaign until :meth:`stop`; never raises on Redis faults."""
+    async def run(self, *, on_elected: Hook, on_deposed: Hook) -> None:
+        """Campaign until :meth:`stop`, calling the hooks on changes; never raises on Redis
+        faults. The hooks are given here, by whoever runs the roles, not at construction."""
+        self._on_elected, self._on_deposed = on_elected, on_deposed
         while not self._stopping.is_set():
             if self._leader:
                 await self._renew()

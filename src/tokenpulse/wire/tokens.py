@@ -18,7 +18,7 @@ from tokenpulse.domain.errors import InvalidParameter
 from tokenpulse.domain.numbers import json_number
 from tokenpulse.domain.time import isoformat_z
 from tokenpulse.domain.tokens import FLAG_MARKET_CAP_DERIVED, FLAG_STALE, TokenSnapshot, Trend
-from tokenpulse.domain.velocity import REASON_INSUFFICIENT_HISTORY, trend_reason
+from tokenpulse.domain.trends import REASON_INSUFFICIENT_HISTORY, trend_reason
 
 DETAIL_FULL = "full"
 DETAIL_BASIC = "basic"

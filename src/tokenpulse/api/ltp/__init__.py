@@ -1,1 +1,1 @@
-"""api.ltp."""
+"""Last traded prices over HTTP: the answers of the LTP endpoints and their routes."""

@@ -1,34 +1,31 @@
 """Streaming (SPEC §7): Socket.IO at ``/socket.io/`` and Server-Sent Events under ``/api/v1``.
 
-Wiring, in the app factory::
+The app factory (``api/app.py``) wires it from the services it is given::
 
-    streams = streams or Streams(container)         # hub + Socket.IO gateway
+    streams = streams or Streams(services, authenticator=authenticator)  # hub + gateway
     api.include_router(streams.sse_router())        # before the tokens router
     ...
-    return mount_streams(edge, container, streams=streams)   # the outermost ASGI app
+    mount_streams(app, services, streams=streams)   # Socket.IO in front of the HTTP app
 
-and in the composition root, so every accepted value reaches the bus (and so the hubs of
-all instances)::
-
-    prices.add_publisher(make_ltp_publisher(bus))
-    tokens.add_publisher(...)  # make_token_publisher(bus)(snapshot.id, snapshot_to_json(...))
-
-``mount_streams`` runs :meth:`Streams.start` after the app's own start-up and
-:meth:`Streams.stop` before its shutdown (``manage_lifespan=False`` to call them yourself);
-:meth:`Streams.drain` ends open streams at once (call it when SIGTERM arrives). Tokens are
-resolved and seeded through ``container.tokens`` unless ``token_resolver``/``token_seed``
-say otherwise.
+The hub listens to the bus; the composition root (``bootstrap.py``) puts every accepted
+value on it (``bus/topics.py``), so the hubs of all instances see it. ``mount_streams`` runs
+:meth:`Streams.start` after the app's own start-up and :meth:`Streams.stop` before its
+shutdown (``manage_lifespan=False`` to call them yourself); :meth:`Streams.drain` ends open
+streams at once (call it when SIGTERM arrives). Tokens are resolved and seeded through
+``services.tokens`` unless ``token_resolver``/``token_seed`` say otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import socketio
 from fastapi import APIRouter
 
+from tokenpulse.api.auth import Authenticator, authenticator_for
+from tokenpulse.api.deps import ApiServices
 from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
 from tokenpulse.api.streams.requests import TokenResolver
@@ -46,9 +43,6 @@ from tokenpulse.domain.errors import TokenpulseError
 from tokenpulse.domain.time import utcnow
 from tokenpulse.wire.tokens import snapshot_to_json
 
-if TYPE_CHECKING:  # the composition root imports this package (make_ltp_publisher)
-    from tokenpulse.bootstrap import Container
-
 DEFAULT_BULK_INTERVAL = 1.0
 
 #: ``token_seed(token_id)`` -> ``{token_id: data}`` for that token (empty if unknown);
@@ -61,7 +55,7 @@ class Streams:
 
     def __init__(
         self,
-        container: Container,
+        container: ApiServices,
         *,
         bulk_interval: float = DEFAULT_BULK_INTERVAL,
         token_resolver: TokenResolver | None = None,
@@ -72,7 +66,9 @@ class Streams:
         sse_heartbeat: float = DEFAULT_HEARTBEAT,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         token_seed: TokenSeed | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
+        """``authenticator``: the app's (by default the one ``AUTH_ENABLED`` asks for)."""
         self.container = container
         limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
         self.hub = StreamHub(limits=limits, metrics=container.metrics)
@@ -85,7 +81,7 @@ class Streams:
             self.hub,
             registry=container.registry,
             supported_pairs=container.prices.supported,
-            authenticator=container.authenticator,
+            authenticator=authenticator or authenticator_for(container.settings),
             metrics=container.metrics,
             token_resolver=self.token_resolver,
             seed=self.seed,
@@ -171,7 +167,7 @@ class StreamsApp(socketio.ASGIApp):  # type: ignore[misc]
     """``socketio.ASGIApp`` in front of the HTTP app; runs the streams with its lifespan."""
 
     def __init__(
-        self, streams: Streams, app: Any, container: Container, *, manage_lifespan: bool
+        self, streams: Streams, app: Any, container: ApiServices, *, manage_lifespan: bool
     ) -> None:
         super().__init__(streams.gateway.sio, other_asgi_app=app, socketio_path="socket.io")
         self.streams = streams
@@ -199,7 +195,7 @@ class StreamsApp(socketio.ASGIApp):  # type: ignore[misc]
 
 def mount_streams(
     app: Any,
-    container: Container,
+    container: ApiServices,
     *,
     streams: Streams | None = None,
     manage_lifespan: bool = True,

@@ -32,7 +32,8 @@ from typing import Any
 import orjson
 import structlog
 
-from tokenpulse.api.streams.subscriber import Message, Subscriber
+from tokenpulse.api.streams.subscriber import Subscriber
+from tokenpulse.api.streams.types import LimitExceeded, Message, Stream, StreamLimits
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.topics import (
     KINDS,
@@ -42,7 +43,6 @@ from tokenpulse.bus.topics import (
     TOKENS_TOPIC,
     split_key,
 )
-from tokenpulse.domain.errors import LimitExceeded
 from tokenpulse.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -52,37 +52,6 @@ TRANSPORTS = ("socketio", "sse")
 #: compute the age from ``received_at``).
 VOLATILE_FIELDS = frozenset({"age_ms"})
 _MISSING = object()
-
-
-@dataclass(frozen=True, slots=True)
-class StreamLimits:
-    """Bounds on streaming, per connection unless said otherwise."""
-
-    max_connections: int = 20_000  # per instance, all transports
-    max_subscriptions: int = 200  # explicit keys per connection
-    max_message_bytes: int = 16 * 1024  # inbound Socket.IO frame
-    min_interval_ms: int = 50  # the shortest interval a client may ask for
-    max_interval_ms: int = 60_000
-    fast_interval_ms: int = 100  # adaptive default while the price moves
-    flat_interval_ms: int = 1_000  # adaptive default while it is flat
-    fast_move_bps: float = 5.0  # "moving": at least this far from what the client last got
-    bulk_interval: float = 1.0  # seconds between bulk_update messages
-
-
-@dataclass(slots=True)
-class Stream:
-    """The last full state of one key."""
-
-    key: str
-    id: str
-    event: str
-    data: dict[str, Any]
-    seq: int
-    accepted_at: float  # perf_counter() when the update reached the hub
-    price: float | None
-    # Messages already built for this seq, by (kind, base_seq): every client in step gets the
-    # same object (and so the same encoded frame). Cleared by each update.
-    messages: dict[tuple[str, int | None], Message] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,55 +12,12 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tokenpulse.api.streams.types import Hub, LimitExceeded, Message, Stream
 from tokenpulse.bus.topics import BULK_EVENT
 
-if TYPE_CHECKING:
-    from tokenpulse.api.streams.hub import Stream, StreamHub
-
 NONE, SNAPSHOT, DELTA = 0, 1, 2
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One message for one client: a snapshot, a delta, or a bulk of both."""
-
-    event: str  # ltp_update | token_update | bulk_update
-    kind: str  # snapshot | delta | bulk
-    key: str
-    id: str
-    seq: int
-    base_seq: int | None
-    body: dict[str, Any]  # data (snapshot) or changes (delta)
-    accepted_at: float  # perf_counter() of the newest update it carries
-    items: tuple[Message, ...] = ()
-    # Encoded forms by (transport, ts_ms), shared by the clients that get this same object.
-    frames: dict[tuple[str, int], bytes] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def cache_key(self) -> tuple[str, str, int, int | None] | None:
-        """Equal for every client that gets exactly this message (None: per-client content)."""
-        if self.kind == "bulk":
-            return None
-        return (self.key, self.kind, self.seq, self.base_seq)
-
-    def payload(self, ts_ms: int | None) -> dict[str, Any]:
-        """The JSON object sent: ``type, id, seq, [base_seq], ts, data|changes``."""
-        if self.kind == "bulk":
-            return {
-                "type": "bulk",
-                "ts": ts_ms,
-                "updates": [{"event": m.event, **m.payload(None)} for m in self.items],
-            }
-        out: dict[str, Any] = {"type": self.kind, "id": self.id, "seq": self.seq}
-        if self.kind == "delta":
-            out["base_seq"] = self.base_seq
-        if ts_ms is not None:
-            out["ts"] = ts_ms
-        out["data" if self.kind == "snapshot" else "changes"] = self.body
-        return out
 
 
 class Slot:
@@ -97,7 +54,7 @@ class Subscriber:
 
     def __init__(
         self,
-        hub: StreamHub,
+        hub: Hub,
         transport: str,
         notify: Callable[[], None],
         *,
@@ -125,8 +82,6 @@ class Subscriber:
 
     def subscribe(self, keys: Iterable[str], interval_ms: int | None = None) -> list[str]:
         """Subscribe by name; each key gets a fresh snapshot. Raises LimitExceeded."""
-        from tokenpulse.api.streams.hub import LimitExceeded
-
         wanted = list(dict.fromkeys(keys))
         new = sum(1 for k in wanted if k not in self.subs or not self.subs[k].explicit)
         limit = self.hub.limits.max_subscriptions

@@ -1,1 +1,1 @@
-"""api.tokens."""
+"""Token metrics over HTTP: the answers of the token endpoints and their routes."""

@@ -9,10 +9,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from tokenpulse.api.ops import ContainerDep, get_container
+from tokenpulse.api.deps import ApiServices, ServicesDep
 from tokenpulse.api.schemas import Envelope
 from tokenpulse.api.tokens.answers import TokenEndpoints
-from tokenpulse.bootstrap import Container
 from tokenpulse.domain.errors import TokenNotFound
 from tokenpulse.domain.time import isoformat_z, utcnow
 
@@ -53,16 +52,17 @@ TokenId = Annotated[
 
 
 def get_tokens(request: Request) -> TokenEndpoints:
-    container: Container = get_container(request)
-    if container.token_api is None:
+    """The token answers of this app (built by the app factory)."""
+    token_api: TokenEndpoints | None = request.app.state.token_api
+    if token_api is None:
         raise TokenNotFound("token metrics are not enabled on this instance")
-    return container.token_api
+    return token_api
 
 
 TokensDep = Annotated[TokenEndpoints, Depends(get_tokens)]
 
 
-def _envelope(data: Any, started: float, container: Container, **meta: Any) -> dict[str, Any]:
+def _envelope(data: Any, started: float, container: ApiServices, **meta: Any) -> dict[str, Any]:
     tokens = container.tokens
     return {
         "status": "success",
@@ -152,7 +152,7 @@ async def list_tokens(
     },
 )
 async def get_token(
-    container: ContainerDep,
+    container: ServicesDep,
     tokens: TokensDep,
     token_id: TokenId,
     history: Annotated[
@@ -172,7 +172,7 @@ async def get_token(
     response_model=Envelope,
 )
 async def get_velocity(
-    container: ContainerDep,
+    container: ServicesDep,
     tokens: TokensDep,
     token_id: TokenId,
     window: Annotated[str, Query(description="Series window: 1h, 4h, 12h, 24h, 7d")] = "24h",
@@ -192,7 +192,7 @@ async def get_velocity(
     },
 )
 async def get_history(
-    container: ContainerDep,
+    container: ServicesDep,
     tokens: TokensDep,
     token_id: TokenId,
     from_: Annotated[

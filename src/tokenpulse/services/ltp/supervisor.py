@@ -1,7 +1,8 @@
 """LTP ingestion: runs the sources, decides which one serves each pair, and says why.
 
-Sources hand events to a :class:`LatestValueBuffer` through a non-blocking sink; one consumer
-task drains it into :class:`PriceService`, so a slow cache never stalls a socket reader.
+Sources hand events to a :class:`LatestValueBuffer` through the non-blocking
+:func:`buffer_sink` (the composition root creates the buffer and gives it to both ends); one
+consumer task drains it into :class:`PriceService`, so a slow cache never stalls a reader.
 Streaming sources (Kraken WS, replay) are primary. The Kraken REST client is the fallback: it
 is polled — by this supervisor only, never by a client request — for the pairs whose stream is
 down, silent beyond ``KRAKEN_FALLBACK_TIMEOUT``, or has no value yet, and by the explicit
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,16 +23,54 @@ import structlog
 from tokenpulse.domain.errors import UpstreamError
 from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.sources._health import LatestValueBuffer, Source, SourceHealth, bind_health_metrics
-from tokenpulse.sources.kraken.rest import KrakenRestClient
 
 log = structlog.get_logger(__name__)
 
 REST = "kraken_rest"
 START_GRACE = 2.0  # seconds a stream gets to deliver its first value before REST steps in
+
+
+#: What the LTP sources queue for the consumer: the newest event per (source, pair).
+TickerBuffer = LatestValueBuffer[tuple[str, Pair], TickerUpdated]
+
+
+class RestTickers(Protocol):
+    """What the supervisor's fallback polls for prices (the Kraken REST client)."""
+
+    @property
+    def health(self) -> SourceHealth: ...
+
+    async def fetch_tickers(
+        self, pairs: Sequence[Pair], *, deadline: float | None = None
+    ) -> RestAnswer: ...
+
+
+class RestAnswer(Protocol):
+    """One REST answer: the tickers read and the provider's own error strings."""
+
+    @property
+    def tickers(self) -> Sequence[Ticker]: ...
+
+    @property
+    def errors(self) -> Sequence[str]: ...
+
+
+def buffer_sink(buffer: TickerBuffer, prices: PriceService) -> Callable[[DomainEvent], None]:
+    """The sink LTP sources call: never blocks; tickers are queued, heartbeats confirm."""
+
+    def sink(event: DomainEvent) -> None:
+        if isinstance(event, TickerUpdated):
+            ticker = event.ticker
+            buffer.put((ticker.source, ticker.pair), event)
+        elif isinstance(event, SourceHeartbeat):
+            prices.confirm(event.source, event.at.timestamp())
+
+    return sink
 
 
 class PairFeed(Protocol):
@@ -78,7 +117,8 @@ class LtpSupervisor:
         prices: PriceService,
         metrics: Metrics,
         streams: Sequence[Source],
-        rest: KrakenRestClient | None,
+        rest: RestTickers | None,
+        buffer: TickerBuffer,
         fallback_timeout: float,
         poll_interval: float,
         refresh_timeout: float,
@@ -92,11 +132,7 @@ class LtpSupervisor:
         self.poll_interval = poll_interval
         self.refresh_timeout = refresh_timeout
         self.unavailable = list(unavailable)
-        self.buffer: LatestValueBuffer[tuple[str, Pair], TickerUpdated] = LatestValueBuffer(
-            max_keys=max(64, 4 * len(prices.pairs) * (len(self.streams) + 1)),
-            on_conflated=metrics.source_buffer_conflated.labels("ingest").inc,
-            on_dropped=metrics.source_buffer_dropped.labels("ingest").inc,
-        )
+        self.buffer = buffer
         self.assignments: dict[Pair, Assignment] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = time.monotonic()
@@ -105,16 +141,6 @@ class LtpSupervisor:
             bind_health_metrics(source.health, metrics)
         if rest is not None:
             bind_health_metrics(rest.health, metrics)
-
-    # ---------------------------------------------------------------- the sink
-
-    def sink(self, event: DomainEvent) -> None:
-        """Called by source readers; never blocks."""
-        if isinstance(event, TickerUpdated):
-            ticker = event.ticker
-            self.buffer.put((ticker.source, ticker.pair), event)
-        elif isinstance(event, SourceHeartbeat):
-            self.prices.confirm(event.source, event.at.timestamp())
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -326,4 +352,12 @@ def _kraken_errors(errors: Sequence[str]) -> str:
     return f" (Kraken said: {', '.join(errors)})" if errors else ""
 
 
-__all__ = ["REST", "Assignment", "LtpSupervisor", "UnavailableSource"]
+__all__ = [
+    "REST",
+    "Assignment",
+    "LtpSupervisor",
+    "RestTickers",
+    "TickerBuffer",
+    "UnavailableSource",
+    "buffer_sink",
+]

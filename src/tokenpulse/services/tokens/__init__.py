@@ -1,1 +1,1 @@
-"""services.tokens."""
+"""Token metrics: the token service, its ingestion, the market poller and the history backfill."""

@@ -1,15 +1,16 @@
 """Token ingestion: the market scheduler (or the replay) feeds the token service; history is
 written in batches, rolled up, trimmed and backfilled in the background.
 
-The scheduler's sink never blocks: quotes go through a latest-value buffer to one consumer
-task that applies them. Everything here runs only where this instance ingests.
+The scheduler's sink (:func:`quote_sink`) never blocks: quotes go through a latest-value
+buffer, created by the composition root and given to both ends, to one consumer task that
+applies them. Everything here runs only where this instance ingests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, DivisionByZero, InvalidOperation
@@ -18,11 +19,11 @@ from typing import Any, Protocol
 import structlog
 
 from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.domain.numbers import round_computed
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
-from tokenpulse.domain.velocity import round_computed
 from tokenpulse.services.tokens.backfill import Backfiller
 from tokenpulse.services.tokens.service import TokenService
 from tokenpulse.sources._health import LatestValueBuffer
@@ -44,6 +45,20 @@ class QuoteSource(Protocol):
     async def run(self) -> None: ...
 
     def state(self) -> dict[str, Any]: ...
+
+
+#: What the quote source queues for the consumer: the newest batch per source.
+QuoteBuffer = LatestValueBuffer[str, list[TokenQuote]]
+
+
+def quote_sink(buffer: QuoteBuffer) -> Callable[[list[TokenQuote]], None]:
+    """The sink a quote source calls: never blocks; a newer batch replaces an unapplied one."""
+
+    def sink(quotes: list[TokenQuote]) -> None:
+        if quotes:
+            buffer.put(quotes[0].source, quotes)
+
+    return sink
 
 
 def replay_time(snapshot: TokenSnapshot) -> TokenSnapshot:
@@ -75,6 +90,7 @@ class MarketIngest:
         raw_retention: timedelta,
         rollup_retention: timedelta,
         replay: bool,
+        buffer: QuoteBuffer,
     ) -> None:
         self.tokens = tokens
         self.source = source
@@ -85,14 +101,9 @@ class MarketIngest:
         self.raw_retention = raw_retention
         self.rollup_retention = rollup_retention
         self.replay = replay
-        self.buffer: LatestValueBuffer[str, list[TokenQuote]] = LatestValueBuffer(max_keys=16)
+        self.buffer = buffer
         self._tasks: list[asyncio.Task[None]] = []
         self._first_batch = asyncio.Event()
-
-    def sink(self, quotes: list[TokenQuote]) -> None:
-        """Called by the quote source; never blocks. A newer batch replaces an unapplied one."""
-        if quotes:
-            self.buffer.put(quotes[0].source, quotes)
 
     async def start(self) -> None:
         """Start the writer, the consumer and the history upkeep (not the provider polls)."""

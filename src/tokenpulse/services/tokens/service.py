@@ -21,9 +21,10 @@ import orjson
 import structlog
 
 from tokenpulse.domain.identity import IdentityRegistry
+from tokenpulse.domain.quality import OutlierGate, build_snapshot
 from tokenpulse.domain.time import from_epoch, utcnow
 from tokenpulse.domain.tokens import FLAG_STALE, TokenIdentity, TokenQuote, TokenSnapshot
-from tokenpulse.domain.velocity import OutlierGate, VelocityPolicy, build_snapshot
+from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.wire.tokens import DETAIL_BASIC, snapshot_to_json
 

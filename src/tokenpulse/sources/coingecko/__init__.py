@@ -1,1 +1,1 @@
-"""sources.coingecko."""
+"""CoinGecko: the coins/markets and market_chart client and its pure parser."""

@@ -1,1 +1,1 @@
-"""sources.coinmarketcap."""
+"""CoinMarketCap: the listings/quotes client, its pure parser and the monthly credit budget."""

@@ -1,1 +1,1 @@
-"""sources.replay."""
+"""Replay: recorded real provider data played through the live parsers, for offline use."""

@@ -1,0 +1,101 @@
+"""FastAPI routes of the LTP endpoints: documented here; ``GET /api/v1/ltp`` itself is served by
+the edge middleware's fast path with the same builder."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from tokenpulse.api.ltp.answers import LtpAnswer, LtpEndpoints
+from tokenpulse.api.schemas import LTP_EXAMPLES, FlatError, LtpResponse, RefreshResponse
+
+
+def ltp_endpoints(request: Request) -> LtpEndpoints:
+    """The LTP answers of this app (built by the app factory)."""
+    ltp: LtpEndpoints = request.app.state.ltp
+    return ltp
+
+
+LtpDep = Annotated[LtpEndpoints, Depends(ltp_endpoints)]
+PairsQuery = Annotated[
+    str | None,
+    Query(
+        description="Comma-separated pairs (any spelling: BTC/USD, btc-usd, XBTUSD, XXBTZUSD). "
+        "Empty or absent: every supported pair.",
+        examples=["BTC/USD,ETH/USD"],
+    ),
+]
+MaxAgeQuery = Annotated[
+    int | None,
+    Query(ge=0, description="Answer 503 STALE_DATA instead of a value older than this"),
+]
+
+
+def _answer(answer: LtpAnswer) -> Response:
+    headers = {k.decode(): v.decode() for k, v in answer.headers}
+    return Response(
+        answer.body, status_code=answer.status, media_type="application/json", headers=headers
+    )
+
+
+router = APIRouter()
+
+
+@router.get(
+    "/api/v1/ltp",
+    tags=["ltp"],
+    summary="Last traded prices",
+    response_model=LtpResponse,
+    responses=LTP_EXAMPLES,
+)
+async def get_ltp(
+    request: Request,
+    ltp: LtpDep,
+    pair: PairsQuery = None,
+    pairs: PairsQuery = None,
+    max_age_ms: MaxAgeQuery = None,
+) -> Response:
+    """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
+    return _answer(ltp.ltp(request.scope.get("query_string", b"")))
+
+
+@router.get(
+    "/api/v1/ltp/cached",
+    tags=["ltp"],
+    summary="Everything in the cache",
+    response_model=LtpResponse,
+    responses={500: {"model": FlatError, "description": "CACHE_ERROR"}},
+)
+async def get_cached(ltp: LtpDep) -> Response:
+    return _answer(await ltp.cached())
+
+
+@router.post(
+    "/api/v1/ltp/refresh",
+    tags=["ltp"],
+    summary="Force a REST fetch from Kraken",
+    response_model=RefreshResponse,
+    responses={
+        400: {"model": FlatError},
+        502: {
+            "model": FlatError,
+            "description": "PRICE_FETCH_ERROR with the failing pairs",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "error": "PRICE_FETCH_ERROR",
+                        "message": "refreshing prices failed for BTC/USD",
+                        "pairs": ["BTC/USD"],
+                    }
+                }
+            },
+        },
+    },
+)
+async def refresh(
+    request: Request, ltp: LtpDep, pairs: PairsQuery = None, pair: PairsQuery = None
+) -> Response:
+    """Bounded by KRAKEN_TIMEOUT; shares the REST limiter with the fallback poller."""
+    return _answer(await ltp.refresh(request.scope.get("query_string", b"")))

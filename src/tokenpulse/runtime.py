@@ -1,0 +1,157 @@
+"""Starts and stops what ``bootstrap.py`` built, and runs the roles (SPEC §10).
+
+``ROLE=api`` serves only; ``ROLE=ingest`` runs the sources at once; ``ROLE=all`` runs them at
+once on its own, or, with Redis, only while it holds the ingest lock (leader election).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from tokenpulse import __version__
+from tokenpulse.bootstrap import Container, build_container
+from tokenpulse.bus.redis import RedisBus
+from tokenpulse.domain.errors import StoreError
+from tokenpulse.observability.metrics import Metrics
+from tokenpulse.settings import Settings
+from tokenpulse.store.history import migrate
+
+log = structlog.get_logger(__name__)
+
+ELECTION_STOP_TIMEOUT = 5.0
+
+
+class Runtime:
+    """The lifecycle of one container: start, the ingest role, and a stop that never raises."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self._election_task: asyncio.Task[None] | None = None
+
+    @property
+    def ingesting(self) -> bool:
+        """Whether this instance runs the sources right now."""
+        return self.container.state.ingesting
+
+    async def start(self) -> None:
+        """Prepare the history store, then ingest: at once, or when elected leader."""
+        c = self.container
+        await self._prepare_history()
+        if isinstance(c.bus, RedisBus):
+            await c.bus.start()
+        if c.replicator is not None:
+            c.replicator.start()
+        if c.market is not None:
+            await c.market.start()
+        if c.election is not None:
+            campaign = c.election.run(on_elected=self.start_ingest, on_deposed=self.stop_ingest)
+            self._election_task = asyncio.create_task(campaign, name="leader-election")
+        elif c.settings.ingests:
+            await self.start_ingest()
+        self._log_started()
+
+    async def start_ingest(self) -> None:
+        """Run the sources (this instance is the one that ingests)."""
+        c = self.container
+        if c.state.ingesting:
+            return
+        c.state.ingesting = True
+        if c.supervisor is not None:
+            await c.supervisor.start()
+        if c.market is not None:
+            await c.market.start_sources()
+
+    async def stop_ingest(self) -> None:
+        """Stop the sources (deposed, or shutting down); read values are applied first."""
+        c = self.container
+        if not c.state.ingesting:
+            return
+        c.state.ingesting = False
+        if c.supervisor is not None:
+            with contextlib.suppress(Exception):
+                await c.supervisor.stop()
+        if c.market is not None:
+            with contextlib.suppress(Exception):
+                await c.market.stop_sources()
+
+    async def stop(self) -> None:
+        """Stop sources, apply what they read, flush history, close — never raises."""
+        c = self.container
+        if c.election is not None:
+            with contextlib.suppress(Exception):
+                await c.election.stop()
+            if self._election_task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._election_task, ELECTION_STOP_TIMEOUT)
+        await self.stop_ingest()
+        if c.replicator is not None:
+            c.replicator.stop()
+        if c.market is not None:
+            with contextlib.suppress(Exception):
+                await c.market.stop(c.settings.shutdown_timeout / 2)
+        if c.history is not None:
+            with contextlib.suppress(Exception):
+                await c.history.close()
+        for close in (c.bus.close, c.http.aclose, c.cache.close):
+            try:
+                await close()
+            except Exception as exc:  # shutdown goes on whatever one adapter does
+                log.warning("closing an adapter failed", error=str(exc))
+        if c.limiter is not None:
+            with contextlib.suppress(Exception):
+                await c.limiter.close()
+        if c.redis is not None:
+            with contextlib.suppress(Exception):
+                await c.redis.aclose()
+
+    async def _prepare_history(self) -> None:
+        """SQLite is migrated in place; PostgreSQL must be at head (`tokenpulse db upgrade`)."""
+        history, state = self.container.history, self.container.state
+        if history is None:
+            return
+        url = self.container.settings.database_url
+        try:
+            if history.dialect == "sqlite":
+                await migrate.upgrade(url)
+            elif await migrate.current_revision(url) != migrate.head():
+                state.history_error = (
+                    "the history database is not at the current schema: run `tokenpulse db upgrade`"
+                )
+                log.error("history store not migrated", hint="tokenpulse db upgrade")
+        except StoreError as exc:
+            # The service runs without history rather than not at all; /ready says why.
+            state.history_error = f"history store unavailable: {exc.message}"
+            log.error("history store unavailable", error=exc.message)
+
+    def _log_started(self) -> None:
+        """One line at start-up naming what this instance runs and on what."""
+        c = self.container
+        settings = c.settings
+        if c.history is None:
+            store = "disabled"
+        else:
+            store = c.history.dialect if c.state.history_error is None else "unavailable"
+        log.info(
+            "tokenpulse started",
+            version=__version__,
+            role=settings.role,
+            ingesting="when elected" if c.election is not None else c.state.ingesting,
+            sources=settings.sources,
+            pairs=settings.supported_pairs,
+            tokens=settings.tracked_tokens or f"top {settings.track_top_n}",
+            cache=settings.cache_backend,
+            store=store,
+            bus="redis" if isinstance(c.bus, RedisBus) else "in-process",
+            auth=settings.auth_enabled,
+        )
+
+
+def create_runtime(settings: Settings, *, metrics: Metrics | None = None) -> Runtime:
+    """The runtime of the container ``settings`` asks for (opens no connection yet)."""
+    return Runtime(build_container(settings, metrics=metrics))
+
+
+__all__ = ["Runtime", "create_runtime"]
