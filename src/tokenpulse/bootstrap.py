@@ -46,7 +46,7 @@ from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
 from tokenpulse.sources.kraken.ws import KrakenWsSource
 from tokenpulse.sources.replay.ltp import ReplaySource
-from tokenpulse.sources.replay.tokens import MarketReplaySource
+from tokenpulse.sources.replay.tokens import MarketReplaySource, history_rows
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
 from tokenpulse.store.cache.redis import RedisCache
@@ -395,6 +395,7 @@ def _build_market(
         rollup_retention=timedelta(seconds=settings.history_rollup_retention),
         replay=replay,
         buffer=buffer,
+        history_seed=history_rows if replay else None,
     )
 
 

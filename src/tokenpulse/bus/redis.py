@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from redis.exceptions import RedisError
 
+from tokenpulse._redis import glob_escape
 from tokenpulse.bus.base import Handler
-from tokenpulse.store.cache.redis import glob_escape
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis

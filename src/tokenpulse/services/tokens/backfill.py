@@ -32,17 +32,16 @@ from typing import Protocol, TypeVar
 import structlog
 
 from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.domain.history import TokenPoint
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.domain.velocity import compute_velocity
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.kraken.ohlc import OhlcResult
-from tokenpulse.store.history.repository import HistoryRepository, TokenPoint
+from tokenpulse.services.tokens.ports import Gap, HistoryStore
 
 log = structlog.get_logger(__name__)
 
 Series = Sequence[tuple[datetime, Decimal]]
-Gap = tuple[datetime, datetime]
 P = TypeVar("P")
 
 
@@ -73,12 +72,39 @@ class TokenChartProvider(Protocol):
         ...
 
 
+class Candle(Protocol):
+    """One OHLC candle, as far as backfill cares: when it opened, its close, its trades."""
+
+    @property
+    def time(self) -> datetime:
+        """When the candle opened."""
+        ...
+
+    @property
+    def close(self) -> Decimal:
+        """The last trade's price in the candle."""
+        ...
+
+    @property
+    def count(self) -> int:
+        """How many trades the candle holds (0: no trade, no price to file)."""
+        ...
+
+
+class Candles(Protocol):
+    """An OHLC answer, e.g. :class:`~tokenpulse.sources.kraken.ohlc.OhlcResult`."""
+
+    def closed(self, now: datetime) -> Sequence[Candle]:
+        """The candles that had ended by ``now``, oldest first."""
+        ...
+
+
 class OhlcProvider(Protocol):
     """A source of pair candles, e.g. :class:`~tokenpulse.sources.kraken.ohlc.KrakenOhlcClient`."""
 
     async def fetch_ohlc(
         self, pair: Pair, *, interval: int = 1, since: datetime | None = None
-    ) -> OhlcResult:
+    ) -> Candles:
         """Candles of ``interval`` minutes after ``since`` (raises a TokenpulseError)."""
         ...
 
@@ -129,7 +155,7 @@ class Backfiller:
 
     def __init__(
         self,
-        repo: HistoryRepository,
+        repo: HistoryStore,
         *,
         charts: TokenChartProvider | None = None,
         ohlc: OhlcProvider | None = None,

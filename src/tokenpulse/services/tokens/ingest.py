@@ -25,11 +25,9 @@ from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
 from tokenpulse.services.tokens.backfill import Backfiller
+from tokenpulse.services.tokens.ports import HistoryBatcher, HistorySeed, HistoryStore
 from tokenpulse.services.tokens.service import TokenService
 from tokenpulse.sources._health import LatestValueBuffer
-from tokenpulse.sources.replay.tokens import history_rows
-from tokenpulse.store.history.repository import HistoryRepository
-from tokenpulse.store.history.writer import HistoryWriter
 
 log = structlog.get_logger(__name__)
 
@@ -83,14 +81,15 @@ class MarketIngest:
         *,
         tokens: TokenService,
         source: QuoteSource | None,
-        history: HistoryRepository | None,
-        writer: HistoryWriter | None,
+        history: HistoryStore | None,
+        writer: HistoryBatcher | None,
         backfiller: Backfiller | None,
         pairs: Sequence[Pair],
         raw_retention: timedelta,
         rollup_retention: timedelta,
         replay: bool,
         buffer: QuoteBuffer,
+        history_seed: HistorySeed | None = None,
     ) -> None:
         self.tokens = tokens
         self.source = source
@@ -102,6 +101,7 @@ class MarketIngest:
         self.rollup_retention = rollup_retention
         self.replay = replay
         self.buffer = buffer
+        self.history_seed = history_seed
         self._tasks: list[asyncio.Task[None]] = []
         self._first_batch = asyncio.Event()
 
@@ -119,7 +119,8 @@ class MarketIngest:
             self._spawn(self.source.run(), "token-source")
         if self.history is not None:
             if self.replay:
-                self._spawn(self._seed_replay_history(), "history-replay-seed")
+                if self.history_seed is not None:
+                    self._spawn(self._seed_replay_history(), "history-replay-seed")
             elif self.backfiller is not None:
                 self._spawn(self._backfill(), "history-backfill")
 
@@ -210,12 +211,13 @@ class MarketIngest:
         Gives trends (7 d) and history something to show minutes after a fresh start.
         """
         assert self.history is not None
+        assert self.history_seed is not None
         await self._wait_first_batch()
         today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         seeded = 0
         for view in self.tokens.views():
             identity = view.snapshot.identity
-            rows = history_rows(identity.coingecko_id or identity.id)
+            rows = list(self.history_seed(identity.coingecko_id or identity.id))
             if not rows:
                 continue
             rows = rows[-REPLAY_SEED_DAYS:]

@@ -1,8 +1,10 @@
 """The one upstream poller for token market data: CoinMarketCap first, CoinGecko as fallback.
 
-:class:`MarketScheduler` is the only caller of :class:`CmcClient` and
-:class:`CoinGeckoClient` (SPEC §3, "one upstream poller"): no client request ever causes an
-upstream call. Each poll:
+:class:`MarketScheduler` is the only caller of the CoinMarketCap and CoinGecko clients
+(SPEC §3, "one upstream poller"): no client request ever causes an upstream call. It sees
+them through the ports :class:`CmcMarket` and :class:`CoinGeckoMarket`, which
+:class:`~tokenpulse.sources.coinmarketcap.client.CmcClient` and
+:class:`~tokenpulse.sources.coingecko.client.CoinGeckoClient` satisfy. Each poll:
 
 1. CoinMarketCap, when it has a key and is not disabled, rate limited, backing off after a
    failure, or out of this month's credits. Its polls are ``max(MARKET_POLL_INTERVAL,
@@ -27,7 +29,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -36,8 +38,6 @@ from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.sources._health import Backoff, SourceHealth
-from tokenpulse.sources.coingecko.client import MAX_PER_PAGE, CoinGeckoClient
-from tokenpulse.sources.coinmarketcap.client import CmcClient, ListingResult
 from tokenpulse.sources.coinmarketcap.credits import (
     LISTINGS_COINS_PER_CREDIT,
     QUOTES_COINS_PER_CREDIT,
@@ -49,7 +49,7 @@ log = structlog.get_logger(__name__)
 
 CMC = "coinmarketcap"
 COINGECKO = "coingecko"
-SYMBOL_SEARCH_DEPTH = MAX_PER_PAGE  # CoinGecko: tracked symbols are looked up in the top 250
+SYMBOL_SEARCH_DEPTH = 250  # CoinGecko: tracked symbols are looked up in the top 250 (one page)
 IDLE_RECHECK = 3600.0  # seconds between checks when no provider can be asked at all
 
 REASON_PRIMARY = "cmc_primary"
@@ -65,6 +65,66 @@ QuoteSink = Callable[[list[TokenQuote]], None]
 """Where polled quotes go: must not block (hand them to a buffer or a queue)."""
 
 
+class MarketAnswer(Protocol):
+    """One market-data answer: the quotes read (e.g. CoinGecko's ``MarketsResult``)."""
+
+    @property
+    def quotes(self) -> list[TokenQuote]: ...
+
+
+class CreditCount(Protocol):
+    """CoinMarketCap's ``status`` object, as far as the scheduler cares."""
+
+    @property
+    def credit_count(self) -> int: ...
+
+
+class PaidAnswer(MarketAnswer, Protocol):
+    """A CoinMarketCap answer (``ListingResult``): the quotes and the credits they cost."""
+
+    @property
+    def status(self) -> CreditCount: ...
+
+
+class MarketClient(Protocol):
+    """What every market-data client shows the scheduler: its health and its state."""
+
+    @property
+    def health(self) -> SourceHealth: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+class CoinGeckoMarket(MarketClient, Protocol):
+    """The CoinGecko client: the top ``top_n`` coins by market cap, 250 a page."""
+
+    async def markets(self, top_n: int | None = None) -> MarketAnswer: ...
+
+
+class CmcMarket(MarketClient, Protocol):
+    """The CoinMarketCap client: listings or quotes, paid in credits from a shared budget."""
+
+    @property
+    def budget(self) -> CreditBudget | None: ...
+
+    @property
+    def has_key(self) -> bool: ...
+
+    @property
+    def disabled_reason(self) -> str | None: ...
+
+    @property
+    def credits_used(self) -> int: ...
+
+    def attach_budget(self, budget: CreditBudget) -> None: ...
+
+    def rate_limited_for(self) -> float: ...
+
+    async def listings(self, limit: int) -> PaidAnswer: ...
+
+    async def quotes(self, *, symbols: Sequence[str]) -> PaidAnswer: ...
+
+
 class MarketScheduler:
     """Polls CMC or CoinGecko for the tracked tokens and says which one serves and why.
 
@@ -76,8 +136,8 @@ class MarketScheduler:
     def __init__(
         self,
         *,
-        cmc: CmcClient | None,
-        coingecko: CoinGeckoClient | None,
+        cmc: CmcMarket | None,
+        coingecko: CoinGeckoMarket | None,
         budget: CreditBudget,
         poll_interval: float,
         sink: QuoteSink,
@@ -233,7 +293,7 @@ class MarketScheduler:
         cmc = self.cmc
         assert cmc is not None
         self._polls[CMC] += 1
-        result: ListingResult
+        result: PaidAnswer
         try:
             if self.symbols:
                 result = await cmc.quotes(symbols=self.symbols)
@@ -372,19 +432,23 @@ class MarketScheduler:
                 "min_interval_s": round(self.budget.min_interval(credits), 3),
             },
             "sources": {
-                CMC: self._client_state(self.cmc),
-                COINGECKO: self._client_state(self.coingecko),
+                CMC: self._cmc_state(),
+                COINGECKO: _client_state(self.coingecko),
             },
         }
 
-    def _client_state(self, client: CmcClient | CoinGeckoClient | None) -> dict[str, Any]:
-        if client is None:
-            return {"configured": False}
-        data = {"configured": True, **client.state()}
-        if isinstance(client, CmcClient):
-            data["has_key"] = client.has_key
-            data["credits_used_since_start"] = client.credits_used
+    def _cmc_state(self) -> dict[str, Any]:
+        data = _client_state(self.cmc)
+        if self.cmc is not None:
+            data["has_key"] = self.cmc.has_key
+            data["credits_used_since_start"] = self.cmc.credits_used
         return data
+
+
+def _client_state(client: MarketClient | None) -> dict[str, Any]:
+    if client is None:
+        return {"configured": False}
+    return {"configured": True, **client.state()}
 
 
 def _iso(moment: float | None) -> str | None:

@@ -18,8 +18,8 @@ volume from successive recorded days — one day per batch, over the last 365 da
 exports (2022-12-01 … 2023-11-30), looping — with ``as_of`` the recorded day, the 24 h / 7 d
 change computed from the recorded prices a day and a week earlier, and no 1 h change.
 
-:func:`history_rows` exposes those exports (exact digits) so the history backfill can seed
-history from them in replay mode.
+:func:`history_rows` exposes those exports (exact digits); the composition root hands it to
+the token ingest, which seeds history from them in replay mode.
 """
 
 from __future__ import annotations
@@ -35,12 +35,13 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import structlog
 
 from tokenpulse.data import data_path
 from tokenpulse.domain.errors import ParseError
+from tokenpulse.domain.history import HistoryRow
 from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote
@@ -73,15 +74,6 @@ HISTORY_FILES = {
 REPLAY_DAYS = 365
 WEEK = 7
 _PERCENT = Decimal("0.00000001")
-
-
-class HistoryRow(NamedTuple):
-    """One recorded day of a coin: snapshot time, price, market cap and 24 h volume (USD)."""
-
-    at: datetime
-    price: Decimal
-    market_cap: Decimal | None  # an empty cell in the export (e.g. 2017-04-02)
-    volume: Decimal | None
 
 
 def parse_history_csv(

@@ -9,7 +9,6 @@ operation only (never the URL or the password).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -19,6 +18,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
+from tokenpulse._redis import glob_escape
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.store.cache.base import check_ttl
 
@@ -38,8 +38,6 @@ SCAN_BATCH = 500
 # A TTL beyond this (about 31,700 years) is stored without expiry: Redis rejects expiry
 # times that overflow its clock, and no reader could tell the difference.
 MAX_PX = 10**15
-
-_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 
 
 def from_url(url: str, **overrides: Any) -> aioredis.Redis:
@@ -70,11 +68,6 @@ def from_url(url: str, **overrides: Any) -> aioredis.Redis:
     options.update(overrides)
     pool = aioredis.BlockingConnectionPool.from_url(url, **options)
     return aioredis.Redis.from_pool(pool)
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with Redis glob metacharacters escaped, for a literal SCAN MATCH prefix."""
-    return _GLOB_SPECIAL.sub(r"\\\1", text)
 
 
 def ttl_to_px(seconds: float) -> int | None:

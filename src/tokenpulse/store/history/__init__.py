@@ -5,8 +5,9 @@ The composition root builds one :class:`HistoryRepository` from ``DATABASE_URL``
 :class:`HistoryWriter`, and fills holes with a :class:`Backfiller`.
 """
 
+from tokenpulse.domain.history import TokenPoint
 from tokenpulse.store.history._series import GRANULARITIES, MAX_POINTS, finest_granularity
-from tokenpulse.store.history.repository import HistoryRepository, TokenPoint
+from tokenpulse.store.history.repository import HistoryRepository
 from tokenpulse.store.history.writer import HistoryWriter
 
 __all__ = [

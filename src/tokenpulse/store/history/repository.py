@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,16 +50,6 @@ Row = dict[str, Any]
 #: Trend windows up to this long read raw velocities; longer ones read rollups.
 RAW_VELOCITY_SPAN = timedelta(hours=12)
 MINUTE_VELOCITY_SPAN = timedelta(days=8)
-
-
-class TokenPoint(NamedTuple):
-    """One backfilled token reading (a plain 5-tuple works too)."""
-
-    t: datetime
-    price: Decimal | None
-    market_cap: Decimal | None
-    volume_24h: Decimal | None
-    velocity: Decimal | None
 
 
 class HistoryRepository:

@@ -1,0 +1,100 @@
+"""What the token services ask of the history database behind them (ports, not adapters).
+
+:class:`~tokenpulse.store.history.repository.HistoryRepository` and
+:class:`~tokenpulse.store.history.writer.HistoryWriter` satisfy these Protocols structurally;
+the composition root (:mod:`tokenpulse.bootstrap`) picks them. The services import only
+these, so they never reach SQL. The provider ports sit with their one user:
+:mod:`~tokenpulse.services.tokens.poller` (CoinMarketCap, CoinGecko) and
+:mod:`~tokenpulse.services.tokens.backfill` (market charts, OHLC candles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Protocol
+
+from tokenpulse.domain.history import HistoryRow
+from tokenpulse.domain.pairs import Pair
+
+#: ``(t, price, market_cap, volume_24h, velocity)``, e.g. a
+#: :class:`~tokenpulse.domain.history.TokenPoint`.
+TokenPointTuple = tuple[datetime, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
+Gap = tuple[datetime, datetime]
+
+#: The recorded daily history of a CoinGecko coin id, oldest first (empty when there is
+#: none): the replay's bundled exports, which seed history in replay mode.
+HistorySeed = Callable[[str], Sequence[HistoryRow]]
+
+
+class HistoryStore(Protocol):
+    """Token and LTP history: backfill writes, hole finding, rollups and retention."""
+
+    async def write_token_points(
+        self,
+        token_id: str,
+        points: Sequence[TokenPointTuple],
+        *,
+        origin: str = ...,
+        source: str = ...,
+    ) -> int:
+        """Upsert token points (never over a live row); rows actually written."""
+        ...
+
+    async def write_ltp_points(
+        self,
+        pair: Pair,
+        points: Sequence[tuple[datetime, Decimal]],
+        *,
+        origin: str = ...,
+        source: str = ...,
+    ) -> int:
+        """Upsert ``(t, price)`` LTP points (never over a live row); rows actually written."""
+        ...
+
+    async def token_gaps(
+        self,
+        token_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        expected_interval: timedelta,
+        granularity: str = ...,
+    ) -> list[Gap]:
+        """Holes in ``[start, end)`` longer than twice ``expected_interval``, oldest first."""
+        ...
+
+    async def ltp_gaps(
+        self,
+        pair: Pair,
+        start: datetime,
+        end: datetime,
+        *,
+        expected_interval: timedelta,
+        granularity: str = ...,
+    ) -> list[Gap]:
+        """Holes in one pair's samples, as :meth:`token_gaps`."""
+        ...
+
+    async def rollup(self, now: datetime) -> dict[str, int]:
+        """Roll up every minute written since the last run and ended by ``now``."""
+        ...
+
+    async def apply_retention(
+        self, now: datetime, raw_keep: timedelta, rollup_keep: timedelta
+    ) -> dict[str, int]:
+        """Delete raw rows and rollups past their retention; rows deleted per table."""
+        ...
+
+
+class HistoryBatcher(Protocol):
+    """The batched writer of live history: runs until stopped, then writes what is left."""
+
+    async def run(self) -> None:
+        """Flush periodically until :meth:`stop`."""
+        ...
+
+    async def stop(self, timeout: float = ...) -> int:  # noqa: ASYNC109
+        """Stop :meth:`run` and write what is left; rows that could not be written."""
+        ...
