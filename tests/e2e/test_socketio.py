@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
@@ -20,12 +21,12 @@ import pytest
 import socketio
 from websockets.asyncio.client import connect as ws_connect
 
-from tests.e2e._streams import StreamingApp, streaming_app
+from tests.e2e._streams import StreamingApp, publish_token_json, streaming_app
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs, free_port
 from tests.helpers import wait_for
 from tests.server import app_settings
-from tokenpulse.api.streams import StreamLimits, make_token_publisher
+from tokenpulse.api.streams import StreamLimits
 from tokenpulse.bus.redis import RedisBus
 from tokenpulse.client import AsyncTokenpulseClient, TokenpulseClient, Update
 from tokenpulse.domain.errors import AmbiguousToken
@@ -221,7 +222,7 @@ async def test_subscribe_all_gets_bulk_updates_at_most_every_bulk_interval(
             assert {u["type"] for u in first["updates"]} == {"snapshot"}
             await kraken_ws.send_ticker("BTC/USD", last=Decimal("65000.5"))
             await kraken_ws.send_ticker("ETH/USD", last=Decimal("3000.25"))
-            await make_token_publisher(app.container.bus)("bitcoin", {"price_usd": 65000.5})
+            await publish_token_json(app.container.bus, "bitcoin", {"price_usd": 65000.5})
 
             def updated() -> dict[str, Any]:
                 return {
@@ -242,7 +243,7 @@ async def test_token_updates_published_by_the_token_service(
     kraken: Callable[..., Settings],
 ) -> None:
     async with streaming_app(kraken(), token_resolver=token_resolver) as app:
-        publish = make_token_publisher(app.container.bus)
+        publish = partial(publish_token_json, app.container.bus)
         snapshot = {
             "symbol": "BTC",
             "price_usd": 65000.5,

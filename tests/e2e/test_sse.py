@@ -9,17 +9,17 @@ import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e._streams import StreamingApp, streaming_app
+from tests.e2e._streams import StreamingApp, publish_token_json, streaming_app
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.helpers import wait_for
 from tests.server import app_settings
-from tokenpulse.api.streams import make_token_publisher
 from tokenpulse.client import AsyncTokenpulseClient, Update
 from tokenpulse.settings import Settings
 
@@ -162,7 +162,7 @@ async def test_last_event_id_gets_a_fresh_snapshot(
 
 async def test_token_streams_for_some_one_and_all_tokens(kraken: Callable[..., Settings]) -> None:
     async with streaming_app(kraken(), token_resolver=resolver) as app:
-        publish = make_token_publisher(app.container.bus)
+        publish = partial(publish_token_json, app.container.bus)
         await publish("bitcoin", {"symbol": "BTC", "price_usd": 65000.5})
         async with (
             sse(app, "/api/v1/tokens/live?ids=btc,ethereum&min_interval_ms=50") as some,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.helpers import FakeClock
@@ -14,11 +14,18 @@ from tokenpulse.bus.base import InProcessBus
 from tokenpulse.bus.topics import (
     LTP_TOPIC,
     TOKENS_TOPIC,
+    make_ltp_publisher,
     make_token_publisher,
     pair_key,
     token_key,
 )
+from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.time import parse_iso
+from tokenpulse.domain.tokens import TokenIdentity, TokenQuote, TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.wire.ltp import LtpView
+from tokenpulse.wire.tokens import TokenView
 
 BTC = pair_key("BTC/USD")
 ETH = pair_key("ETH/USD")
@@ -26,6 +33,18 @@ ETH = pair_key("ETH/USD")
 
 def ltp(amount: float, **extra: Any) -> dict[str, Any]:
     return {"pair": "BTC/USD", "amount": amount, "source": "kraken_ws", **extra}
+
+
+RECEIVED = parse_iso("2026-02-14T10:21:07.151Z")
+
+
+def ticker(last: Decimal) -> Ticker:
+    return Ticker(Pair("BTC", "USD"), last, "kraken_ws", RECEIVED)
+
+
+def bitcoin(price: Decimal) -> TokenSnapshot:
+    quote = TokenQuote("coingecko", "BTC", "Bitcoin", RECEIVED, price_usd=price)
+    return TokenSnapshot(TokenIdentity("bitcoin", "BTC", "Bitcoin"), quote, None, None)
 
 
 class Wakes:
@@ -295,13 +314,15 @@ async def test_the_hub_is_fed_by_the_bus(hub: StreamHub) -> None:
     detach = hub.attach(bus)
     assert bus.subscriber_count(LTP_TOPIC) == 1
     assert bus.subscriber_count(TOKENS_TOPIC) == 1
-    await bus.publish(LTP_TOPIC, orjson.dumps(ltp(100.0)))
-    await make_token_publisher(bus)("bitcoin", {"price_usd": 2.5})
+    await make_ltp_publisher(bus)(LtpView.of(ticker(Decimal("100.0"))))
+    await make_token_publisher(bus)(TokenView.of(bitcoin(Decimal("2.5"))))
     btc, token = hub.stream(BTC), hub.stream(token_key("bitcoin"))
     assert btc is not None
     assert btc.data["amount"] == 100.0
+    assert btc.data["received_at"] == "2026-02-14T10:21:07.151Z"
     assert token is not None
-    assert token.data == {"price_usd": 2.5, "id": "bitcoin"}
+    assert (token.data["id"], token.data["price_usd"]) == ("bitcoin", 2.5)
+    assert token.data["quality"]["flags"] == []
     detach()
     assert bus.subscriber_count(LTP_TOPIC) == 0
 

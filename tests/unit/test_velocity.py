@@ -19,7 +19,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tokenpulse.domain.numbers import json_number, parse_decimal
+from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.time import from_epoch
 from tokenpulse.domain.tokens import (
     FLAG_LOW_MARKET_CAP,
@@ -48,6 +48,7 @@ from tokenpulse.domain.velocity import (
     compute_velocity,
     trend_reason,
 )
+from tokenpulse.wire.numbers import json_number
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 POLICY = VelocityPolicy()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -110,7 +109,7 @@ def create_app(
         return handle
 
     def ltp_answer(scope: Scope) -> Answer:
-        answer = ltp.ltp(scope["query_string"], time.time())
+        answer = ltp.ltp(scope["query_string"])
         return answer.status, answer.body, answer.headers
 
     def tokens_answer(scope: Scope) -> Answer:

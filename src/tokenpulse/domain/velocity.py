@@ -36,6 +36,7 @@ from decimal import (
     localcontext,
 )
 
+from tokenpulse.domain import freshness
 from tokenpulse.domain.durations import parse_duration
 from tokenpulse.domain.tokens import (
     FLAG_LOW_MARKET_CAP,
@@ -198,7 +199,9 @@ def _age_seconds(received_at: datetime, now: datetime) -> float:
 
 def is_stale(received_at: datetime, now: datetime, stale_after: float) -> bool:
     """True when a value received at ``received_at`` is older than ``stale_after`` seconds."""
-    return _age_seconds(received_at, now) > stale_after
+    return freshness.is_stale(
+        freshness.age_ms(received_at.timestamp(), now.timestamp()), stale_after
+    )
 
 
 def _within(price: Decimal, reference: Decimal, fraction: Decimal) -> bool:

@@ -11,7 +11,7 @@ and in the composition root, so every accepted value reaches the bus (and so the
 all instances)::
 
     prices.add_publisher(make_ltp_publisher(bus))
-    tokens.add_publisher(...)  # make_token_publisher(bus)(snapshot.id, snapshot_to_json(...))
+    tokens.add_publisher(make_token_publisher(bus))
 
 ``mount_streams`` runs :meth:`Streams.start` after the app's own start-up and
 :meth:`Streams.stop` before its shutdown (``manage_lifespan=False`` to call them yourself);
@@ -26,6 +26,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import socketio
 from fastapi import APIRouter
 
@@ -43,8 +44,6 @@ from tokenpulse.bus.topics import (
     split_key,
 )
 from tokenpulse.domain.errors import TokenpulseError
-from tokenpulse.domain.time import utcnow
-from tokenpulse.wire.tokens import snapshot_to_json
 
 if TYPE_CHECKING:  # the composition root imports this package (make_ltp_publisher)
     from tokenpulse.bootstrap import Container
@@ -52,7 +51,7 @@ if TYPE_CHECKING:  # the composition root imports this package (make_ltp_publish
 DEFAULT_BULK_INTERVAL = 1.0
 
 #: ``token_seed(token_id)`` -> ``{token_id: data}`` for that token (empty if unknown);
-#: ``token_seed(None)`` -> every served token. ``data`` is the token's JSON (``snapshot_to_json``).
+#: ``token_seed(None)`` -> every served token. ``data`` is the token's JSON (``TokenView.body``).
 TokenSeed = Callable[[str | None], Mapping[str, dict[str, Any]]]
 
 
@@ -108,7 +107,7 @@ class Streams:
         except TokenpulseError:
             return None
         view = self.container.prices.view(pair)
-        return None if view is None else view.ticker.to_json()
+        return None if view is None else orjson.loads(view.body)
 
     def known_keys(self, prefix: str) -> list[str]:
         """Every key of a kind this instance serves (what a wildcard starts with)."""
@@ -126,12 +125,7 @@ class Streams:
         """The default token seed: the JSON of one served token, or of all (``None``)."""
         tokens = self.container.tokens
         views = tokens.views() if token_id is None else [tokens.view(token_id)]
-        now, stale_after = utcnow(), self.container.settings.stale_after
-        return {
-            v.snapshot.id: snapshot_to_json(v.snapshot, now=now, stale_after=stale_after)
-            for v in views
-            if v is not None
-        }
+        return {v.snapshot.id: orjson.loads(v.body) for v in views if v is not None}
 
     def sse_router(self) -> APIRouter:
         """The SSE routes of this hub (include before ``/api/v1/tokens/{token_id}``)."""

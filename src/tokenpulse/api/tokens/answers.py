@@ -2,7 +2,7 @@
 
 ``GET /api/v1/tokens`` is a hot path like ``/ltp``: its query strings are parsed once, the
 ordered ids per query shape are cached until the next update, and each token's JSON is
-ready-made (:class:`~tokenpulse.services.tokens.TokenView`); the edge middleware serves it
+ready-made (:class:`~tokenpulse.wire.tokens.TokenView`); the edge middleware serves it
 without the framework's routing. Detail, velocity and history answers read the history store.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,10 +21,12 @@ from urllib.parse import parse_qsl
 import orjson
 
 from tokenpulse.domain.errors import InvalidParameter, StaleData, StoreError, TokenNotFound
+from tokenpulse.domain.freshness import age_ms, is_stale
 from tokenpulse.domain.time import from_epoch, isoformat_z, parse_iso, utcnow
 from tokenpulse.domain.velocity import TREND_WINDOWS, compute_trends, window_duration
-from tokenpulse.services.tokens.service import SORT_KEYS, TokenFilter, TokenService, TokenView
-from tokenpulse.wire.tokens import DETAILS, number_to_json, trends_to_json
+from tokenpulse.services.tokens.service import SORT_KEYS, TokenFilter, TokenService
+from tokenpulse.wire.numbers import number_to_json
+from tokenpulse.wire.tokens import DETAILS, TokenView, trends_to_json
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
@@ -134,10 +136,9 @@ class Page:
     def render(self, now: float, stale_after: float) -> bytes:
         """The ``data`` array's contents at unix time ``now``."""
         if self._received is None:
-            return b",".join(view.render(now, stale_after, basic=self.basic) for view in self.views)
-        age = int((now - self._received) * 1000)
-        age = age if age > 0 else 0
-        return str(age).encode().join(self._segments[age > stale_after * 1000])
+            return b",".join(v.render_at(now, stale_after, basic=self.basic) for v in self.views)
+        age = age_ms(self._received, now)
+        return str(age).encode().join(self._segments[is_stale(age, stale_after)])
 
 
 @dataclass(slots=True)
@@ -206,13 +207,13 @@ class TokenEndpoints:
         history: HistoryReader | None,
         stale_after: float,
         expected_interval: timedelta,
-        clock: Any = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.tokens = tokens
         self.history = history
         self.stale_after = stale_after
         self.expected_interval = expected_interval
-        self.clock = clock
+        self.clock = clock or tokens.clock  # one clock for every age this API reports
         self._queries: dict[bytes, ListQuery] = {}
         self._pages: dict[ListQuery, Page] = {}
 
@@ -335,14 +336,14 @@ class TokenEndpoints:
 
     # ------------------------------------------------------------ single token
 
-    def _view(self, token_id: str, max_age_ms: int | None) -> TokenView:
+    def _view(self, token_id: str, max_age_ms: int | None, now: float) -> TokenView:
         identity = self.tokens.resolve(token_id)
         view = self.tokens.view(identity.id)
         if view is None:
             raise TokenNotFound(
                 f"no data for token {identity.id!r} yet", details={"token_id": identity.id}
             )
-        if max_age_ms is not None and self.tokens.age_ms(view) > max_age_ms:
+        if max_age_ms is not None and self.tokens.age_ms(view, now) > max_age_ms:
             raise _stale(view, max_age_ms)
         return view
 
@@ -368,9 +369,10 @@ class TokenEndpoints:
             raise InvalidParameter(
                 f"detail must be basic or full, got {detail!r}", parameter="detail"
             )
-        view = self._view(token_id, max_age_ms)
+        now = self.clock()
+        view = self._view(token_id, max_age_ms, now)
         data: dict[str, Any] = orjson.loads(
-            view.render(self.clock(), self.stale_after, basic=detail == "basic")
+            view.render_at(now, self.stale_after, basic=detail == "basic")
         )
         if detail == "full":
             data["trends"] = await self._trends(view)
@@ -420,7 +422,9 @@ class TokenEndpoints:
                 f"window must be one of {', '.join(SERIES_WINDOWS)}, got {window!r}",
                 parameter="window",
             )
-        view = self._view(token_id, max_age_ms)
+        now = self.clock()
+        view = self._view(token_id, max_age_ms, now)
+        age = self.tokens.age_ms(view, now)
         snapshot = view.snapshot
         quote = snapshot.quote
         end = utcnow()
@@ -442,7 +446,8 @@ class TokenEndpoints:
             "flags": sorted(snapshot.flags),
             "source": snapshot.source,
             "as_of": isoformat_z(quote.as_of) if quote.as_of else None,
-            "age_ms": self.tokens.age_ms(view),
+            "age_ms": age,
+            "stale": is_stale(age, self.stale_after),
             "trends": await self._trends(view),
             "window": {
                 "window": window,
