@@ -239,6 +239,35 @@ async def test_subscribe_all_gets_bulk_updates_at_most_every_bulk_interval(
             assert not inbox.of("ltp_update")  # bulk only
 
 
+async def test_a_pair_that_stops_trading_gets_a_stale_delta_and_every_message_its_age(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    async with streaming_app(kraken(stale_after="300ms")) as app, sio_client(app) as (client, _):
+        inbox = Inbox(client)
+        await wait_for(app.container.prices.views, DEADLINE, message="first prices")
+        ack = await client.call("subscribe_pair", {"pair": "ETH/USD", "min_interval_ms": 50})
+        assert ack["ok"] is True
+        await wait_for(lambda: inbox.of("ltp_update"), DEADLINE, message="the snapshot")
+        await kraken_ws.send_ticker("ETH/USD", last=Decimal("3001.5"))
+        await wait_for(lambda: len(inbox.of("ltp_update")) >= 2, DEADLINE, message="the trade")
+        snapshot, trade = inbox.of("ltp_update")[:2]
+        assert isinstance(snapshot["data"]["age_ms"], int)
+        assert (trade["changes"]["amount"], trade["changes"]["stale"]) == (3001.5, False)
+        assert 0 <= trade["changes"]["age_ms"] <= 300
+
+        await kraken_ws.stop()  # silent: nothing confirms the value is still current
+
+        def stale_deltas() -> list[dict[str, Any]]:
+            return [m for m in inbox.of("ltp_update")[2:] if m["changes"].get("stale")]
+
+        await wait_for(stale_deltas, DEADLINE, message="the stale delta")
+        (delta,) = stale_deltas()
+        assert delta["type"] == "delta"
+        assert delta["seq"] == trade["seq"] + 1
+        assert set(delta["changes"]) == {"stale", "age_ms"}
+        assert delta["changes"]["age_ms"] > 300
+
+
 async def test_token_updates_published_by_the_token_service(
     kraken: Callable[..., Settings],
 ) -> None:
@@ -677,6 +706,9 @@ async def test_tokens_of_the_token_service_stream_with_their_snapshot_first() ->
         first = {m["id"]: m for m in inbox.of("token_update")[:2]}
         assert {m["type"] for m in first.values()} == {"snapshot"}
         assert first["bitcoin"]["data"]["symbol"] == "BTC"
-        assert "age_ms" not in first["bitcoin"]["data"]  # computed by the client, not streamed
+        data = first["bitcoin"]["data"]  # its freshness at the message's ts (SPEC §4.6)
+        assert isinstance(data["age_ms"], int)
+        assert data["age_ms"] >= 0
+        assert data["stale"] is (data["age_ms"] > 60_000)
         missing = await client.call("subscribe_token", {"token_id": "nosuchcoin"})
         assert missing["error"]["code"] == "TOKEN_NOT_FOUND"

@@ -293,3 +293,35 @@ async def test_the_python_client_streams_over_sse(
         prices = await tp.ltp(["eth-usd", "DOGE/MOON"])
         assert prices["ETH/USD"].amount == Decimal("2999.75")
         assert [e.code for e in prices.errors] == ["UNSUPPORTED_PAIR"]
+
+
+async def test_a_pair_that_stops_trading_is_sent_stale_true_when_it_crosses_stale_after(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    async with streaming_app(kraken(stale_after="300ms")) as app:
+        await wait_for(app.container.prices.views, DEADLINE)
+        async with sse(app, "/api/v1/ltp/live?pair=BTC/USD&min_interval_ms=50") as reader:
+            await wait_for(lambda: reader.events, DEADLINE, message="the snapshot")
+            snapshot = reader.data()[0]["data"]
+            assert isinstance(snapshot["age_ms"], int)
+            assert snapshot["stale"] is (snapshot["age_ms"] > 300)
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("70100.5"))
+
+            def changes() -> list[dict[str, Any]]:
+                return [d["changes"] for d in reader.data()[1:]]
+
+            await wait_for(lambda: any("amount" in c for c in changes()), DEADLINE)
+            fresh = next(c for c in changes() if "amount" in c)
+            assert fresh["stale"] is False
+            assert 0 <= fresh["age_ms"] <= 300
+            # The exchange goes silent (its heartbeats kept the value current): the hub's timer
+            # sends the change when the value crosses 300 ms.
+            await kraken_ws.stop()
+            await wait_for(lambda: changes()[-1].get("amount") is None, DEADLINE)
+            went_stale = changes()[-1]
+            assert went_stale["stale"] is True
+            assert set(went_stale) == {"stale", "age_ms"}
+            assert went_stale["age_ms"] > 300
+            ltp = app.container.prices
+            (view,) = [v for p, v in ltp.views().items() if str(p) == "BTC/USD"]
+            assert ltp.is_stale(ltp.age_ms(view, ltp.clock()))  # REST agrees

@@ -74,7 +74,12 @@ class Streams:
     ) -> None:
         self.container = container
         limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
-        self.hub = StreamHub(limits=limits, metrics=container.metrics)
+        self.hub = StreamHub(
+            limits=limits,
+            metrics=container.metrics,
+            stale_after=container.settings.stale_after,
+            pair_fresh_at=container.prices.fresh_at,
+        )
         # By default tokens are resolved and seeded through the container's token service.
         self.token_resolver = token_resolver or self.resolve_token
         self.token_seed = token_seed or self.served_tokens

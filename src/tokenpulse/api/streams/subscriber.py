@@ -36,6 +36,10 @@ class Message:
     body: dict[str, Any]  # data (snapshot) or changes (delta)
     accepted_at: float  # perf_counter() of the newest update it carries
     items: tuple[Message, ...] = ()
+    # ``freshness(key, unix_seconds)`` -> (age_ms, stale) of the key's value, or None.
+    freshness: Callable[[str, float], tuple[int, bool] | None] | None = field(
+        default=None, compare=False, repr=False
+    )
     # Encoded forms by (transport, ts_ms), shared by the clients that get this same object.
     frames: dict[tuple[str, int], bytes] = field(default_factory=dict, compare=False, repr=False)
 
@@ -46,20 +50,30 @@ class Message:
             return None
         return (self.key, self.kind, self.seq, self.base_seq)
 
-    def payload(self, ts_ms: int | None) -> dict[str, Any]:
-        """The JSON object sent: ``type, id, seq, [base_seq], ts, data|changes``."""
+    def payload(self, ts_ms: int | None, *, at_ms: int | None = None) -> dict[str, Any]:
+        """The JSON object sent: ``type, id, seq, [base_seq], ts, data|changes``.
+
+        ``data`` and ``changes`` carry the value's ``age_ms`` and ``stale`` at ``ts_ms`` (or
+        ``at_ms`` when the message goes without its own ``ts``, inside a bulk).
+        """
         if self.kind == "bulk":
             return {
                 "type": "bulk",
                 "ts": ts_ms,
-                "updates": [{"event": m.event, **m.payload(None)} for m in self.items],
+                "updates": [{"event": m.event, **m.payload(None, at_ms=ts_ms)} for m in self.items],
             }
         out: dict[str, Any] = {"type": self.kind, "id": self.id, "seq": self.seq}
         if self.kind == "delta":
             out["base_seq"] = self.base_seq
         if ts_ms is not None:
             out["ts"] = ts_ms
-        out["data" if self.kind == "snapshot" else "changes"] = self.body
+        body = self.body
+        moment = ts_ms if ts_ms is not None else at_ms
+        if self.freshness is not None and moment is not None:
+            fresh = self.freshness(self.key, moment / 1000)
+            if fresh is not None:
+                body = {**body, "age_ms": fresh[0], "stale": fresh[1]}
+        out["data" if self.kind == "snapshot" else "changes"] = body
         return out
 
 
@@ -305,6 +319,7 @@ class Subscriber:
             message = stream.messages[shared] = Message(
                 stream.event, shared[0], key, stream.id, stream.seq, shared[1],
                 stream.data if snapshot else slot.changes, stream.accepted_at,
+                freshness=self.hub.freshness,
             )  # fmt: skip
         slot.sent_seq, slot.sent_price, slot.last_sent = stream.seq, stream.price, now
         slot.pending, slot.changes = NONE, {}
