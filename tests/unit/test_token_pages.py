@@ -8,7 +8,7 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from tokenpulse.api.tokens.answers import Page
+from tokenpulse.api.tokens.pages import Page
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.velocity import VelocityPolicy
