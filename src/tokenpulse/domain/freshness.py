@@ -11,12 +11,15 @@ from __future__ import annotations
 def age_ms(fresh_at: float, now: float) -> int:
     """Whole milliseconds from ``fresh_at`` to ``now`` (unix seconds); 0 when ``now`` is earlier.
 
-    ``fresh_at`` is when the value was last known current: its receive time, or a later
-    confirmation from its source. The difference is rounded to the microsecond first, so float
-    noise never turns 1.5 s into 1499 ms.
+        ``fresh_at`` is when the value was last known current: its receive time, or a later
+        confirmation from its source. The difference is rounded to the microsecond first, so float
+        noise never turns 1.5 s into 1499 ms (``int(x + 0.5)``: cheaper than ``round`` on the
+    hot path).
     """
-    micros = round((now - fresh_at) * 1_000_000)
-    return micros // 1000 if micros > 0 else 0
+    elapsed = now - fresh_at
+    if elapsed <= 0:
+        return 0
+    return int(elapsed * 1_000_000 + 0.5) // 1000
 
 
 def is_stale(age_ms: int, stale_after: float) -> bool:

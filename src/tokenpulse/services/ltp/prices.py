@@ -145,7 +145,10 @@ class PriceService:
 
     def render(self, view: LtpView, now: float) -> bytes:
         """The JSON object of one value at time ``now`` (unix seconds)."""
-        age = self.age_ms(view, now)
+        # fresh_at() inlined: this runs for every pair of every /ltp request.
+        confirmed = self._confirmed.get(view.ticker.source, 0.0)
+        received = view.received
+        age = age_ms(received if received > confirmed else confirmed, now)
         return view.render(age, is_stale(age, self.stale_after))
 
     def _age_function(self, pair: Pair) -> Callable[[], float]:
