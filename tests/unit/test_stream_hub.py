@@ -446,13 +446,13 @@ async def test_a_value_that_stops_updating_is_sent_stale_true_when_it_crosses_st
     s.subscribe([BTC], interval_ms=0)
     s.take()
     ((delay, _, _),) = timers.armed
-    assert delay == pytest.approx(60.001 - 1.5)
+    assert delay == pytest.approx(60.001 - 1.5 + 0.001)  # one more ms: whole-ms state
     wall.advance(delay)
     assert timers.fire_due() == 1
     (delta,) = s.take()
     assert (delta.kind, delta.seq, delta.body) == ("delta", 2, {"stale": True})
     changes = delta.payload(ts_ms(wall.now))["changes"]
-    assert changes == {"stale": True, "age_ms": 60_001}
+    assert changes == {"stale": True, "age_ms": 60_002}
     assert timers.armed == []  # stale: nothing more to check until the next value
     timed_hub.publish_pair("BTC/USD", ltp_body("100.5"))  # the same reading, published again
     wall.advance(0.25)
@@ -494,5 +494,5 @@ async def test_a_heartbeat_of_the_source_keeps_a_pair_fresh(
     timers.fire_due()
     assert hub.stream(BTC).data["stale"] is False  # type: ignore[union-attr]
     ((delay, _, _),) = timers.armed  # checks again when the heartbeat's value would be stale
-    assert delay == pytest.approx(50 + 60.001 - 60.5)
+    assert delay == pytest.approx(50 + 60.001 - 60.5 + 0.001)
     assert hub.freshness(BTC, wall.now) == (10_500, False)

@@ -61,6 +61,7 @@ TRANSPORTS = ("socketio", "sse")
 #: the hub computes them itself (``stale`` as state, ``age_ms`` per message).
 VOLATILE_FIELDS = frozenset({"age_ms", "stale"})
 _MISSING = object()
+_MS = 0.001  # the timer waits one more ms: the state is measured at whole milliseconds
 
 
 class LimitExceeded(TokenpulseError):
@@ -247,10 +248,15 @@ class StreamHub:
         if stream.received is None or self.stale_after is None:
             return
         fresh = self._fresh_at(stream)
-        stale = is_stale(age_ms(fresh, self.wall_clock()), self.stale_after)
+        stale = is_stale(age_ms(fresh, self._now()), self.stale_after)
         target["stale"] = stale
         if not stale:
             self._arm_stale(stream, stale_at(fresh, self.stale_after))
+
+    def _now(self) -> float:
+        """Now, truncated to the millisecond like a message's ``ts``: a message sent after a
+        state change is never measured at an earlier instant than the change was."""
+        return int(self.wall_clock() * 1000) / 1000
 
     def _arm_stale(self, stream: Stream, due: float) -> None:
         if stream.stale_timer is not None:
@@ -260,7 +266,7 @@ class StreamHub:
         key = stream.key
         stream.stale_due = due
         stream.stale_timer = self.schedule(
-            max(0.0, due - self.wall_clock()), lambda: self._sweep(key)
+            max(0.0, due - self.wall_clock()) + _MS, lambda: self._sweep(key)
         )
 
     def _sweep(self, key: str) -> None:
