@@ -67,7 +67,12 @@ async def test_ltp_and_ltp_cached_report_one_age_for_one_value(
 ) -> None:
     async with running_app(settings(stale_after="60s")) as app:
         prices = app.container.prices
-        await wait_for(lambda: len(prices.views()) == 4, DEADLINE, message="first prices")
+
+        def streamed() -> bool:  # the WS snapshot is in: nothing else replaces the probe
+            views = prices.views().values()
+            return len(views) == 4 and all(v.ticker.source == "kraken_ws" for v in views)
+
+        await wait_for(streamed, DEADLINE, message="every pair served by the WebSocket")
         ticker = Ticker(Pair("BTC", "USD"), Decimal("70123.45"), "probe", RECEIVED)
         assert await prices.accept(ticker)
         clock = FakeClock(RECEIVED.timestamp() + 1.234)
