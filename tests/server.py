@@ -41,6 +41,7 @@ class RunningApp:
     base_url: str
     container: Container
     server: uvicorn.Server
+    app: Any = None  # the ASGI app: .ltp and .token_api are the API's answer builders
 
 
 @contextlib.asynccontextmanager
@@ -71,7 +72,7 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield RunningApp(f"http://127.0.0.1:{port}", app.container, server)
+        yield RunningApp(f"http://127.0.0.1:{port}", app.container, server, app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)

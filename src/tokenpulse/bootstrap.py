@@ -19,9 +19,7 @@ from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
 from tokenpulse.data import known_tokens, kraken_pair_registry
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
-from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
-from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
@@ -55,7 +53,7 @@ from tokenpulse.store.history.repository import HistoryRepository
 from tokenpulse.store.history.writer import HistoryWriter
 from tokenpulse.store.leader import LeaderElection
 from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from tokenpulse.wire.tokens import snapshot_to_json
+from tokenpulse.wire.ltp import LtpView
 
 log = structlog.get_logger(__name__)
 
@@ -198,13 +196,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     )
     # Every accepted value goes onto the bus: streams on every instance and the replicas read it.
     prices.add_publisher(make_ltp_publisher(bus))
-    publish_token = make_token_publisher(bus)
-
-    async def token_published(snapshot: TokenSnapshot) -> None:
-        data = snapshot_to_json(snapshot, now=utcnow(), stale_after=settings.stale_after)
-        await publish_token(snapshot.id, data)
-
-    tokens.add_publisher(token_published)
+    tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
     election = (
         LeaderElection(
@@ -368,7 +360,8 @@ def _build_market(
         else:
             tokens.add_history_sink(writer.add_token)
 
-        async def record_ltp(ticker: Ticker) -> None:
+        async def record_ltp(view: LtpView) -> None:
+            ticker = view.ticker
             replayed = ticker.source == "replay"
             writer.add_ltp(ingest.replay_ticker_time(ticker) if replayed else ticker)
 

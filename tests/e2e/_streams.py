@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import uvicorn
 
 from tokenpulse.api.app import create_app
 from tokenpulse.api.streams import Streams
 from tokenpulse.bootstrap import Container, build_container
+from tokenpulse.bus.base import EventBus
+from tokenpulse.bus.topics import TOKENS_TOPIC
 from tokenpulse.runtime import Runtime
 from tokenpulse.settings import Settings
 
@@ -80,3 +83,11 @@ async def streaming_app(
         await streams.drain()  # end open streams so the graceful shutdown does not wait
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+async def publish_token_json(bus: EventBus, token_id: str, data: dict[str, Any]) -> None:
+    """Put a token's JSON on the bus as the token service's publisher does (``id`` set).
+
+    For hand-written partial states; without a ``received_at`` the hub streams no age.
+    """
+    await bus.publish(TOKENS_TOPIC, orjson.dumps({**data, "id": token_id}))

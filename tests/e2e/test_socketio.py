@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
@@ -20,12 +21,12 @@ import pytest
 import socketio
 from websockets.asyncio.client import connect as ws_connect
 
-from tests.e2e._streams import StreamingApp, streaming_app
+from tests.e2e._streams import StreamingApp, publish_token_json, streaming_app
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs, free_port
 from tests.helpers import wait_for
 from tests.server import app_settings
-from tokenpulse.api.streams import StreamLimits, make_token_publisher
+from tokenpulse.api.streams import StreamLimits
 from tokenpulse.bus.redis import RedisBus
 from tokenpulse.client import AsyncTokenpulseClient, TokenpulseClient, Update
 from tokenpulse.domain.errors import AmbiguousToken
@@ -221,7 +222,7 @@ async def test_subscribe_all_gets_bulk_updates_at_most_every_bulk_interval(
             assert {u["type"] for u in first["updates"]} == {"snapshot"}
             await kraken_ws.send_ticker("BTC/USD", last=Decimal("65000.5"))
             await kraken_ws.send_ticker("ETH/USD", last=Decimal("3000.25"))
-            await make_token_publisher(app.container.bus)("bitcoin", {"price_usd": 65000.5})
+            await publish_token_json(app.container.bus, "bitcoin", {"price_usd": 65000.5})
 
             def updated() -> dict[str, Any]:
                 return {
@@ -238,11 +239,44 @@ async def test_subscribe_all_gets_bulk_updates_at_most_every_bulk_interval(
             assert not inbox.of("ltp_update")  # bulk only
 
 
+async def test_a_pair_that_stops_trading_gets_a_stale_delta_and_every_message_its_age(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    async with streaming_app(kraken(stale_after="300ms")) as app, sio_client(app) as (client, _):
+        inbox = Inbox(client)
+        await wait_for(app.container.prices.views, DEADLINE, message="first prices")
+        ack = await client.call("subscribe_pair", {"pair": "ETH/USD", "min_interval_ms": 50})
+        assert ack["ok"] is True
+        await wait_for(lambda: inbox.of("ltp_update"), DEADLINE, message="the snapshot")
+        await kraken_ws.send_ticker("ETH/USD", last=Decimal("3001.5"))
+        await wait_for(lambda: len(inbox.of("ltp_update")) >= 2, DEADLINE, message="the trade")
+        snapshot, trade = inbox.of("ltp_update")[:2]
+        assert isinstance(snapshot["data"]["age_ms"], int)
+        assert (trade["changes"]["amount"], trade["changes"]["stale"]) == (3001.5, False)
+        assert 0 <= trade["changes"]["age_ms"] <= 300
+
+        await kraken_ws.stop()  # silent: nothing confirms the value is still current
+
+        def stale_deltas() -> list[dict[str, Any]]:
+            return [m for m in inbox.of("ltp_update")[2:] if m["changes"].get("stale")]
+
+        await wait_for(stale_deltas, DEADLINE, message="the stale delta")
+        delta = stale_deltas()[0]  # the REST fallback refreshes it now and then: stale again
+        assert delta["type"] == "delta"
+        assert delta["base_seq"] == delta["seq"] - 1
+        assert set(delta["changes"]) == {"stale", "age_ms"}
+        assert delta["changes"]["age_ms"] > 300
+        # Every message's stale agrees with its own age (both at its ts).
+        for message in inbox.of("ltp_update"):
+            body = message.get("data") or message["changes"]
+            assert body["stale"] is (body["age_ms"] > 300)
+
+
 async def test_token_updates_published_by_the_token_service(
     kraken: Callable[..., Settings],
 ) -> None:
     async with streaming_app(kraken(), token_resolver=token_resolver) as app:
-        publish = make_token_publisher(app.container.bus)
+        publish = partial(publish_token_json, app.container.bus)
         snapshot = {
             "symbol": "BTC",
             "price_usd": 65000.5,
@@ -676,6 +710,9 @@ async def test_tokens_of_the_token_service_stream_with_their_snapshot_first() ->
         first = {m["id"]: m for m in inbox.of("token_update")[:2]}
         assert {m["type"] for m in first.values()} == {"snapshot"}
         assert first["bitcoin"]["data"]["symbol"] == "BTC"
-        assert "age_ms" not in first["bitcoin"]["data"]  # computed by the client, not streamed
+        data = first["bitcoin"]["data"]  # its freshness at the message's ts (SPEC §4.6)
+        assert isinstance(data["age_ms"], int)
+        assert data["age_ms"] >= 0
+        assert data["stale"] is (data["age_ms"] > 60_000)
         missing = await client.call("subscribe_token", {"token_id": "nosuchcoin"})
         assert missing["error"]["code"] == "TOKEN_NOT_FOUND"

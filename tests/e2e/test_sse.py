@@ -9,17 +9,17 @@ import json
 import socket
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e._streams import StreamingApp, streaming_app
+from tests.e2e._streams import StreamingApp, publish_token_json, streaming_app
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.helpers import wait_for
 from tests.server import app_settings
-from tokenpulse.api.streams import make_token_publisher
 from tokenpulse.client import AsyncTokenpulseClient, Update
 from tokenpulse.settings import Settings
 
@@ -162,7 +162,7 @@ async def test_last_event_id_gets_a_fresh_snapshot(
 
 async def test_token_streams_for_some_one_and_all_tokens(kraken: Callable[..., Settings]) -> None:
     async with streaming_app(kraken(), token_resolver=resolver) as app:
-        publish = make_token_publisher(app.container.bus)
+        publish = partial(publish_token_json, app.container.bus)
         await publish("bitcoin", {"symbol": "BTC", "price_usd": 65000.5})
         async with (
             sse(app, "/api/v1/tokens/live?ids=btc,ethereum&min_interval_ms=50") as some,
@@ -293,3 +293,37 @@ async def test_the_python_client_streams_over_sse(
         prices = await tp.ltp(["eth-usd", "DOGE/MOON"])
         assert prices["ETH/USD"].amount == Decimal("2999.75")
         assert [e.code for e in prices.errors] == ["UNSUPPORTED_PAIR"]
+
+
+async def test_a_pair_that_stops_trading_is_sent_stale_true_when_it_crosses_stale_after(
+    kraken_ws: FakeKrakenWs, kraken: Callable[..., Settings]
+) -> None:
+    async with streaming_app(kraken(stale_after="300ms")) as app:
+        await wait_for(app.container.prices.views, DEADLINE)
+        async with sse(app, "/api/v1/ltp/live?pair=BTC/USD&min_interval_ms=50") as reader:
+            await wait_for(lambda: reader.events, DEADLINE, message="the snapshot")
+            snapshot = reader.data()[0]["data"]
+            assert isinstance(snapshot["age_ms"], int)
+            assert snapshot["stale"] is (snapshot["age_ms"] > 300)
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("70100.5"))
+
+            def changes() -> list[dict[str, Any]]:
+                return [d["changes"] for d in reader.data()[1:]]
+
+            await wait_for(lambda: any("amount" in c for c in changes()), DEADLINE)
+            fresh = next(c for c in changes() if "amount" in c)
+            assert fresh["stale"] is False
+            assert 0 <= fresh["age_ms"] <= 300
+            # The exchange goes silent (its heartbeats kept the value current): the hub's timer
+            # sends the change when the value crosses 300 ms.
+            await kraken_ws.stop()
+
+            def went_stale() -> list[dict[str, Any]]:
+                return [c for c in changes() if c["stale"] and "amount" not in c]
+
+            await wait_for(went_stale, DEADLINE, message="the stale delta")
+            assert set(went_stale()[0]) == {"stale", "age_ms"}
+            assert went_stale()[0]["age_ms"] > 300
+            # Every message's stale agrees with its own age (both at its ts).
+            for body in [snapshot, *changes()]:
+                assert body["stale"] is (body["age_ms"] > 300)

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from tokenpulse.data import kraken_pair_registry
 from tokenpulse.domain.errors import InvalidParameter, UnsupportedPair
-from tokenpulse.domain.numbers import json_number, parse_decimal
+from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.pairs import Pair, parse_pair_list
+from tokenpulse.wire.numbers import json_number
 
 REGISTRY = kraken_pair_registry()
 

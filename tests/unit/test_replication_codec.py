@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import orjson
+import pytest
 
 from tokenpulse.data import known_tokens
 from tokenpulse.domain.identity import IdentityRegistry
@@ -13,9 +14,9 @@ from tokenpulse.domain.quality import build_snapshot
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import parse_iso
 from tokenpulse.domain.velocity import VelocityPolicy
-from tokenpulse.services.replication import snapshot_from_json, ticker_from_json
 from tokenpulse.sources.replay.tokens import MarketReplaySource
-from tokenpulse.wire.tokens import snapshot_to_json
+from tokenpulse.wire.ltp import LtpView, ticker_from_json, ticker_to_json
+from tokenpulse.wire.tokens import TokenView, snapshot_from_json, snapshot_to_json
 
 
 def test_ticker_round_trips_digit_for_digit() -> None:
@@ -30,8 +31,13 @@ def test_ticker_round_trips_digit_for_digit() -> None:
         volume_24h=Decimal("1234567890.123456789"),  # more digits than a float holds
         vwap=Decimal("72647.97204"),
     )
-    back = ticker_from_json(orjson.loads(orjson.dumps(ticker.to_json())))
+    back = ticker_from_json(orjson.loads(orjson.dumps(ticker_to_json(ticker))))
     assert back == ticker
+    view = LtpView.of(ticker)
+    replica = LtpView.from_body(view.body)
+    assert replica.ticker == ticker
+    assert replica.body is view.body  # a replica serves the leader's bytes as they are
+    assert replica.render(12, False) == view.render(12, False)
 
 
 def test_snapshot_round_trips_through_the_published_json() -> None:
@@ -53,3 +59,35 @@ def test_snapshot_round_trips_through_the_published_json() -> None:
             microsecond=quote.received_at.microsecond // 1000 * 1000
         )
         assert snapshot_to_json(back, now=quote.received_at, stale_after=60) == published
+
+
+def test_the_published_token_body_reads_back_as_the_snapshot() -> None:
+    quotes = MarketReplaySource(
+        sink=lambda q: None, interval=60, speed=60, metrics=None
+    ).next_batch()
+    registry = IdentityRegistry(known_tokens())
+    for quote in quotes[:10]:
+        snapshot = build_snapshot(
+            registry.identify(quote), quote, VelocityPolicy(), now=quote.received_at
+        )
+        view = TokenView.of(snapshot)
+        back = snapshot_from_json(orjson.loads(view.body))
+        again = TokenView.of(back)  # received_at keeps milliseconds, so compare the JSON
+        assert (again.body, again.basic_head, again.quality_stale) == (
+            view.body,
+            view.basic_head,
+            view.quality_stale,
+        )
+        # The body is the full snapshot minus its freshness, as rendered at receipt.
+        rendered = orjson.loads(view.render(0, False))
+        assert {k: v for k, v in rendered.items() if k not in {"age_ms", "stale"}} == (
+            orjson.loads(view.body)
+        )
+
+
+def test_a_malformed_number_is_a_value_error() -> None:
+    body = ticker_to_json(
+        Ticker(Pair("BTC", "USD"), Decimal(1), "kraken_ws", parse_iso("2026-02-14T10:21:07Z"))
+    )
+    with pytest.raises(ValueError, match="not a number"):
+        ticker_from_json({**body, "bid": "lots"})

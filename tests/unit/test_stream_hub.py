@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.helpers import FakeClock
@@ -14,11 +16,18 @@ from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.topics import (
     LTP_TOPIC,
     TOKENS_TOPIC,
+    make_ltp_publisher,
     make_token_publisher,
     pair_key,
     token_key,
 )
+from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.time import parse_iso
+from tokenpulse.domain.tokens import TokenIdentity, TokenQuote, TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.wire.ltp import LtpView
+from tokenpulse.wire.tokens import TokenView
 
 BTC = pair_key("BTC/USD")
 ETH = pair_key("ETH/USD")
@@ -26,6 +35,18 @@ ETH = pair_key("ETH/USD")
 
 def ltp(amount: float, **extra: Any) -> dict[str, Any]:
     return {"pair": "BTC/USD", "amount": amount, "source": "kraken_ws", **extra}
+
+
+RECEIVED = parse_iso("2026-02-14T10:21:07.151Z")
+
+
+def ticker(last: Decimal) -> Ticker:
+    return Ticker(Pair("BTC", "USD"), last, "kraken_ws", RECEIVED)
+
+
+def bitcoin(price: Decimal) -> TokenSnapshot:
+    quote = TokenQuote("coingecko", "BTC", "Bitcoin", RECEIVED, price_usd=price)
+    return TokenSnapshot(TokenIdentity("bitcoin", "BTC", "Bitcoin"), quote, None, None)
 
 
 class Wakes:
@@ -295,13 +316,15 @@ async def test_the_hub_is_fed_by_the_bus(hub: StreamHub) -> None:
     detach = hub.attach(bus)
     assert bus.subscriber_count(LTP_TOPIC) == 1
     assert bus.subscriber_count(TOKENS_TOPIC) == 1
-    await bus.publish(LTP_TOPIC, orjson.dumps(ltp(100.0)))
-    await make_token_publisher(bus)("bitcoin", {"price_usd": 2.5})
+    await make_ltp_publisher(bus)(LtpView.of(ticker(Decimal("100.0"))))
+    await make_token_publisher(bus)(TokenView.of(bitcoin(Decimal("2.5"))))
     btc, token = hub.stream(BTC), hub.stream(token_key("bitcoin"))
     assert btc is not None
     assert btc.data["amount"] == 100.0
+    assert btc.data["received_at"] == "2026-02-14T10:21:07.151Z"
     assert token is not None
-    assert token.data == {"price_usd": 2.5, "id": "bitcoin"}
+    assert (token.data["id"], token.data["price_usd"]) == ("bitcoin", 2.5)
+    assert token.data["quality"]["flags"] == []
     detach()
     assert bus.subscriber_count(LTP_TOPIC) == 0
 
@@ -334,3 +357,142 @@ def test_resume_store_keeps_subscriptions_per_principal_with_a_ttl_and_a_cap(
         store.save(name, None, {ETH: None}, {})
     assert len(store) == 2
     assert store.take("c", None) is None
+
+
+class Timers:
+    """The hub's ``call_later``: records what it arms; the test fires them by hand."""
+
+    def __init__(self) -> None:
+        self.armed: list[tuple[float, Callable[[], None], asyncio.TimerHandle]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(delay, callback, (), asyncio.get_running_loop())
+        self.armed.append((delay, callback, handle))
+        return handle
+
+    def fire_due(self) -> int:
+        """Run every armed, uncancelled callback once; returns how many ran."""
+        due, self.armed = self.armed, []
+        ran = 0
+        for _, callback, handle in due:
+            if not handle.cancelled():
+                callback()
+                ran += 1
+        return ran
+
+
+@pytest.fixture
+def wall() -> FakeClock:
+    return FakeClock(RECEIVED.timestamp() + 1.5)
+
+
+@pytest.fixture
+def timers() -> Timers:
+    return Timers()
+
+
+@pytest.fixture
+def timed_hub(clock: FakeClock, wall: FakeClock, timers: Timers) -> StreamHub:
+    return StreamHub(
+        limits=StreamLimits(min_interval_ms=0),
+        clock=clock,
+        call_later=timers,
+        stale_after=60.0,
+        wall_clock=wall,
+    )
+
+
+def ltp_body(last: str) -> dict[str, Any]:
+    import orjson
+
+    data: dict[str, Any] = orjson.loads(LtpView.of(ticker(Decimal(last))).body)
+    return data
+
+
+def ts_ms(moment: float) -> int:
+    return round(moment * 1000)
+
+
+async def test_every_message_carries_age_ms_and_stale_at_its_ts(
+    timed_hub: StreamHub, wall: FakeClock
+) -> None:
+    timed_hub.publish_pair("BTC/USD", ltp_body("100.5"))
+    s, _ = sub(timed_hub)
+    s.subscribe([BTC], interval_ms=0)
+    (snapshot,) = s.take()
+    data = snapshot.payload(ts_ms(wall.now))["data"]
+    assert (data["age_ms"], data["stale"]) == (1500, False)
+    later = snapshot.payload(ts_ms(wall.now + 60))["data"]  # the same message, sent later
+    assert (later["age_ms"], later["stale"]) == (61_500, True)
+    assert "age_ms" not in timed_hub.stream(BTC).data  # type: ignore[union-attr]
+    timed_hub.publish_pair("BTC/USD", ltp_body("101"))
+    (delta,) = s.take()
+    assert delta.payload(ts_ms(wall.now))["changes"] == {
+        "amount": 101.0,
+        "age_ms": 1500,
+        "stale": False,
+    }
+    # Inside a bulk a message has no ts of its own: its age is at the bulk's ts.
+    in_bulk = snapshot.payload(None, at_ms=ts_ms(wall.now + 2))
+    assert "ts" not in in_bulk
+    assert in_bulk["data"]["age_ms"] == 3500
+
+
+async def test_a_value_that_stops_updating_is_sent_stale_true_when_it_crosses_stale_after(
+    timed_hub: StreamHub, wall: FakeClock, timers: Timers
+) -> None:
+    timed_hub.publish_pair("BTC/USD", ltp_body("100.5"))
+    s, _ = sub(timed_hub)
+    s.subscribe([BTC], interval_ms=0)
+    s.take()
+    ((delay, _, _),) = timers.armed
+    assert delay == pytest.approx(60.001 - 1.5 + 0.001)  # one more ms: whole-ms state
+    wall.advance(delay)
+    assert timers.fire_due() == 1
+    (delta,) = s.take()
+    assert (delta.kind, delta.seq, delta.body) == ("delta", 2, {"stale": True})
+    changes = delta.payload(ts_ms(wall.now))["changes"]
+    assert changes == {"stale": True, "age_ms": 60_002}
+    assert timers.armed == []  # stale: nothing more to check until the next value
+    timed_hub.publish_pair("BTC/USD", ltp_body("100.5"))  # the same reading, published again
+    wall.advance(0.25)
+    assert s.take() == []  # nothing changed: still the same (stale) state
+    assert timers.armed == []
+
+
+async def test_a_new_value_clears_stale_and_rearms_the_check(
+    timed_hub: StreamHub, wall: FakeClock, timers: Timers
+) -> None:
+    timed_hub.publish_pair("BTC/USD", ltp_body("100.5"))
+    s, _ = sub(timed_hub)
+    s.subscribe([BTC], interval_ms=0)
+    s.take()
+    wall.advance(120)
+    timers.fire_due()
+    s.take()
+    fresh = {**ltp_body("102"), "received_at": "2026-02-14T10:23:08.000Z"}
+    timed_hub.publish_pair("BTC/USD", fresh)
+    (delta,) = s.take()
+    assert delta.body["stale"] is False
+    assert delta.body["amount"] == 102.0
+    assert len(timers.armed) == 1
+
+
+async def test_a_heartbeat_of_the_source_keeps_a_pair_fresh(
+    clock: FakeClock, wall: FakeClock, timers: Timers
+) -> None:
+    confirmed = {"kraken_ws": RECEIVED.timestamp() + 50}
+    hub = StreamHub(
+        clock=clock,
+        call_later=timers,
+        stale_after=60.0,
+        wall_clock=wall,
+        pair_fresh_at=lambda source, received: max(received, confirmed.get(source, 0.0)),
+    )
+    hub.publish_pair("BTC/USD", ltp_body("100.5"))
+    wall.advance(59)  # 60.5 s after receipt, 10.5 s after the heartbeat
+    timers.fire_due()
+    assert hub.stream(BTC).data["stale"] is False  # type: ignore[union-attr]
+    ((delay, _, _),) = timers.armed  # checks again when the heartbeat's value would be stale
+    assert delay == pytest.approx(50 + 60.001 - 60.5 + 0.001)
+    assert hub.freshness(BTC, wall.now) == (10_500, False)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import orjson
 import pytest
 
-from tokenpulse.api.tokens.answers import Page
+from tokenpulse.api.tokens.pages import Page
 from tokenpulse.data import known_tokens
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.time import utcnow
@@ -43,7 +43,7 @@ async def test_page_matches_per_token_rendering(
     views = service.views()
     page = Page(generation=1, views=views, basic=basic, pagination=b"{}", source=b"null")
     now = max(v.received for v in views) + later
-    expected = b",".join(view.render(now, 60.0, basic=basic) for view in views)
+    expected = b",".join(view.render_at(now, 60.0, basic=basic) for view in views)
     rendered = page.render(now, 60.0)
     assert rendered == expected
     items = orjson.loads(b"[" + rendered + b"]")

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tokenpulse.domain.numbers import json_number, parse_decimal
+from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.quality import OutlierGate, build_snapshot
 from tokenpulse.domain.time import from_epoch
 from tokenpulse.domain.tokens import (
@@ -46,6 +46,7 @@ from tokenpulse.domain.trends import (
     trend_reason,
 )
 from tokenpulse.domain.velocity import VelocityPolicy, compute_velocity
+from tokenpulse.wire.numbers import json_number
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 POLICY = VelocityPolicy()

@@ -8,7 +8,6 @@ LTP and token answers, the authenticator and the streams.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -134,7 +133,7 @@ def create_app(
         return handle
 
     def ltp_answer(scope: Scope) -> Answer:
-        answer = ltp.ltp(scope["query_string"], time.time())
+        answer = ltp.ltp(scope["query_string"])
         return answer.status, answer.body, answer.headers
 
     def tokens_answer(scope: Scope) -> Answer:
@@ -176,4 +175,6 @@ def create_app(
     )
     edge.container = container
     edge.streams = streams
+    edge.ltp = ltp
+    edge.token_api = token_api
     return edge

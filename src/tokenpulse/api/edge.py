@@ -94,6 +94,8 @@ class EdgeMiddleware:
         self.route_of = route_of or (lambda scope: "unmatched")
         self.container: Any = None  # set by the app factory, for tests and tooling
         self.streams: Any = None
+        self.ltp: Any = None  # the LTP and token answer builders (tests inject clocks)
+        self.token_api: Any = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -3,20 +3,19 @@
 Two kinds of stream key: ``pair:BTC/USD`` (last traded price, event ``ltp_update``) and
 ``token:<id>`` (token metrics, event ``token_update``). Producers publish on the
 :class:`~tokenpulse.bus.base.EventBus` — topic ``ltp`` with the ticker's JSON, topic
-``tokens`` with the token's JSON including its ``id`` — and every instance's
-:class:`~tokenpulse.api.streams.hub.StreamHub` subscribes to both, so with the Redis bus a
-client on any instance sees every update.
+``tokens`` with the token's JSON including its ``id``, both the bytes :mod:`tokenpulse.wire`
+built when the value was accepted (``view.body``: no age, which depends on the time of
+reading) — and every instance's :class:`~tokenpulse.api.streams.hub.StreamHub` subscribes to
+both, so with the Redis bus a client on any instance sees every update.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-
-import orjson
 
 from tokenpulse.bus.base import EventBus
-from tokenpulse.domain.ticker import Ticker
+from tokenpulse.wire.ltp import LtpView
+from tokenpulse.wire.tokens import TokenView
 
 LTP_TOPIC = "ltp"
 TOKENS_TOPIC = "tokens"
@@ -33,7 +32,8 @@ KINDS: Mapping[str, tuple[str, str]] = {
     TOKEN_PREFIX: (TOKEN_EVENT, "price_usd"),
 }
 
-TokenPublisher = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+LtpPublisher = Callable[[LtpView], Awaitable[None]]
+TokenPublisher = Callable[[TokenView], Awaitable[None]]
 
 
 def pair_key(pair: str) -> str:
@@ -54,25 +54,25 @@ def split_key(key: str) -> tuple[str, str]:
     return prefix + ":", ident
 
 
-def make_ltp_publisher(bus: EventBus) -> Callable[[Ticker], Awaitable[None]]:
-    """A :meth:`PriceService.add_publisher` callback: every accepted ticker onto ``ltp``."""
+def make_ltp_publisher(bus: EventBus) -> LtpPublisher:
+    """A :meth:`PriceService.add_publisher` callback: every accepted ticker's bytes onto ``ltp``."""
 
-    async def publish_ticker(ticker: Ticker) -> None:
-        await bus.publish(LTP_TOPIC, orjson.dumps(ticker.to_json()))
+    async def publish_ticker(view: LtpView) -> None:
+        await bus.publish(LTP_TOPIC, view.body)
 
     return publish_ticker
 
 
 def make_token_publisher(bus: EventBus) -> TokenPublisher:
-    """For the token service: ``await publish(token_id, snapshot_json)`` onto ``tokens``.
+    """A :meth:`TokenService.add_publisher` callback: every served snapshot's bytes onto
+    ``tokens`` (its JSON carries its ``id``).
 
-    ``data`` is the token's JSON object (``snapshot_to_json``); its ``id`` is set to
-    ``token_id``. Use this rather than ``StreamHub.publish_token`` so that every instance
+    Publish on the bus rather than with ``StreamHub.publish_token`` so that every instance
     behind a Redis bus sees the update.
     """
 
-    async def publish_token(token_id: str, data: Mapping[str, Any]) -> None:
-        await bus.publish(TOKENS_TOPIC, orjson.dumps({**data, "id": token_id}))
+    async def publish_token(view: TokenView) -> None:
+        await bus.publish(TOKENS_TOPIC, view.body)
 
     return publish_token
 
@@ -86,6 +86,7 @@ __all__ = [
     "TOKENS_TOPIC",
     "TOKEN_EVENT",
     "TOKEN_PREFIX",
+    "LtpPublisher",
     "TokenPublisher",
     "make_ltp_publisher",
     "make_token_publisher",

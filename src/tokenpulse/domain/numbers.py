@@ -1,16 +1,12 @@
 """Exact numbers: provider decimals in, the same digits out.
 
 Providers send prices as decimal strings (Kraken REST) or JSON numbers (Kraken WS v2).
-We parse both into :class:`decimal.Decimal` so no digit is lost, and write them back as a
-JSON number when a float64 reproduces every significant digit (up to 15), otherwise as a
-string, so a client never reads a value the provider did not send. The numbers we compute
-ourselves (velocity, derived market caps, trend percentages) go through one trapping Decimal
-context and are rounded to :data:`COMPUTED_DIGITS` significant digits.
+We parse both into :class:`decimal.Decimal` so no digit is lost; writing them back as JSON is
+:mod:`tokenpulse.wire.numbers`.
 """
 
 from __future__ import annotations
 
-import math
 from decimal import (
     ROUND_HALF_EVEN,
     Context,
@@ -21,7 +17,6 @@ from decimal import (
     localcontext,
 )
 
-FLOAT_SAFE_DIGITS = 15
 #: Significant digits of the numbers we compute ourselves (a float64 keeps 15 exactly).
 COMPUTED_DIGITS = 15
 
@@ -48,17 +43,6 @@ def parse_decimal(value: object, *, field: str) -> Decimal:
     if not result.is_finite():
         raise ValueError(f"{field}: {value!r} is not finite")
     return result
-
-
-def json_number(value: Decimal) -> float | str:
-    """The JSON form of an exact decimal: a number when float64 keeps every digit."""
-    digits = len(value.normalize().as_tuple().digits)
-    if digits <= FLOAT_SAFE_DIGITS:
-        as_float = float(value)
-        # Beyond float64's range a value would become Infinity or 0.0: keep its string form.
-        if math.isfinite(as_float) and (as_float != 0 or value == 0):
-            return as_float
-    return format(value, "f")
 
 
 #: 100 as a Decimal, for percentages.

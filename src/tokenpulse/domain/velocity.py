@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, Overflow, localcontext
 
+from tokenpulse.domain import freshness
 from tokenpulse.domain.numbers import (
     COMPUTED_DIGITS,
     DECIMAL_CONTEXT,
@@ -148,7 +149,9 @@ def _age_seconds(received_at: datetime, now: datetime) -> float:
 
 def is_stale(received_at: datetime, now: datetime, stale_after: float) -> bool:
     """True when a value received at ``received_at`` is older than ``stale_after`` seconds."""
-    return _age_seconds(received_at, now) > stale_after
+    return freshness.is_stale(
+        freshness.age_ms(received_at.timestamp(), now.timestamp()), stale_after
+    )
 
 
 __all__ = [

@@ -1,24 +1,40 @@
-"""Token snapshots and velocity trends as JSON-ready dicts (SPEC §4.3, §4.4, §4.6).
+"""Token snapshots and velocity trends as JSON, both ways, and the view that owns the bytes
+(SPEC §4.3, §4.4, §4.6).
 
-Numbers go through :func:`~tokenpulse.domain.numbers.json_number`, so a provider value comes
+Numbers go through :func:`~tokenpulse.wire.numbers.number_to_json`, so a provider value comes
 out digit for digit (a JSON number when a float64 keeps every digit, else a string); times are
-ISO 8601 UTC with ``Z``. Freshness (``age_ms``, ``stale``) is computed against the ``now`` the
-caller passes, so a cached snapshot is always served with its current age. Nothing here can
-produce NaN or Infinity: a non-finite number is written as ``null``.
+ISO 8601 UTC with ``Z``. Nothing here can produce NaN or Infinity: a non-finite number is
+written as ``null``.
+
+An accepted snapshot is serialised once, into a :class:`TokenView`: everything but its
+freshness (``age_ms``, ``stale`` and the ``stale`` quality flag), which a request splices in
+for its own instant (:meth:`TokenView.render`). :attr:`TokenView.body` is the value as the bus
+carries it; :func:`snapshot_from_json` reads it back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from tokenpulse.domain.errors import InvalidParameter
-from tokenpulse.domain.numbers import json_number
-from tokenpulse.domain.time import isoformat_z
-from tokenpulse.domain.tokens import FLAG_MARKET_CAP_DERIVED, FLAG_STALE, TokenSnapshot, Trend
+from tokenpulse.domain.freshness import age_ms, is_stale
+from tokenpulse.domain.time import isoformat_z, parse_iso
+from tokenpulse.domain.tokens import (
+    FLAG_MARKET_CAP_DERIVED,
+    FLAG_STALE,
+    TokenIdentity,
+    TokenQuote,
+    TokenSnapshot,
+    Trend,
+)
 from tokenpulse.domain.trends import REASON_INSUFFICIENT_HISTORY, trend_reason
+from tokenpulse.wire.numbers import number_from_json, number_to_json
 
 DETAIL_FULL = "full"
 DETAIL_BASIC = "basic"
@@ -40,33 +56,10 @@ BASIC_FIELDS: tuple[str, ...] = (
     "stale",
 )
 
-_MILLISECOND = timedelta(milliseconds=1)
-# Decimal exponents a float64 holds as a normal number (about 2.2e-308 to 1.8e308).
-_FLOAT_MIN_EXPONENT = -307
-_FLOAT_MAX_EXPONENT = 307
-
-
-def number_to_json(value: Decimal | None) -> float | str | None:
-    """A Decimal as JSON: digit-exact number (or string), ``None`` for missing or non-finite.
-
-    A magnitude a float64 cannot hold (it would become Infinity or 0.0) is written as a
-    string in scientific notation instead.
-    """
-    if value is None or not value.is_finite():
-        return None
-    if not value.is_zero() and not _FLOAT_MIN_EXPONENT <= value.adjusted() <= _FLOAT_MAX_EXPONENT:
-        return str(value)
-    return json_number(value)
-
 
 def time_to_json(moment: datetime | None) -> str | None:
     """An aware datetime as ISO 8601 UTC with ``Z`` (``None`` stays ``None``)."""
     return isoformat_z(moment) if moment is not None else None
-
-
-def age_ms(received_at: datetime, now: datetime) -> int:
-    """Whole milliseconds since ``received_at`` (0 when the clocks disagree the other way)."""
-    return max(0, (now - received_at) // _MILLISECOND)
 
 
 def snapshot_to_json(
@@ -76,18 +69,29 @@ def snapshot_to_json(
     stale_after: float,
     detail: str = DETAIL_FULL,
 ) -> dict[str, Any]:
-    """The served form of a token snapshot (SPEC §4.3); ``detail="basic"`` is a subset.
+    """The served form of a token snapshot at ``now`` (SPEC §4.3); ``detail="basic"`` is a
+    subset.
 
-    ``stale`` (and the ``stale`` quality flag) reflect ``now``, not the time the snapshot
-    was built. Raises InvalidParameter for an unknown ``detail``.
+    ``age_ms``, ``stale`` (and the ``stale`` quality flag) reflect ``now``, not the time the
+    snapshot was built. Raises InvalidParameter for an unknown ``detail``.
     """
     if detail not in DETAILS:
         raise InvalidParameter(
             f"detail must be one of {', '.join(DETAILS)}, got {detail!r}", parameter="detail"
         )
+    age = age_ms(snapshot.quote.received_at.timestamp(), now.timestamp())
+    stale = is_stale(age, stale_after)
+    fields = _fields(snapshot, detail)
+    fields["age_ms"] = age
+    fields["stale"] = stale
+    if detail == DETAIL_FULL:
+        fields["quality"] = _quality(snapshot, stale)
+    return fields
+
+
+def _fields(snapshot: TokenSnapshot, detail: str) -> dict[str, Any]:
+    """Every served field of ``snapshot`` that does not depend on the time of asking."""
     identity, quote = snapshot.identity, snapshot.quote
-    elapsed = now - quote.received_at
-    stale = elapsed.total_seconds() > stale_after
     if detail == DETAIL_BASIC:
         return {
             "id": identity.id,
@@ -100,12 +104,7 @@ def snapshot_to_json(
             "velocity": number_to_json(snapshot.velocity),
             "source": quote.source,
             "as_of": time_to_json(quote.as_of),
-            "age_ms": age_ms(quote.received_at, now),
-            "stale": stale,
         }
-    flags = set(snapshot.flags) - {FLAG_STALE}
-    if stale:
-        flags.add(FLAG_STALE)
     return {
         "id": identity.id,
         "symbol": identity.symbol,
@@ -126,14 +125,107 @@ def snapshot_to_json(
         "source": quote.source,
         "as_of": time_to_json(quote.as_of),
         "received_at": time_to_json(quote.received_at),
-        "age_ms": age_ms(quote.received_at, now),
-        "stale": stale,
-        "quality": {
-            "flags": sorted(flags),
-            "market_cap_used": number_to_json(snapshot.market_cap_used),
-            "market_cap_derived": FLAG_MARKET_CAP_DERIVED in snapshot.flags,
-        },
     }
+
+
+def _quality(snapshot: TokenSnapshot, stale: bool) -> dict[str, Any]:
+    flags = set(snapshot.flags) - {FLAG_STALE}
+    if stale:
+        flags.add(FLAG_STALE)
+    return {
+        "flags": sorted(flags),
+        "market_cap_used": number_to_json(snapshot.market_cap_used),
+        "market_cap_derived": FLAG_MARKET_CAP_DERIVED in snapshot.flags,
+    }
+
+
+def snapshot_from_json(data: Mapping[str, Any]) -> TokenSnapshot:
+    """The inverse of ``snapshot_to_json(detail="full")`` and of :attr:`TokenView.body`.
+
+    Raises ValueError, KeyError or TypeError for something that is not a snapshot's JSON.
+    """
+    identity = TokenIdentity(
+        id=str(data["id"]),
+        symbol=str(data["symbol"]),
+        name=str(data["name"]),
+        cmc_id=data.get("cmc_id"),
+        coingecko_id=data.get("coingecko_id"),
+    )
+    as_of = data.get("as_of")
+    quote = TokenQuote(
+        source=str(data["source"]),
+        symbol=identity.symbol,
+        name=identity.name,
+        received_at=parse_iso(str(data["received_at"])),
+        cmc_id=identity.cmc_id,
+        coingecko_id=identity.coingecko_id,
+        rank=data.get("rank"),
+        price_usd=number_from_json(data.get("price_usd")),
+        market_cap_usd=number_from_json(data.get("market_cap_usd")),
+        volume_24h_usd=number_from_json(data.get("volume_24h_usd")),
+        circulating_supply=number_from_json(data.get("circulating_supply")),
+        total_supply=number_from_json(data.get("total_supply")),
+        max_supply=number_from_json(data.get("max_supply")),
+        percent_change_1h=number_from_json(data.get("percent_change_1h")),
+        percent_change_24h=number_from_json(data.get("percent_change_24h")),
+        percent_change_7d=number_from_json(data.get("percent_change_7d")),
+        as_of=parse_iso(as_of) if isinstance(as_of, str) else None,
+    )
+    quality = data.get("quality") or {}
+    return TokenSnapshot(
+        identity=identity,
+        quote=quote,
+        market_cap_used=number_from_json(quality.get("market_cap_used")),
+        velocity=number_from_json(data.get("velocity")),
+        flags=frozenset(quality.get("flags", ())) - {FLAG_STALE},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    """A served snapshot with its JSON ready but for the time-dependent tail.
+
+    ``head`` ends after ``received_at`` (``basic_head`` after ``as_of``); a render appends
+    ``age_ms``, ``stale`` and (full detail) the quality object matching ``stale``.
+    """
+
+    snapshot: TokenSnapshot
+    head: bytes  # '{"id":…,"received_at":"…"'
+    basic_head: bytes  # '{"id":…,"as_of":…'
+    quality_fresh: bytes
+    quality_stale: bytes
+    received: float  # unix seconds
+
+    @classmethod
+    def of(cls, snapshot: TokenSnapshot) -> TokenView:
+        """Serialise ``snapshot`` (the one time it is turned into JSON)."""
+        return cls(
+            snapshot=snapshot,
+            head=orjson.dumps(_fields(snapshot, DETAIL_FULL))[:-1],
+            basic_head=orjson.dumps(_fields(snapshot, DETAIL_BASIC))[:-1],
+            quality_fresh=orjson.dumps(_quality(snapshot, stale=False)),
+            quality_stale=orjson.dumps(_quality(snapshot, stale=True)),
+            received=snapshot.quote.received_at.timestamp(),
+        )
+
+    @property
+    def body(self) -> bytes:
+        """The full snapshot without its age (what the bus carries; :func:`snapshot_from_json`
+        reads it back)."""
+        return self.head + b',"quality":' + self.quality_fresh + b"}"
+
+    def render_at(self, now: float, stale_after: float, *, basic: bool = False) -> bytes:
+        """The served JSON object at unix time ``now`` (age from the receive time)."""
+        age = age_ms(self.received, now)
+        return self.render(age, is_stale(age, stale_after), basic=basic)
+
+    def render(self, age_ms: int, stale: bool, *, basic: bool = False) -> bytes:
+        """The served JSON object with its freshness (SPEC §4.6)."""
+        flag = b"true" if stale else b"false"
+        if basic:
+            return self.basic_head + b',"age_ms":%d,"stale":%s}' % (age_ms, flag)
+        quality = self.quality_stale if stale else self.quality_fresh
+        return self.head + b',"age_ms":%d,"stale":%s,"quality":' % (age_ms, flag) + quality + b"}"
 
 
 def trend_to_json(trend: Trend | None, reason: str | None = None) -> dict[str, Any]:

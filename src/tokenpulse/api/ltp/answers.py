@@ -1,15 +1,15 @@
 """The LTP endpoints of the Go "BTC LTP Service", byte for byte where it matters.
 
 ``GET /api/v1/ltp`` is the hottest path of the product. Its answers are built here from the
-ready-made JSON of each value (:class:`~tokenpulse.services.prices.LtpView`) and a parsed-query
+ready-made JSON of each value (:class:`~tokenpulse.wire.ltp.LtpView`) and a parsed-query
 cache, and served by the edge middleware without going through the framework's routing. The
 FastAPI routes in :func:`router` call the same builders; they document the endpoints in
-OpenAPI and serve any request the fast path does not take.
+OpenAPI and serve any request the fast path does not take. ``/ltp`` and ``/ltp/cached`` render
+every value through :meth:`PriceService.render`, so one value has one age at one instant.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,7 +167,7 @@ class LtpEndpoints:
         if query.error is not None:
             code, message, details = query.error
             return LtpAnswer(400, flat_error_body(code, message, details=details))
-        moment = time.time() if now is None else now
+        moment = self.prices.clock() if now is None else now
         prices = self.prices
         rendered: list[bytes] = []
         problems: list[PairProblem] = list(query.rejected)
@@ -214,12 +214,15 @@ class LtpEndpoints:
 
     # ------------------------------------------------------------ GET /api/v1/ltp/cached
 
-    async def cached(self) -> LtpAnswer:
+    async def cached(self, now: float | None = None) -> LtpAnswer:
+        """The answer to ``GET /api/v1/ltp/cached``: the cache's bytes, aged like ``/ltp``."""
         try:
-            entries = await self.prices.cached_entries()
+            views = await self.prices.cached_views()
         except StoreError as exc:
             return LtpAnswer(500, flat_error_body("CACHE_ERROR", exc.message))
-        return LtpAnswer(200, orjson.dumps({"ltp": entries}))
+        moment = self.prices.clock() if now is None else now
+        rendered = [self.prices.render(view, moment) for view in views]
+        return LtpAnswer(200, b'{"ltp":[' + b",".join(rendered) + b"]}")
 
     # ------------------------------------------------------------ POST /api/v1/ltp/refresh
 

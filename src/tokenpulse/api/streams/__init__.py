@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 import socketio
 from fastapi import APIRouter
 
@@ -40,13 +41,11 @@ from tokenpulse.bus.topics import (
     split_key,
 )
 from tokenpulse.domain.errors import TokenpulseError
-from tokenpulse.domain.time import utcnow
-from tokenpulse.wire.tokens import snapshot_to_json
 
 DEFAULT_BULK_INTERVAL = 1.0
 
 #: ``token_seed(token_id)`` -> ``{token_id: data}`` for that token (empty if unknown);
-#: ``token_seed(None)`` -> every served token. ``data`` is the token's JSON (``snapshot_to_json``).
+#: ``token_seed(None)`` -> every served token. ``data`` is the token's JSON (``TokenView.body``).
 TokenSeed = Callable[[str | None], Mapping[str, dict[str, Any]]]
 
 
@@ -71,7 +70,12 @@ class Streams:
         """``authenticator``: the app's (by default the one ``AUTH_ENABLED`` asks for)."""
         self.container = container
         limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
-        self.hub = StreamHub(limits=limits, metrics=container.metrics)
+        self.hub = StreamHub(
+            limits=limits,
+            metrics=container.metrics,
+            stale_after=container.settings.stale_after,
+            pair_fresh_at=container.prices.fresh_at,
+        )
         # By default tokens are resolved and seeded through the container's token service.
         self.token_resolver = token_resolver or self.resolve_token
         self.token_seed = token_seed or self.served_tokens
@@ -104,7 +108,7 @@ class Streams:
         except TokenpulseError:
             return None
         view = self.container.prices.view(pair)
-        return None if view is None else view.ticker.to_json()
+        return None if view is None else orjson.loads(view.body)
 
     def known_keys(self, prefix: str) -> list[str]:
         """Every key of a kind this instance serves (what a wildcard starts with)."""
@@ -122,12 +126,7 @@ class Streams:
         """The default token seed: the JSON of one served token, or of all (``None``)."""
         tokens = self.container.tokens
         views = tokens.views() if token_id is None else [tokens.view(token_id)]
-        now, stale_after = utcnow(), self.container.settings.stale_after
-        return {
-            v.snapshot.id: snapshot_to_json(v.snapshot, now=now, stale_after=stale_after)
-            for v in views
-            if v is not None
-        }
+        return {v.snapshot.id: orjson.loads(v.body) for v in views if v is not None}
 
     def sse_router(self) -> APIRouter:
         """The SSE routes of this hub (include before ``/api/v1/tokens/{token_id}``)."""

@@ -15,6 +15,13 @@ at least ``fast_move_bps`` (5 bps) away from the value this client last received
 after ``fast_interval_ms`` (100 ms); smaller moves wait for ``flat_interval_ms`` (1 s).
 Snapshots are never delayed.
 
+Freshness (SPEC §4.6): a value's ``age_ms`` depends on the moment it is read, so it is not
+part of a key's state (it would make every update a change); each message gets the age and
+``stale`` of its key at its ``ts``, from the same functions the REST answers use
+(:mod:`tokenpulse.domain.freshness`). ``stale`` is also state: when a key's value stops
+updating, a timer notices it crossing ``stale_after`` and publishes the change, so its
+subscribers get a delta ``{"stale": true}``.
+
 The hub is synchronous and transport-agnostic: it calls a subscriber's ``notify`` when
 something is ready (or arms a timer for when it will be), and the transport calls
 :meth:`Subscriber.take` to get the messages due now. See ``socketio_server.py`` and
@@ -43,15 +50,18 @@ from tokenpulse.bus.topics import (
     TOKENS_TOPIC,
     split_key,
 )
+from tokenpulse.domain.freshness import age_ms, is_stale, stale_at
+from tokenpulse.domain.time import parse_iso
 from tokenpulse.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
 TRANSPORTS = ("socketio", "sse")
-#: Fields that describe the moment of asking, not the value: never streamed (clients
-#: compute the age from ``received_at``).
-VOLATILE_FIELDS = frozenset({"age_ms"})
+#: Fields that describe the moment of asking, not the value: a producer's are dropped, and
+#: the hub computes them itself (``stale`` as state, ``age_ms`` per message).
+VOLATILE_FIELDS = frozenset({"age_ms", "stale"})
 _MISSING = object()
+_MS = 0.001  # the timer waits one more ms: the state is measured at whole milliseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,17 @@ class HubStats:
     pending: int
     timers: int
     index_entries: int = field(default=0)  # subscriber references in the key indexes
+
+
+def _received(data: Mapping[str, Any]) -> float | None:
+    """The unix time of a value's ``received_at`` (None when it has none we can read)."""
+    value = data.get("received_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value).timestamp()
+    except ValueError:
+        return None
 
 
 def _price(data: Mapping[str, Any], name: str) -> float | None:
@@ -86,10 +107,20 @@ class StreamHub:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         call_later: Callable[[float, Callable[[], None]], asyncio.TimerHandle] | None = None,
+        stale_after: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        pair_fresh_at: Callable[[str, float], float] | None = None,
     ) -> None:
+        """``stale_after`` (seconds, ``STALE_AFTER``) turns on ``age_ms``/``stale`` for values
+        with a ``received_at``; ``wall_clock`` is the unix time they are measured against.
+        ``pair_fresh_at(source, received)`` says when an LTP value was last known current
+        (``PriceService.fresh_at``: a heartbeat of its source confirms it)."""
         self.limits = limits or StreamLimits()
         self.metrics = metrics
         self.clock = clock
+        self.stale_after = stale_after
+        self.wall_clock = wall_clock
+        self._pair_fresh_at = pair_fresh_at
         self._call_later = call_later
         self._streams: dict[str, Stream] = {}
         self._by_key: dict[str, set[Subscriber]] = {}
@@ -113,35 +144,100 @@ class StreamHub:
     def publish(self, key: str, data: Mapping[str, Any]) -> bool:
         """Make ``data`` the state of ``key``; fan out the change. False when nothing changed."""
         prefix, ident = split_key(key)
-        event, price_field = KINDS[prefix]
+        event = KINDS[prefix][0]
         clean = {k: v for k, v in data.items() if k not in VOLATILE_FIELDS}
-        now = self.clock()
+        received = _received(clean)
         stream = self._streams.get(key)
-        changes: dict[str, Any] | None
         if stream is None:
-            stream = Stream(key, ident, event, clean, 1, time.perf_counter(), None)
+            stream = Stream(key, ident, event, clean, 1, time.perf_counter(), None, received)
             self._streams[key] = stream
-            changes = None
-        else:
-            old = stream.data
-            changes = {k: v for k, v in clean.items() if old.get(k, _MISSING) != v}
-            for removed in old.keys() - clean.keys():
-                changes[removed] = None
-            if not changes:
-                return False
-            stream.seq += 1
-            stream.data = clean
-            stream.accepted_at = time.perf_counter()
-            stream.messages.clear()
-        stream.price = _price(clean, price_field)
-        for subscriber in self._by_key.get(key, ()):
+            self._check_stale(stream)
+            self._fan_out(stream, None, prefix)
+            return True
+        stream.received = received
+        self._check_stale(stream, clean)
+        old = stream.data
+        changes = {k: v for k, v in clean.items() if old.get(k, _MISSING) != v}
+        for removed in old.keys() - clean.keys():
+            changes[removed] = None
+        if not changes:
+            return False
+        self._change(stream, clean, changes, prefix)
+        return True
+
+    def _change(
+        self, stream: Stream, data: dict[str, Any], changes: dict[str, Any], prefix: str
+    ) -> None:
+        stream.seq += 1
+        stream.data = data
+        stream.accepted_at = time.perf_counter()
+        stream.messages.clear()
+        self._fan_out(stream, changes, prefix)
+
+    def _fan_out(self, stream: Stream, changes: dict[str, Any] | None, prefix: str) -> None:
+        now = self.clock()
+        stream.price = _price(stream.data, KINDS[prefix][1])
+        for subscriber in self._by_key.get(stream.key, ()):
             subscriber.offer(stream, changes, now)
         wild = self._wild[prefix]
         if wild:
             for subscriber in wild:
-                if key not in subscriber.subs:
+                if stream.key not in subscriber.subs:
                     subscriber.adopt(stream, now)
-        return True
+
+    # ------------------------------------------------------------------ freshness
+
+    def freshness(self, key: str, now: float) -> tuple[int, bool] | None:
+        """``(age_ms, stale)`` of the value of ``key`` at unix time ``now`` (None: untimed)."""
+        stream = self._streams.get(key)
+        if stream is None or stream.received is None or self.stale_after is None:
+            return None
+        age = age_ms(self._fresh_at(stream), now)
+        return age, is_stale(age, self.stale_after)
+
+    def _fresh_at(self, stream: Stream) -> float:
+        assert stream.received is not None
+        if self._pair_fresh_at is not None and stream.key.startswith(PAIR_PREFIX):
+            return self._pair_fresh_at(str(stream.data.get("source")), stream.received)
+        return stream.received
+
+    def _check_stale(self, stream: Stream, data: dict[str, Any] | None = None) -> None:
+        """Set ``stale`` in ``data`` (default: the stream's state) and arm the next check."""
+        target = stream.data if data is None else data
+        if stream.received is None or self.stale_after is None:
+            return
+        fresh = self._fresh_at(stream)
+        stale = is_stale(age_ms(fresh, self._now()), self.stale_after)
+        target["stale"] = stale
+        if not stale:
+            self._arm_stale(stream, stale_at(fresh, self.stale_after))
+
+    def _now(self) -> float:
+        """Now, truncated to the millisecond like a message's ``ts``: a message sent after a
+        state change is never measured at an earlier instant than the change was."""
+        return int(self.wall_clock() * 1000) / 1000
+
+    def _arm_stale(self, stream: Stream, due: float) -> None:
+        if stream.stale_timer is not None:
+            if stream.stale_due <= due:
+                return  # an earlier check re-arms itself for the new due time
+            stream.stale_timer.cancel()
+        key = stream.key
+        stream.stale_due = due
+        stream.stale_timer = self.schedule(
+            max(0.0, due - self.wall_clock()) + _MS, lambda: self._sweep(key)
+        )
+
+    def _sweep(self, key: str) -> None:
+        """The armed check of one key: publish ``stale: true`` if its value has gone stale."""
+        stream = self._streams.get(key)
+        if stream is None:
+            return
+        stream.stale_timer = None
+        data = dict(stream.data)
+        self._check_stale(stream, data)
+        if data.get("stale") and not stream.data.get("stale"):
+            self._change(stream, data, {"stale": True}, split_key(key)[0])
 
     def publish_pair(self, pair: str, data: Mapping[str, Any]) -> bool:
         """Publish the LTP state of a canonical pair (``BTC/USD``) on this instance."""

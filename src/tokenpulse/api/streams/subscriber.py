@@ -260,6 +260,7 @@ class Subscriber:
             message = stream.messages[shared] = Message(
                 stream.event, shared[0], key, stream.id, stream.seq, shared[1],
                 stream.data if snapshot else slot.changes, stream.accepted_at,
+                freshness=self.hub.freshness,
             )  # fmt: skip
         slot.sent_seq, slot.sent_price, slot.last_sent = stream.seq, stream.price, now
         slot.pending, slot.changes = NONE, {}

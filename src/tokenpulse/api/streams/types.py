@@ -43,6 +43,10 @@ class Message:
     body: dict[str, Any]  # data (snapshot) or changes (delta)
     accepted_at: float  # perf_counter() of the newest update it carries
     items: tuple[Message, ...] = ()
+    # ``freshness(key, unix_seconds)`` -> (age_ms, stale) of the key's value, or None.
+    freshness: Callable[[str, float], tuple[int, bool] | None] | None = field(
+        default=None, compare=False, repr=False
+    )
     # Encoded forms by (transport, ts_ms), shared by the clients that get this same object.
     frames: dict[tuple[str, int], bytes] = field(default_factory=dict, compare=False, repr=False)
 
@@ -53,20 +57,30 @@ class Message:
             return None
         return (self.key, self.kind, self.seq, self.base_seq)
 
-    def payload(self, ts_ms: int | None) -> dict[str, Any]:
-        """The JSON object sent: ``type, id, seq, [base_seq], ts, data|changes``."""
+    def payload(self, ts_ms: int | None, *, at_ms: int | None = None) -> dict[str, Any]:
+        """The JSON object sent: ``type, id, seq, [base_seq], ts, data|changes``.
+
+        ``data`` and ``changes`` carry the value's ``age_ms`` and ``stale`` at ``ts_ms`` (or
+        ``at_ms`` when the message goes without its own ``ts``, inside a bulk).
+        """
         if self.kind == "bulk":
             return {
                 "type": "bulk",
                 "ts": ts_ms,
-                "updates": [{"event": m.event, **m.payload(None)} for m in self.items],
+                "updates": [{"event": m.event, **m.payload(None, at_ms=ts_ms)} for m in self.items],
             }
         out: dict[str, Any] = {"type": self.kind, "id": self.id, "seq": self.seq}
         if self.kind == "delta":
             out["base_seq"] = self.base_seq
         if ts_ms is not None:
             out["ts"] = ts_ms
-        out["data" if self.kind == "snapshot" else "changes"] = self.body
+        body = self.body
+        moment = ts_ms if ts_ms is not None else at_ms
+        if self.freshness is not None and moment is not None:
+            fresh = self.freshness(self.key, moment / 1000)
+            if fresh is not None:
+                body = {**body, "age_ms": fresh[0], "stale": fresh[1]}
+        out["data" if self.kind == "snapshot" else "changes"] = body
         return out
 
 
@@ -81,6 +95,9 @@ class Stream:
     seq: int
     accepted_at: float  # perf_counter() when the update reached the hub
     price: float | None
+    received: float | None = None  # unix seconds of the value's received_at, if it has one
+    stale_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    stale_due: float = 0.0  # unix seconds the armed stale check is for
     # Messages already built for this seq, by (kind, base_seq): every client in step gets the
     # same object (and so the same encoded frame). Cleared by each update.
     messages: dict[tuple[str, int | None], Message] = field(default_factory=dict)
@@ -111,6 +128,10 @@ class Hub(Protocol):
 
     def streams_with(self, prefix: str) -> Iterable[Stream]:
         """Every stream whose key starts with ``prefix``."""
+        ...
+
+    def freshness(self, key: str, now: float) -> tuple[int, bool] | None:
+        """``(age_ms, stale)`` of the value of ``key`` at unix time ``now`` (None: untimed)."""
         ...
 
 

@@ -2,50 +2,42 @@
 
 ``GET /api/v1/tokens`` is a hot path like ``/ltp``: its query strings are parsed once, the
 ordered ids per query shape are cached until the next update, and each token's JSON is
-ready-made (:class:`~tokenpulse.services.tokens.TokenView`); the edge middleware serves it
+ready-made (:class:`~tokenpulse.wire.tokens.TokenView`); the edge middleware serves it
 without the framework's routing. Detail, velocity and history answers read the history store.
+Query parsing is :mod:`tokenpulse.api.tokens.queries`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Protocol
-from urllib.parse import parse_qsl
 
 import orjson
 
+from tokenpulse.api.tokens.pages import Page
+from tokenpulse.api.tokens.queries import (
+    GRANULARITIES,
+    MAX_POINTS,
+    SERIES_WINDOWS,
+    ListQuery,
+    choose_granularity,
+    encode_cursor,
+    parse_list_query,
+    parse_time,
+)
 from tokenpulse.domain.errors import InvalidParameter, StaleData, StoreError, TokenNotFound
-from tokenpulse.domain.time import from_epoch, isoformat_z, parse_iso, utcnow
+from tokenpulse.domain.freshness import is_stale
+from tokenpulse.domain.time import from_epoch, isoformat_z, utcnow
 from tokenpulse.domain.velocity import TREND_WINDOWS, compute_trends, window_duration
-from tokenpulse.services.tokens.service import SORT_KEYS, TokenFilter, TokenService, TokenView
-from tokenpulse.wire.tokens import DETAILS, number_to_json, trends_to_json
+from tokenpulse.services.tokens.service import TokenService
+from tokenpulse.wire.numbers import number_to_json
+from tokenpulse.wire.tokens import DETAILS, TokenView, trends_to_json
 
-MAX_LIMIT = 500
-DEFAULT_LIMIT = 100
-MAX_POINTS = 10_000
 QUERY_CACHE_SIZE = 1024
-GRANULARITIES: dict[str, timedelta | None] = {
-    "raw": None,
-    "1m": timedelta(minutes=1),
-    "5m": timedelta(minutes=5),
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "4h": timedelta(hours=4),
-    "1d": timedelta(days=1),
-}
-SERIES_WINDOWS = {
-    "1h": timedelta(hours=1),
-    "4h": timedelta(hours=4),
-    "12h": timedelta(hours=12),
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
-}
 
 
 class HistoryReader(Protocol):
@@ -75,125 +67,11 @@ class HistoryReader(Protocol):
     ) -> list[tuple[datetime, datetime]]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    shape: TokenFilter
-    limit: int
-    start: int
-    detail: str
-    max_age_ms: int | None
-
-
-class Page:
-    """One page of a list query, ready to serve until the next update.
-
-    A poll stamps every quote of a batch with one receive time, so the tokens of a page
-    usually share one age: the page is then two pre-joined byte templates (fresh and stale)
-    and a request only joins them with its age — no per-token work.
-    """
-
-    __slots__ = ("_received", "_segments", "basic", "generation", "pagination", "source", "views")
-
-    def __init__(
-        self,
-        *,
-        generation: int,
-        views: list[TokenView],
-        basic: bool,
-        pagination: bytes,
-        source: bytes,
-    ) -> None:
-        self.generation = generation
-        self.views = views
-        self.basic = basic
-        self.pagination = pagination
-        self.source = source
-        received = {view.received for view in views}
-        self._received = received.pop() if len(received) == 1 else None
-        self._segments: dict[bool, list[bytes]] = {}
-        if self._received is not None:
-            for stale in (False, True):
-                self._segments[stale] = self._template(stale)
-
-    def _template(self, stale: bool) -> list[bytes]:
-        """The page split at each token's age: ``age.join(segments)`` is the page."""
-        flag = b"true" if stale else b"false"
-        segments: list[bytes] = []
-        tail = b""
-        for view in self.views:
-            head = view.basic_head if self.basic else view.head
-            segments.append(tail + (b"," if tail else b"") + head + b',"age_ms":')
-            if self.basic:
-                tail = b',"stale":' + flag + b"}"
-            else:
-                quality = view.quality_stale if stale else view.quality_fresh
-                tail = b',"stale":' + flag + b',"quality":' + quality + b"}"
-        segments.append(tail)
-        return segments if self.views else [b""]
-
-    def render(self, now: float, stale_after: float) -> bytes:
-        """The ``data`` array's contents at unix time ``now``."""
-        if self._received is None:
-            return b",".join(view.render(now, stale_after, basic=self.basic) for view in self.views)
-        age = int((now - self._received) * 1000)
-        age = age if age > 0 else 0
-        return str(age).encode().join(self._segments[age > stale_after * 1000])
-
-
 @dataclass(slots=True)
 class Answer:
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]]
-
-
-def _decimal(name: str, value: str) -> Decimal:
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise InvalidParameter(f"{name} must be a number, got {value!r}", parameter=name) from None
-    if not number.is_finite() or number < 0:
-        raise InvalidParameter(
-            f"{name} must be a finite number >= 0, got {value!r}", parameter=name
-        )
-    return number
-
-
-def _int(name: str, value: str, low: int, high: int | None = None) -> int:
-    text = value.strip()
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
-        bound = f"from {low} to {high}" if high is not None else f">= {low}"
-        raise InvalidParameter(
-            f"{name} must be a whole number {bound}, got {value!r}", parameter=name
-        )
-    return int(text)
-
-
-def encode_cursor(start: int) -> str:
-    return base64.urlsafe_b64encode(f"s:{start}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    if not raw.startswith("s:") or not raw[2:].isdigit() or int(raw[2:]) < 1:
-        raise InvalidParameter("cursor is not one this API issued", parameter="cursor")
-    return int(raw[2:])
-
-
-def parse_time(name: str, value: str) -> datetime:
-    """ISO 8601 or unix seconds -> aware UTC; InvalidParameter naming ``name`` otherwise."""
-    text = value.strip()
-    try:
-        if text.replace(".", "", 1).isdigit():
-            return from_epoch(float(text))
-        return parse_iso(text)
-    except (ValueError, OverflowError, OSError):
-        raise InvalidParameter(
-            f"{name} must be ISO 8601 or unix seconds, got {value!r}", parameter=name
-        ) from None
 
 
 class TokenEndpoints:
@@ -206,13 +84,13 @@ class TokenEndpoints:
         history: HistoryReader | None,
         stale_after: float,
         expected_interval: timedelta,
-        clock: Any = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.tokens = tokens
         self.history = history
         self.stale_after = stale_after
         self.expected_interval = expected_interval
-        self.clock = clock
+        self.clock = clock or tokens.clock  # one clock for every age this API reports
         self._queries: dict[bytes, ListQuery] = {}
         self._pages: dict[ListQuery, Page] = {}
 
@@ -222,54 +100,11 @@ class TokenEndpoints:
         cached = self._queries.get(query_string)
         if cached is not None:
             return cached
-        query = self._parse_list(query_string)
+        query = parse_list_query(query_string)
         if len(self._queries) >= QUERY_CACHE_SIZE:
             self._queries.pop(next(iter(self._queries)))
         self._queries[query_string] = query
         return query
-
-    def _parse_list(self, query_string: bytes) -> ListQuery:
-        params = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-        limit = _int("limit", params["limit"], 1, MAX_LIMIT) if "limit" in params else DEFAULT_LIMIT
-        start = _int("start", params["start"], 1) if "start" in params else 1
-        if "cursor" in params:
-            start = decode_cursor(params["cursor"])
-        sort = params.get("sort", "market_cap")
-        if sort not in SORT_KEYS:
-            raise InvalidParameter(
-                f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}", parameter="sort"
-            )
-        default_order = "asc" if sort == "rank" else "desc"
-        order = params.get("order", default_order)
-        if order not in {"asc", "desc"}:
-            raise InvalidParameter(f"order must be asc or desc, got {order!r}", parameter="order")
-        detail = params.get("detail", "full")
-        if detail not in DETAILS:
-            raise InvalidParameter(
-                f"detail must be basic or full, got {detail!r}", parameter="detail"
-            )
-        bounds = {
-            name: _decimal(name, params[name])
-            for name in ("min_market_cap", "max_market_cap", "min_velocity", "max_velocity")
-            if name in params and params[name].strip()
-        }
-        for low, high in (("min_market_cap", "max_market_cap"), ("min_velocity", "max_velocity")):
-            if low in bounds and high in bounds and bounds[low] > bounds[high]:
-                raise InvalidParameter(f"{low} is greater than {high}", parameter=low)
-        symbols = frozenset(
-            item.strip().upper() for item in params.get("symbols", "").split(",") if item.strip()
-        )
-        max_age = _int("max_age_ms", params["max_age_ms"], 0) if "max_age_ms" in params else None
-        shape = TokenFilter(
-            min_market_cap=bounds.get("min_market_cap"),
-            max_market_cap=bounds.get("max_market_cap"),
-            min_velocity=bounds.get("min_velocity"),
-            max_velocity=bounds.get("max_velocity"),
-            symbols=symbols,
-            sort=sort,
-            order=order,
-        )
-        return ListQuery(shape=shape, limit=limit, start=start, detail=detail, max_age_ms=max_age)
 
     def list_tokens(self, query_string: bytes) -> Answer:
         """The answer to ``GET /api/v1/tokens?<query_string>``."""
@@ -335,14 +170,14 @@ class TokenEndpoints:
 
     # ------------------------------------------------------------ single token
 
-    def _view(self, token_id: str, max_age_ms: int | None) -> TokenView:
+    def _view(self, token_id: str, max_age_ms: int | None, now: float) -> TokenView:
         identity = self.tokens.resolve(token_id)
         view = self.tokens.view(identity.id)
         if view is None:
             raise TokenNotFound(
                 f"no data for token {identity.id!r} yet", details={"token_id": identity.id}
             )
-        if max_age_ms is not None and self.tokens.age_ms(view) > max_age_ms:
+        if max_age_ms is not None and self.tokens.age_ms(view, now) > max_age_ms:
             raise _stale(view, max_age_ms)
         return view
 
@@ -368,9 +203,10 @@ class TokenEndpoints:
             raise InvalidParameter(
                 f"detail must be basic or full, got {detail!r}", parameter="detail"
             )
-        view = self._view(token_id, max_age_ms)
+        now = self.clock()
+        view = self._view(token_id, max_age_ms, now)
         data: dict[str, Any] = orjson.loads(
-            view.render(self.clock(), self.stale_after, basic=detail == "basic")
+            view.render_at(now, self.stale_after, basic=detail == "basic")
         )
         if detail == "full":
             data["trends"] = await self._trends(view)
@@ -420,7 +256,9 @@ class TokenEndpoints:
                 f"window must be one of {', '.join(SERIES_WINDOWS)}, got {window!r}",
                 parameter="window",
             )
-        view = self._view(token_id, max_age_ms)
+        now = self.clock()
+        view = self._view(token_id, max_age_ms, now)
+        age = self.tokens.age_ms(view, now)
         snapshot = view.snapshot
         quote = snapshot.quote
         end = utcnow()
@@ -442,7 +280,8 @@ class TokenEndpoints:
             "flags": sorted(snapshot.flags),
             "source": snapshot.source,
             "as_of": isoformat_z(quote.as_of) if quote.as_of else None,
-            "age_ms": self.tokens.age_ms(view),
+            "age_ms": age,
+            "stale": is_stale(age, self.stale_after),
             "trends": await self._trends(view),
             "window": {
                 "window": window,
@@ -508,19 +347,6 @@ class TokenEndpoints:
         }
 
 
-def choose_granularity(start: datetime, end: datetime, *, allow_raw: bool) -> str:
-    """The finest stored granularity that keeps the range within MAX_POINTS points."""
-    span = end - start
-    if allow_raw and span <= timedelta(hours=2):
-        return "raw"
-    for name in ("1m", "5m", "15m", "1h", "4h", "1d"):
-        step = GRANULARITIES[name]
-        assert step is not None
-        if span / step <= MAX_POINTS:
-            return name
-    return "1d"
-
-
 def _stale(view: TokenView, max_age_ms: int) -> StaleData:
     return StaleData(
         f"the data of {view.snapshot.id} is older than max_age_ms={max_age_ms}",
@@ -529,4 +355,4 @@ def _stale(view: TokenView, max_age_ms: int) -> StaleData:
     )
 
 
-__all__ = ["Answer", "TokenEndpoints", "choose_granularity"]
+__all__ = ["Answer", "HistoryReader", "TokenEndpoints"]

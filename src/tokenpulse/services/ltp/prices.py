@@ -3,47 +3,35 @@
 Ingestion calls :meth:`PriceService.accept`; the API reads :meth:`PriceService.view`. A value
 is served until a newer one replaces it — it never disappears because a cache entry expired
 between ticks; ``age_ms`` and ``stale`` say how old it is. The JSON of each value is built
-once per tick, so the hot read path only splices in the age.
+once per tick (:class:`~tokenpulse.wire.ltp.LtpView`): the cache write and the publishers get
+those bytes, and the hot read path only splices in the age.
+
+A value's age counts from when it was last known current: its receive time, or a later
+heartbeat of its source (:meth:`PriceService.confirm`), since an exchange sends nothing for
+a pair that does not trade. Every answer gets its age from :meth:`PriceService.age_ms`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
-import orjson
 import structlog
 
 from tokenpulse.domain.errors import StoreError
+from tokenpulse.domain.freshness import age_ms, is_stale
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
-from tokenpulse.domain.time import parse_iso
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.cache.base import Cache
+from tokenpulse.wire.ltp import LtpView
 
 log = structlog.get_logger(__name__)
 
 CACHE_KEY_PREFIX = "ltp:"
 
-Publisher = Callable[[Ticker], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class LtpView:
-    """A served value with its JSON prefix ready: ``head`` + age + ``,"stale":…}``."""
-
-    ticker: Ticker
-    head: bytes  # '{"pair":…,"amount":…,…,"age_ms":'
-    received: float  # unix seconds
-
-    @classmethod
-    def of(cls, ticker: Ticker) -> LtpView:
-        fields = ticker.to_json()
-        body = orjson.dumps(fields)
-        return cls(
-            ticker=ticker, head=body[:-1] + b',"age_ms":', received=ticker.received_at.timestamp()
-        )
+#: Called with every accepted value; ``view.body`` is its JSON, built once (bus, history).
+Publisher = Callable[[LtpView], Awaitable[None]]
 
 
 class PriceService:
@@ -76,7 +64,7 @@ class PriceService:
             metrics.price_age.labels(name).set_function(self._age_function(pair))
 
     def add_publisher(self, publisher: Publisher) -> None:
-        """Call ``publisher`` with every accepted ticker (the event bus, streams)."""
+        """Call ``publisher`` with the view of every accepted ticker (the event bus, history)."""
         self._publishers.append(publisher)
 
     # ---------------------------------------------------------------- writes
@@ -102,16 +90,16 @@ class PriceService:
         await self._write_cache(pair, view)
         for publish in self._publishers:
             try:
-                await publish(ticker)
+                await publish(view)
             except Exception:  # a fan-out failure must not lose the accepted value
                 log.exception("publishing a ticker failed", pair=name)
         return True
 
-    def apply_replica(self, ticker: Ticker) -> None:
+    def apply_replica(self, view: LtpView) -> None:
         """Serve a value the ingest leader accepted (scale-out): no cache write, no publish."""
+        ticker = view.ticker
         if ticker.pair not in self.supported:
             return
-        view = LtpView.of(ticker)
         self._views[ticker.pair] = view
         self.confirm(ticker.source, view.received)
         self.metrics.price.labels(str(ticker.pair)).set(float(ticker.last))
@@ -124,9 +112,7 @@ class PriceService:
 
     async def _write_cache(self, pair: Pair, view: LtpView) -> None:
         try:
-            await self.cache.set(
-                CACHE_KEY_PREFIX + str(pair), orjson.dumps(view.ticker.to_json()), self.cache_ttl
-            )
+            await self.cache.set(CACHE_KEY_PREFIX + str(pair), view.body, self.cache_ttl)
         except StoreError as exc:
             if not self._cache_failing:
                 log.warning("cache write failed; serving from memory", error=str(exc))
@@ -146,19 +132,24 @@ class PriceService:
 
     def age_ms(self, view: LtpView, now: float) -> int:
         """Milliseconds since the value was last known current (received or confirmed)."""
-        confirmed = self._confirmed.get(view.ticker.source, 0.0)
-        freshest = view.received if view.received > confirmed else confirmed
-        age = int((now - freshest) * 1000)
-        return age if age > 0 else 0
+        return age_ms(self.fresh_at(view.ticker.source, view.received), now)
+
+    def fresh_at(self, source: str, received: float) -> float:
+        """When a value of ``source`` received at ``received`` was last known current."""
+        confirmed = self._confirmed.get(source, 0.0)
+        return received if received > confirmed else confirmed
 
     def is_stale(self, age_ms: int) -> bool:
-        return age_ms > self.stale_after * 1000
+        """A value this old is reported stale (``STALE_AFTER``)."""
+        return is_stale(age_ms, self.stale_after)
 
     def render(self, view: LtpView, now: float) -> bytes:
         """The JSON object of one value at time ``now`` (unix seconds)."""
-        age = self.age_ms(view, now)
-        tail = b',"stale":true}' if age > self.stale_after * 1000 else b',"stale":false}'
-        return view.head + str(age).encode() + tail
+        # fresh_at() inlined: this runs for every pair of every /ltp request.
+        confirmed = self._confirmed.get(view.ticker.source, 0.0)
+        received = view.received
+        age = age_ms(received if received > confirmed else confirmed, now)
+        return view.render(age, is_stale(age, self.stale_after))
 
     def _age_function(self, pair: Pair) -> Callable[[], float]:
         def age_seconds() -> float:
@@ -169,16 +160,16 @@ class PriceService:
 
         return age_seconds
 
-    async def cached_entries(self) -> list[dict[str, object]]:
-        """Everything in the cache under the LTP prefix (``/api/v1/ltp/cached``)."""
+    async def cached_views(self) -> list[LtpView]:
+        """Everything in the cache under the LTP prefix, by key (``/api/v1/ltp/cached``).
+
+        Entries keep the bytes the cache holds; one that is not a ticker's JSON is skipped.
+        """
         entries = await self.cache.scan(CACHE_KEY_PREFIX)
-        now = self.clock()
-        result: list[dict[str, object]] = []
-        for _, value in sorted(entries.items()):
-            entry = orjson.loads(value)
-            received = parse_iso(str(entry["received_at"])).timestamp()
-            age = max(0, int((now - received) * 1000))
-            entry["age_ms"] = age
-            entry["stale"] = self.is_stale(age)
-            result.append(entry)
-        return result
+        views: list[LtpView] = []
+        for key, body in sorted(entries.items()):
+            try:
+                views.append(LtpView.from_body(body))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("skipping a malformed cache entry", key=key, error=str(exc))
+        return views

@@ -2,9 +2,10 @@
 
 The market scheduler hands provider quotes to :meth:`TokenService.accept`, which gives each
 its identity, velocity and quality flags, keeps a price jump out until it is corroborated,
-writes history, and publishes. Reads are served from JSON built once per update: per token,
-everything but the age (spliced in per request, like the LTP path), and per query shape the
-ordered list of ids (invalidated by every update).
+writes history, and publishes. Each served snapshot is serialised once
+(:class:`~tokenpulse.wire.tokens.TokenView`): the publishers get those bytes, and reads splice
+in the age per request (like the LTP path); per query shape the ordered list of ids is cached
+until the next update. Every answer gets its age from :meth:`TokenService.age_ms`.
 """
 
 from __future__ import annotations
@@ -17,23 +18,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import orjson
 import structlog
 
+from tokenpulse.domain.freshness import age_ms
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.quality import OutlierGate, build_snapshot
 from tokenpulse.domain.time import from_epoch, utcnow
-from tokenpulse.domain.tokens import FLAG_STALE, TokenIdentity, TokenQuote, TokenSnapshot
+from tokenpulse.domain.tokens import TokenIdentity, TokenQuote, TokenSnapshot
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.wire.tokens import DETAIL_BASIC, snapshot_to_json
+from tokenpulse.wire.tokens import TokenView
 
 log = structlog.get_logger(__name__)
 
 VOLUME_HISTORY = 24  # readings kept per token for the trailing volume median
 QUERY_CACHE_SIZE = 256
 
-Publisher = Callable[[TokenSnapshot], Awaitable[None]]
+#: Called with every served snapshot's view; ``view.body`` is its JSON, built once (the bus).
+Publisher = Callable[[TokenView], Awaitable[None]]
 HistorySink = Callable[[TokenSnapshot], None]
 
 SORT_KEYS: dict[str, Callable[[TokenSnapshot], Decimal | int | None]] = {
@@ -44,56 +46,6 @@ SORT_KEYS: dict[str, Callable[[TokenSnapshot], Decimal | int | None]] = {
     "percent_change_24h": lambda s: s.quote.percent_change_24h,
     "rank": lambda s: s.quote.rank,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class TokenView:
-    """A served snapshot with its JSON ready but for the time-dependent tail."""
-
-    snapshot: TokenSnapshot
-    head: bytes  # '{"id":…,"received_at":"…"'
-    basic_head: bytes
-    quality_fresh: bytes
-    quality_stale: bytes
-    received: float  # unix seconds
-
-    @classmethod
-    def of(cls, snapshot: TokenSnapshot) -> TokenView:
-        received_at = snapshot.quote.received_at
-        full = snapshot_to_json(snapshot, now=received_at, stale_after=float("inf"))
-        basic = snapshot_to_json(
-            snapshot, now=received_at, stale_after=float("inf"), detail=DETAIL_BASIC
-        )
-        quality = full.pop("quality")
-        for fields in (full, basic):
-            fields.pop("age_ms")
-            fields.pop("stale")
-        stale_quality = dict(quality, flags=sorted({*quality["flags"], FLAG_STALE}))
-        return cls(
-            snapshot=snapshot,
-            head=orjson.dumps(full)[:-1],
-            basic_head=orjson.dumps(basic)[:-1],
-            quality_fresh=orjson.dumps(quality),
-            quality_stale=orjson.dumps(stale_quality),
-            received=received_at.timestamp(),
-        )
-
-    def render(self, now: float, stale_after: float, *, basic: bool = False) -> bytes:
-        """The snapshot's JSON object at unix time ``now``."""
-        age = int((now - self.received) * 1000)
-        age = age if age > 0 else 0
-        stale = age > stale_after * 1000
-        if basic:
-            return self.basic_head + b',"age_ms":%d,"stale":%s}' % (
-                age,
-                b"true" if stale else b"false",
-            )
-        return (
-            self.head
-            + b',"age_ms":%d,"stale":%s,"quality":' % (age, b"true" if stale else b"false")
-            + (self.quality_stale if stale else self.quality_fresh)
-            + b"}"
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +103,7 @@ class TokenService:
         self._history: list[HistorySink] = []
 
     def add_publisher(self, publisher: Publisher) -> None:
-        """Call ``publisher`` with every served snapshot (streams, bus)."""
+        """Call ``publisher`` with the view of every served snapshot (the bus, streams)."""
         self._publishers.append(publisher)
 
     def add_history_sink(self, sink: HistorySink) -> None:
@@ -162,27 +114,27 @@ class TokenService:
 
     async def accept(self, quotes: Iterable[TokenQuote]) -> list[TokenSnapshot]:
         """Apply provider quotes; returns the snapshots now served for them."""
-        served: list[TokenSnapshot] = []
+        served: list[TokenView] = []
         now = utcnow()
         for quote in quotes:
             try:
-                snapshot = self._apply(quote, now)
+                view = self._apply(quote, now)
             except Exception:  # one bad quote must not stop the others
                 log.exception("applying a token quote failed", symbol=quote.symbol)
                 continue
-            if snapshot is not None:
-                served.append(snapshot)
+            if view is not None:
+                served.append(view)
         if served:
             self.generation += 1
-            for snapshot in served:
+            for view in served:
                 for publish in self._publishers:
                     try:
-                        await publish(snapshot)
+                        await publish(view)
                     except Exception:
-                        log.exception("publishing a token failed", token=snapshot.id)
-        return served
+                        log.exception("publishing a token failed", token=view.snapshot.id)
+        return [view.snapshot for view in served]
 
-    def _apply(self, quote: TokenQuote, now: datetime) -> TokenSnapshot | None:
+    def _apply(self, quote: TokenQuote, now: datetime) -> TokenView | None:
         if quote.price_usd is None and quote.market_cap_usd is None:
             return None
         identity = self.identities.identify(quote)
@@ -220,8 +172,8 @@ class TokenService:
                 self.metrics.token_velocity.labels(token_id).set(float(served.velocity))
         for flag in served.flags:
             self.metrics.token_quality_flags.labels(flag).inc()
-        self._views[token_id] = TokenView.of(served)
-        return served
+        view = self._views[token_id] = TokenView.of(served)
+        return view
 
     def apply_replica(self, snapshot: TokenSnapshot) -> None:
         """Serve a snapshot the ingest leader accepted (scale-out): no history, no publish."""
@@ -265,8 +217,8 @@ class TokenService:
         return ids, False
 
     def age_ms(self, view: TokenView, now: float | None = None) -> int:
-        moment = self.clock() if now is None else now
-        return max(0, int((moment - view.received) * 1000))
+        """Milliseconds since the snapshot was received, at unix time ``now`` (default: now)."""
+        return age_ms(view.received, self.clock() if now is None else now)
 
     def sources_in_use(self) -> list[str]:
         return sorted({v.snapshot.source for v in self._views.values()})
