@@ -25,7 +25,7 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tokenpulse.domain.errors import InvalidParameter, ParseError
+from tokenpulse.domain.errors import ParseError
 from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair, PairRegistry, unique
 from tokenpulse.domain.time import utcnow
@@ -148,11 +148,7 @@ class KrakenWsSource:
         shard = self._shard_of.get(pair)
         if shard is None:
             return PairFeedState(connected=False, subscribed=False, silent_for=None)
-        return PairFeedState(
-            connected=shard.connected,
-            subscribed=shard.connected and pair in shard.subscribed,
-            silent_for=shard.silent_for(),
-        )
+        return shard.state(pair)
 
     # -- the loops -----------------------------------------------------------------------
 
@@ -215,13 +211,7 @@ class KrakenWsSource:
 
     async def _subscribe(self, ws: ClientConnection, shard: Shard) -> None:
         """Subscribe every pair of the shard, ``subscribe_batch_size`` symbols a request."""
-        shard.pending.clear()
-        shard.rejected.clear()
-        symbols = list(shard.by_symbol)
-        for start in range(0, len(symbols), self.subscribe_batch_size):
-            batch = symbols[start : start + self.subscribe_batch_size]
-            req_id = next(self._req_ids)
-            shard.pending[req_id] = [shard.by_symbol[symbol] for symbol in batch]
+        for req_id, batch in shard.subscribe_requests(self.subscribe_batch_size, self._req_ids):
             await ws.send(subscribe_message(batch, req_id))
 
     async def _read(self, ws: ClientConnection, shard: Shard) -> None:
@@ -268,15 +258,13 @@ class KrakenWsSource:
         for message in result.messages:
             if isinstance(message, TickerUpdated):
                 kind = "ticker"
-                pair = message.ticker.pair
-                if pair in shard.pair_set and pair not in shard.subscribed:
-                    shard.subscribed.add(pair)  # data proves the subscription, ack or not
+                if shard.saw_data(message.ticker.pair):
                     self._refresh_health()
-                self._healthy(shard)
+                shard.alive()
                 self._emit(message)
             elif isinstance(message, Heartbeat):
                 kind = "heartbeat"
-                self._healthy(shard)
+                shard.alive()
                 self._emit(SourceHeartbeat(source=self.name, at=received_at))
             elif isinstance(message, SubscribeAck):
                 kind = "subscribe_ack"
@@ -292,23 +280,12 @@ class KrakenWsSource:
 
     def _on_ack(self, shard: Shard, ack: SubscribeAck) -> None:
         if ack.success:
-            pair = self._pair_for(shard, ack.symbol)
-            if pair is not None:
-                shard.subscribed.add(pair)
-                shard.rejected.pop(pair, None)
-            self._healthy(shard)
+            shard.acknowledged(ack, self.registry)
             self._refresh_health()
             return
         # Not retried here: the next reconnect subscribes every pair again, after backoff.
         error = ack.error or "subscribe failed"
-        pair = self._pair_for(shard, ack.symbol)
-        if pair is not None:
-            affected = [pair]
-        else:  # an error naming no symbol (rate limit, malformed request) fails its request
-            requested = shard.pending.get(ack.req_id, []) if ack.req_id is not None else []
-            affected = [p for p in requested if p not in shard.subscribed]
-        for p in affected:
-            shard.rejected[p] = error
+        affected = shard.rejected_by(ack, self.registry, error)
         self._count_error("subscribe_rejected", f"{ack.symbol or ack.req_id}: {error}")
         log.warning(
             "kraken ws subscription rejected",
@@ -322,10 +299,8 @@ class KrakenWsSource:
         self._refresh_health()
 
     def _on_status(self, shard: Shard, status: StatusUpdate) -> None:
-        shard.connection_id = status.connection_id
-        if status.system == shard.system:
+        if not shard.status_changed(status):
             return
-        shard.system = status.system
         fields = {
             "source": self.name,
             "shard": shard.index,
@@ -339,23 +314,6 @@ class KrakenWsSource:
             log.warning("kraken ws trading engine not online", **fields)
 
     # -- bookkeeping ---------------------------------------------------------------------
-
-    def _pair_for(self, shard: Shard, symbol: str | None) -> Pair | None:
-        if symbol is None:
-            return None
-        pair = shard.by_symbol.get(symbol)
-        if pair is not None:
-            return pair
-        try:
-            return self.registry.resolve(symbol)
-        except InvalidParameter:
-            return None
-
-    def _healthy(self, shard: Shard) -> None:
-        """The first sign of life after subscribing: this connection works, reset backoff."""
-        if not shard.healthy:
-            shard.healthy = True
-            shard.backoff.reset()
 
     def _emit(self, event: DomainEvent) -> None:
         try:
@@ -389,9 +347,7 @@ class KrakenWsSource:
 
     def _mark_disconnected(self, shard: Shard) -> None:
         self._attempted = True
-        shard.connected = False
-        shard.healthy = False
-        shard.subscribed.clear()
+        shard.disconnected()
         self._refresh_health()
 
     def _count_error(self, kind: str, message: str) -> None:
