@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tokenpulse.domain.errors import InvalidParameter, ParseError
+from tokenpulse.domain.errors import ParseError
 from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair, PairRegistry, unique
 from tokenpulse.domain.time import utcnow
@@ -47,6 +45,7 @@ from tokenpulse.sources.kraken.ws_parser import (
     parse_ws_v2,
     subscribe_message,
 )
+from tokenpulse.sources.kraken.ws_shard import PairFeedState, Shard, split_pairs
 
 __all__ = ["DEFAULT_WS_URL", "KrakenWsSource", "PairFeedState"]
 
@@ -65,43 +64,6 @@ MAX_FRAME_BYTES: Final = 1 << 20
 
 
 YIELD_EVERY = 32  # frames read in a burst before the reader lets other tasks run
-
-
-@dataclass(frozen=True, slots=True)
-class PairFeedState:
-    """How the WS feed stands for one pair; the supervisor falls back to REST on it.
-
-    ``silent_for`` is the number of seconds since the pair's connection last received any
-    frame (data or heartbeat), None if it never did.
-    """
-
-    connected: bool
-    subscribed: bool
-    silent_for: float | None
-
-
-class _Shard:
-    """One connection's share of the pairs and what we know about it."""
-
-    def __init__(self, index: int, symbols: dict[str, Pair], backoff: Backoff) -> None:
-        self.index = index
-        self.by_symbol = symbols  # WS v2 symbol -> pair, in subscription order
-        self.pairs = list(symbols.values())
-        self.pair_set = frozenset(self.pairs)
-        self.backoff = backoff
-        self.connected = False
-        self.healthy = False  # heard data/heartbeat/ack on the current connection
-        self.subscribed: set[Pair] = set()
-        self.rejected: dict[Pair, str] = {}
-        self.pending: dict[int, list[Pair]] = {}  # req_id -> pairs of that request
-        self.last_frame_mono: float | None = None
-        self.connection_id: int | None = None
-        self.system: str | None = None
-
-    def silent_for(self) -> float | None:
-        if self.last_frame_mono is None:
-            return None
-        return time.monotonic() - self.last_frame_mono
 
 
 class KrakenWsSource:
@@ -157,12 +119,12 @@ class KrakenWsSource:
         self._running = False
         self._attempted = False  # a connection attempt has ended at least once
         self._shards = [
-            _Shard(
+            Shard(
                 index,
                 {registry.info(pair).ws_v2_symbol: pair for pair in chunk},
                 Backoff(backoff_initial, backoff_max),
             )
-            for index, chunk in enumerate(_split(unique(pairs), max_pairs_per_connection))
+            for index, chunk in enumerate(split_pairs(unique(pairs), max_pairs_per_connection))
         ]
         self._shard_of = {pair: shard for shard in self._shards for pair in shard.pairs}
         if metrics is not None:
@@ -186,11 +148,7 @@ class KrakenWsSource:
         shard = self._shard_of.get(pair)
         if shard is None:
             return PairFeedState(connected=False, subscribed=False, silent_for=None)
-        return PairFeedState(
-            connected=shard.connected,
-            subscribed=shard.connected and pair in shard.subscribed,
-            silent_for=shard.silent_for(),
-        )
+        return shard.state(pair)
 
     # -- the loops -----------------------------------------------------------------------
 
@@ -209,7 +167,7 @@ class KrakenWsSource:
             for shard in self._shards:
                 self._mark_disconnected(shard)
 
-    async def _run_shard(self, shard: _Shard) -> None:
+    async def _run_shard(self, shard: Shard) -> None:
         attempt = 0
         while True:
             if attempt:
@@ -229,7 +187,7 @@ class KrakenWsSource:
             )
             await asyncio.sleep(delay)
 
-    async def _session(self, shard: _Shard) -> None:
+    async def _session(self, shard: Shard) -> None:
         """One connection: open, subscribe, read until closed, failed or idle."""
         async with connect(
             self.url,
@@ -251,18 +209,12 @@ class KrakenWsSource:
             await self._subscribe(ws, shard)
             await self._read(ws, shard)
 
-    async def _subscribe(self, ws: ClientConnection, shard: _Shard) -> None:
+    async def _subscribe(self, ws: ClientConnection, shard: Shard) -> None:
         """Subscribe every pair of the shard, ``subscribe_batch_size`` symbols a request."""
-        shard.pending.clear()
-        shard.rejected.clear()
-        symbols = list(shard.by_symbol)
-        for start in range(0, len(symbols), self.subscribe_batch_size):
-            batch = symbols[start : start + self.subscribe_batch_size]
-            req_id = next(self._req_ids)
-            shard.pending[req_id] = [shard.by_symbol[symbol] for symbol in batch]
+        for req_id, batch in shard.subscribe_requests(self.subscribe_batch_size, self._req_ids):
             await ws.send(subscribe_message(batch, req_id))
 
-    async def _read(self, ws: ClientConnection, shard: _Shard) -> None:
+    async def _read(self, ws: ClientConnection, shard: Shard) -> None:
         """Hand every frame to :meth:`_on_frame`; return when nothing came for idle_timeout.
 
         ``recv()`` returns without yielding while frames are buffered, so in a burst the
@@ -289,7 +241,7 @@ class KrakenWsSource:
 
     # -- one frame (synchronous: parse and hand on, nothing else) -----------------------
 
-    def _on_frame(self, shard: _Shard, frame: str | bytes) -> None:
+    def _on_frame(self, shard: Shard, frame: str | bytes) -> None:
         shard.last_frame_mono = time.monotonic()
         self.health.heard()
         received_at = utcnow()
@@ -306,15 +258,13 @@ class KrakenWsSource:
         for message in result.messages:
             if isinstance(message, TickerUpdated):
                 kind = "ticker"
-                pair = message.ticker.pair
-                if pair in shard.pair_set and pair not in shard.subscribed:
-                    shard.subscribed.add(pair)  # data proves the subscription, ack or not
+                if shard.saw_data(message.ticker.pair):
                     self._refresh_health()
-                self._healthy(shard)
+                shard.alive()
                 self._emit(message)
             elif isinstance(message, Heartbeat):
                 kind = "heartbeat"
-                self._healthy(shard)
+                shard.alive()
                 self._emit(SourceHeartbeat(source=self.name, at=received_at))
             elif isinstance(message, SubscribeAck):
                 kind = "subscribe_ack"
@@ -328,25 +278,14 @@ class KrakenWsSource:
         if self.metrics is not None:
             self.metrics.source_messages.labels(self.name, kind).inc()
 
-    def _on_ack(self, shard: _Shard, ack: SubscribeAck) -> None:
+    def _on_ack(self, shard: Shard, ack: SubscribeAck) -> None:
         if ack.success:
-            pair = self._pair_for(shard, ack.symbol)
-            if pair is not None:
-                shard.subscribed.add(pair)
-                shard.rejected.pop(pair, None)
-            self._healthy(shard)
+            shard.acknowledged(ack, self.registry)
             self._refresh_health()
             return
         # Not retried here: the next reconnect subscribes every pair again, after backoff.
         error = ack.error or "subscribe failed"
-        pair = self._pair_for(shard, ack.symbol)
-        if pair is not None:
-            affected = [pair]
-        else:  # an error naming no symbol (rate limit, malformed request) fails its request
-            requested = shard.pending.get(ack.req_id, []) if ack.req_id is not None else []
-            affected = [p for p in requested if p not in shard.subscribed]
-        for p in affected:
-            shard.rejected[p] = error
+        affected = shard.rejected_by(ack, self.registry, error)
         self._count_error("subscribe_rejected", f"{ack.symbol or ack.req_id}: {error}")
         log.warning(
             "kraken ws subscription rejected",
@@ -359,11 +298,9 @@ class KrakenWsSource:
         )
         self._refresh_health()
 
-    def _on_status(self, shard: _Shard, status: StatusUpdate) -> None:
-        shard.connection_id = status.connection_id
-        if status.system == shard.system:
+    def _on_status(self, shard: Shard, status: StatusUpdate) -> None:
+        if not shard.status_changed(status):
             return
-        shard.system = status.system
         fields = {
             "source": self.name,
             "shard": shard.index,
@@ -378,23 +315,6 @@ class KrakenWsSource:
 
     # -- bookkeeping ---------------------------------------------------------------------
 
-    def _pair_for(self, shard: _Shard, symbol: str | None) -> Pair | None:
-        if symbol is None:
-            return None
-        pair = shard.by_symbol.get(symbol)
-        if pair is not None:
-            return pair
-        try:
-            return self.registry.resolve(symbol)
-        except InvalidParameter:
-            return None
-
-    def _healthy(self, shard: _Shard) -> None:
-        """The first sign of life after subscribing: this connection works, reset backoff."""
-        if not shard.healthy:
-            shard.healthy = True
-            shard.backoff.reset()
-
     def _emit(self, event: DomainEvent) -> None:
         try:
             self.sink(event)
@@ -406,7 +326,7 @@ class KrakenWsSource:
         self._parse_errors.report(error, frame)
         self.health.failed(f"parse:{error.kind}", str(error))
 
-    def _session_failed(self, shard: _Shard, exc: Exception) -> None:
+    def _session_failed(self, shard: Shard, exc: Exception) -> None:
         if not shard.connected:
             kind = "connect"
         elif isinstance(exc, ConnectionClosed):
@@ -425,11 +345,9 @@ class KrakenWsSource:
                 error=f"{type(exc).__name__}: {exc}",
             )
 
-    def _mark_disconnected(self, shard: _Shard) -> None:
+    def _mark_disconnected(self, shard: Shard) -> None:
         self._attempted = True
-        shard.connected = False
-        shard.healthy = False
-        shard.subscribed.clear()
+        shard.disconnected()
         self._refresh_health()
 
     def _count_error(self, kind: str, message: str) -> None:
@@ -460,18 +378,3 @@ class KrakenWsSource:
         if rejected:
             detail += f", {rejected} rejected"
         self.health.detail = detail
-
-
-def _split(pairs: list[Pair], max_per_chunk: int) -> list[list[Pair]]:
-    """``ceil(n / max_per_chunk)`` contiguous chunks whose sizes differ by at most one."""
-    if not pairs:
-        return []
-    count = math.ceil(len(pairs) / max_per_chunk)
-    size, extra = divmod(len(pairs), count)
-    chunks: list[list[Pair]] = []
-    start = 0
-    for index in range(count):
-        end = start + size + (1 if index < extra else 0)
-        chunks.append(pairs[start:end])
-        start = end
-    return chunks

@@ -3,7 +3,8 @@
 Writes are upserts on (key, second) — the last value of a second wins — and each call is one
 transaction that also queues the touched minutes for :meth:`HistoryRepository.rollup`.
 Backfill writes never replace a ``live`` row. Reads are single Core selects turned into
-plain dicts. Every database failure surfaces as :class:`StoreError` without SQL or URL.
+plain dicts (the selects are in ``_reads``, the upserts in ``_writes``). Every database
+failure surfaces as :class:`StoreError` without SQL or URL.
 
 Writes, rollups and retention of one repository run one at a time (an asyncio lock): the
 service has one writer (the ingest leader), and SQLite allows one writer anyway.
@@ -25,31 +26,22 @@ from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.store.history import _gaps, _rollup, _writes
+from tokenpulse.store.history import _reads, _rollup, _writes
 from tokenpulse.store.history import _series as series
-from tokenpulse.store.history._buckets import floor_to, merge
 from tokenpulse.store.history._engine import create_history_engine, store_errors
 from tokenpulse.store.history.models import (
-    KEY_COLUMNS,
     KIND_PAIR,
     KIND_TOKEN,
     ORIGIN_LIVE,
     ORIGINS,
     RAW_TABLES,
-    ROLLUP_TABLES,
     epoch_seconds,
     from_epoch_seconds,
     snapshot_time,
     ticker_time,
-    token_rollups,
-    token_snapshots,
 )
 
 Row = dict[str, Any]
-
-#: Trend windows up to this long read raw velocities; longer ones read rollups.
-RAW_VELOCITY_SPAN = timedelta(hours=12)
-MINUTE_VELOCITY_SPAN = timedelta(days=8)
 
 
 class HistoryRepository:
@@ -230,7 +222,9 @@ class HistoryRepository:
         ``fields`` restricts the keys. More than ``max_points`` points raise
         InvalidParameter naming a granularity that fits.
         """
-        return await self._series(KIND_TOKEN, token_id, start, end, granularity, fields, max_points)
+        return await _reads.read_series(
+            self.engine, KIND_TOKEN, token_id, start, end, granularity, fields, max_points
+        )
 
     async def ltp_series(
         self,
@@ -243,71 +237,9 @@ class HistoryRepository:
         max_points: int = series.MAX_POINTS,
     ) -> list[Row]:
         """Points of one pair: raw (price, source, origin) or OHLC buckets with samples."""
-        return await self._series(KIND_PAIR, str(pair), start, end, granularity, fields, max_points)
-
-    async def _series(
-        self,
-        kind: str,
-        key: str,
-        start: datetime,
-        end: datetime,
-        granularity: str,
-        fields: Sequence[str] | None,
-        max_points: int,
-    ) -> list[Row]:
-        g = series.parse_granularity(granularity)
-        first, last = series.bounds(start, end)
-        key_name = KEY_COLUMNS[kind]
-        allowed: tuple[str, ...]
-        where: tuple[sa.ColumnElement[bool], ...]
-        if g.raw:
-            allowed = series.TOKEN_RAW_FIELDS if kind == KIND_TOKEN else series.LTP_RAW_FIELDS
-            wanted = series.select_fields(fields, allowed, g)
-            table = RAW_TABLES[kind]
-            where = (
-                table.c[key_name] == key,
-                table.c.ts >= from_epoch_seconds(first),
-                table.c.ts < from_epoch_seconds(last),
-            )
-            stmt = sa.select(table.c.ts, *(table.c[f] for f in wanted)).where(*where)
-            rows = await self._fetch(stmt.order_by(table.c.ts).limit(max_points + 1))
-            if len(rows) > max_points:
-                total = await self._fetch(
-                    sa.select(sa.func.count()).select_from(table).where(*where)
-                )
-                series.check_point_limit(total[0][0], g, first, last, max_points)
-            names = ("t", *wanted)
-            return series.as_dicts(names, rows)
-
-        allowed = series.TOKEN_ROLLUP_FIELDS if kind == KIND_TOKEN else series.LTP_ROLLUP_FIELDS
-        wanted = series.select_fields(fields, allowed, g)
-        first = floor_to(first, g.seconds)
-        series.check_point_limit(-(-(last - first) // g.seconds), g, first, last, max_points)
-        table = ROLLUP_TABLES[kind]
-        where = (
-            table.c[key_name] == key,
-            table.c.bucket_seconds == g.stored,
-            table.c.ts >= from_epoch_seconds(first),
-            table.c.ts < from_epoch_seconds(last),
+        return await _reads.read_series(
+            self.engine, KIND_PAIR, str(pair), start, end, granularity, fields, max_points
         )
-        if not g.derived:
-            stmt = sa.select(table.c.ts, *(table.c[f] for f in wanted)).where(*where)
-            names = ("t", *wanted)
-            rows = await self._fetch(stmt.order_by(table.c.ts))
-            return series.as_dicts(names, rows)
-        extra = ("velocity_sum", "velocity_count") if kind == KIND_TOKEN else ()
-        values = ("open", "high", "low", "close", "market_cap", "volume_24h")
-        columns = [
-            table.c.ts,
-            *(table.c[c] for c in values if c in table.c),
-            *(table.c[c] for c in extra),
-        ]
-        stmt = sa.select(*columns, table.c.samples).where(*where).order_by(table.c.ts)
-        parts = [_rollup.rollup_bucket(kind, row) for row in await self._fetch(stmt)]
-        return [
-            {"t": bucket.t, **{name: getattr(bucket, name) for name in wanted}}
-            for bucket in merge(parts, g.seconds)
-        ]
 
     async def velocity_points(
         self, token_id: str, start: datetime, end: datetime
@@ -317,21 +249,7 @@ class HistoryRepository:
         Up to 12 h: every raw velocity. Up to 8 days: 1-minute means. Longer: hourly means.
         Points without a velocity are left out.
         """
-        first, last = series.bounds(start, end)
-        span = end - start
-        if span <= RAW_VELOCITY_SPAN:
-            t = token_snapshots
-            stmt = sa.select(t.c.ts, t.c.velocity).where(
-                t.c.token_id == token_id, t.c.velocity.is_not(None)
-            )
-        else:
-            t = token_rollups
-            seconds = 60 if span <= MINUTE_VELOCITY_SPAN else 3600
-            stmt = sa.select(t.c.ts, t.c.velocity).where(
-                t.c.token_id == token_id, t.c.bucket_seconds == seconds, t.c.velocity_count > 0
-            )
-        stmt = stmt.where(t.c.ts >= from_epoch_seconds(first), t.c.ts < from_epoch_seconds(last))
-        return [(row[0], row[1]) for row in await self._fetch(stmt.order_by(t.c.ts))]
+        return await _reads.read_velocity_points(self.engine, token_id, start, end)
 
     async def token_gaps(
         self,
@@ -347,7 +265,9 @@ class HistoryRepository:
         Each hole is ``(last point before it or start, first point after it or end)``.
         ``granularity`` picks the table searched: raw rows, or the stored rollup behind it.
         """
-        return await self._gaps(KIND_TOKEN, token_id, start, end, expected_interval, granularity)
+        return await _reads.read_gaps(
+            self.engine, KIND_TOKEN, token_id, start, end, expected_interval, granularity
+        )
 
     async def ltp_gaps(
         self,
@@ -359,28 +279,9 @@ class HistoryRepository:
         granularity: str = "raw",
     ) -> list[tuple[datetime, datetime]]:
         """Holes in one pair's samples, as :meth:`token_gaps`."""
-        return await self._gaps(KIND_PAIR, str(pair), start, end, expected_interval, granularity)
-
-    async def _gaps(
-        self,
-        kind: str,
-        key: str,
-        start: datetime,
-        end: datetime,
-        expected: timedelta,
-        granularity: str,
-    ) -> list[tuple[datetime, datetime]]:
-        g = series.parse_granularity(granularity)
-        series.bounds(start, end)
-        stmt = _gaps.gap_query(self.dialect, kind, key, g.stored, start, end, 2 * expected)
-        rows = await self._fetch(stmt)
-        return _gaps.holes(rows, start, end, 2 * expected)
-
-    async def _fetch(self, stmt: Any) -> Sequence[Any]:
-        with store_errors("read"):
-            async with self.engine.connect() as conn:
-                result = await conn.execute(stmt)
-                return result.all()
+        return await _reads.read_gaps(
+            self.engine, KIND_PAIR, str(pair), start, end, expected_interval, granularity
+        )
 
     # ------------------------------------------------------------------ maintenance
 
