@@ -2,7 +2,8 @@
 
 :class:`MarketScheduler` is the only caller of the CoinMarketCap and CoinGecko clients
 (SPEC §3, "one upstream poller"): no client request ever causes an upstream call. It sees
-them through the ports :class:`CmcMarket` and :class:`CoinGeckoMarket`, which
+them through the ports :class:`~tokenpulse.services.tokens.ports.CmcMarket` and
+:class:`~tokenpulse.services.tokens.ports.CoinGeckoMarket`, which
 :class:`~tokenpulse.sources.coinmarketcap.client.CmcClient` and
 :class:`~tokenpulse.sources.coingecko.client.CoinGeckoClient` satisfy. Each poll:
 

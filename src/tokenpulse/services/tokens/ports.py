@@ -1,11 +1,14 @@
-"""What the token services ask of the history database behind them (ports, not adapters).
+"""What the token services ask of the adapters behind them (ports, not adapters).
 
-:class:`~tokenpulse.store.history.repository.HistoryRepository` and
-:class:`~tokenpulse.store.history.writer.HistoryWriter` satisfy these Protocols structurally;
-the composition root (:mod:`tokenpulse.bootstrap`) picks them. The services import only
-these, so they never reach SQL. The provider ports sit with their one user:
-:mod:`~tokenpulse.services.tokens.poller` (CoinMarketCap, CoinGecko) and
-:mod:`~tokenpulse.services.tokens.backfill` (market charts, OHLC candles).
+The history database: :class:`~tokenpulse.store.history.repository.HistoryRepository` and
+:class:`~tokenpulse.store.history.writer.HistoryWriter` satisfy :class:`HistoryStore` and
+:class:`HistoryBatcher` structurally. The market-data providers, as
+:class:`~tokenpulse.services.tokens.poller.MarketScheduler` polls them:
+:class:`~tokenpulse.sources.coinmarketcap.client.CmcClient` satisfies :class:`CmcMarket`,
+:class:`~tokenpulse.sources.coingecko.client.CoinGeckoClient` :class:`CoinGeckoMarket`. The
+composition root (:mod:`tokenpulse.bootstrap`) picks them; the services import only these,
+so they never reach SQL or HTTP. The backfill's provider ports (market charts, OHLC candles)
+sit with their one user, :mod:`~tokenpulse.services.tokens.backfill`.
 """
 
 from __future__ import annotations
