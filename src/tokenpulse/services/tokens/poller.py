@@ -2,7 +2,8 @@
 
 :class:`MarketScheduler` is the only caller of the CoinMarketCap and CoinGecko clients
 (SPEC §3, "one upstream poller"): no client request ever causes an upstream call. It sees
-them through the ports :class:`CmcMarket` and :class:`CoinGeckoMarket`, which
+them through the ports :class:`~tokenpulse.services.tokens.ports.CmcMarket` and
+:class:`~tokenpulse.services.tokens.ports.CoinGeckoMarket`, which
 :class:`~tokenpulse.sources.coinmarketcap.client.CmcClient` and
 :class:`~tokenpulse.sources.coingecko.client.CoinGeckoClient` satisfy. Each poll:
 
@@ -29,7 +30,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -37,6 +38,7 @@ from tokenpulse.domain.errors import BudgetExhausted, ProviderRateLimited, Provi
 from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.services.tokens.ports import CmcMarket, CoinGeckoMarket, MarketClient, PaidAnswer
 from tokenpulse.sources._health import Backoff, SourceHealth
 from tokenpulse.sources.coinmarketcap.credits import (
     LISTINGS_COINS_PER_CREDIT,
@@ -63,66 +65,6 @@ REASON_FAILED = "cmc_failed"
 
 QuoteSink = Callable[[list[TokenQuote]], None]
 """Where polled quotes go: must not block (hand them to a buffer or a queue)."""
-
-
-class MarketAnswer(Protocol):
-    """One market-data answer: the quotes read (e.g. CoinGecko's ``MarketsResult``)."""
-
-    @property
-    def quotes(self) -> list[TokenQuote]: ...
-
-
-class CreditCount(Protocol):
-    """CoinMarketCap's ``status`` object, as far as the scheduler cares."""
-
-    @property
-    def credit_count(self) -> int: ...
-
-
-class PaidAnswer(MarketAnswer, Protocol):
-    """A CoinMarketCap answer (``ListingResult``): the quotes and the credits they cost."""
-
-    @property
-    def status(self) -> CreditCount: ...
-
-
-class MarketClient(Protocol):
-    """What every market-data client shows the scheduler: its health and its state."""
-
-    @property
-    def health(self) -> SourceHealth: ...
-
-    def state(self) -> dict[str, Any]: ...
-
-
-class CoinGeckoMarket(MarketClient, Protocol):
-    """The CoinGecko client: the top ``top_n`` coins by market cap, 250 a page."""
-
-    async def markets(self, top_n: int | None = None) -> MarketAnswer: ...
-
-
-class CmcMarket(MarketClient, Protocol):
-    """The CoinMarketCap client: listings or quotes, paid in credits from a shared budget."""
-
-    @property
-    def budget(self) -> CreditBudget | None: ...
-
-    @property
-    def has_key(self) -> bool: ...
-
-    @property
-    def disabled_reason(self) -> str | None: ...
-
-    @property
-    def credits_used(self) -> int: ...
-
-    def attach_budget(self, budget: CreditBudget) -> None: ...
-
-    def rate_limited_for(self) -> float: ...
-
-    async def listings(self, limit: int) -> PaidAnswer: ...
-
-    async def quotes(self, *, symbols: Sequence[str]) -> PaidAnswer: ...
 
 
 class MarketScheduler:

@@ -1,11 +1,14 @@
-"""What the token services ask of the history database behind them (ports, not adapters).
+"""What the token services ask of the adapters behind them (ports, not adapters).
 
-:class:`~tokenpulse.store.history.repository.HistoryRepository` and
-:class:`~tokenpulse.store.history.writer.HistoryWriter` satisfy these Protocols structurally;
-the composition root (:mod:`tokenpulse.bootstrap`) picks them. The services import only
-these, so they never reach SQL. The provider ports sit with their one user:
-:mod:`~tokenpulse.services.tokens.poller` (CoinMarketCap, CoinGecko) and
-:mod:`~tokenpulse.services.tokens.backfill` (market charts, OHLC candles).
+The history database: :class:`~tokenpulse.store.history.repository.HistoryRepository` and
+:class:`~tokenpulse.store.history.writer.HistoryWriter` satisfy :class:`HistoryStore` and
+:class:`HistoryBatcher` structurally. The market-data providers, as
+:class:`~tokenpulse.services.tokens.poller.MarketScheduler` polls them:
+:class:`~tokenpulse.sources.coinmarketcap.client.CmcClient` satisfies :class:`CmcMarket`,
+:class:`~tokenpulse.sources.coingecko.client.CoinGeckoClient` :class:`CoinGeckoMarket`. The
+composition root (:mod:`tokenpulse.bootstrap`) picks them; the services import only these,
+so they never reach SQL or HTTP. The backfill's provider ports (market charts, OHLC candles)
+sit with their one user, :mod:`~tokenpulse.services.tokens.backfill`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from tokenpulse.domain.history import HistoryRow
 from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.tokens import TokenQuote
+from tokenpulse.sources._health import SourceHealth
+from tokenpulse.sources.coinmarketcap.credits import CreditBudget
 
 #: ``(t, price, market_cap, volume_24h, velocity)``, e.g. a
 #: :class:`~tokenpulse.domain.history.TokenPoint`.
@@ -98,3 +104,63 @@ class HistoryBatcher(Protocol):
     async def stop(self, timeout: float = ...) -> int:  # noqa: ASYNC109
         """Stop :meth:`run` and write what is left; rows that could not be written."""
         ...
+
+
+class MarketAnswer(Protocol):
+    """One market-data answer: the quotes read (e.g. CoinGecko's ``MarketsResult``)."""
+
+    @property
+    def quotes(self) -> list[TokenQuote]: ...
+
+
+class CreditCount(Protocol):
+    """CoinMarketCap's ``status`` object, as far as the scheduler cares."""
+
+    @property
+    def credit_count(self) -> int: ...
+
+
+class PaidAnswer(MarketAnswer, Protocol):
+    """A CoinMarketCap answer (``ListingResult``): the quotes and the credits they cost."""
+
+    @property
+    def status(self) -> CreditCount: ...
+
+
+class MarketClient(Protocol):
+    """What every market-data client shows the scheduler: its health and its state."""
+
+    @property
+    def health(self) -> SourceHealth: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
+class CoinGeckoMarket(MarketClient, Protocol):
+    """The CoinGecko client: the top ``top_n`` coins by market cap, 250 a page."""
+
+    async def markets(self, top_n: int | None = None) -> MarketAnswer: ...
+
+
+class CmcMarket(MarketClient, Protocol):
+    """The CoinMarketCap client: listings or quotes, paid in credits from a shared budget."""
+
+    @property
+    def budget(self) -> CreditBudget | None: ...
+
+    @property
+    def has_key(self) -> bool: ...
+
+    @property
+    def disabled_reason(self) -> str | None: ...
+
+    @property
+    def credits_used(self) -> int: ...
+
+    def attach_budget(self, budget: CreditBudget) -> None: ...
+
+    def rate_limited_for(self) -> float: ...
+
+    async def listings(self, limit: int) -> PaidAnswer: ...
+
+    async def quotes(self, *, symbols: Sequence[str]) -> PaidAnswer: ...
