@@ -2,7 +2,8 @@
 
 One :class:`Settings` object, validated at start. Nothing else in tokenpulse reads
 ``os.environ``. YAML files use the same keys as the environment variables, lower-case, and may
-nest them by section (``cache: {ttl: 30s}`` is ``CACHE_TTL``). Invalid configuration raises
+nest them by section (``cache: {ttl: 30s}`` is ``CACHE_TTL``); the Go service's layout is read
+too (``_settings_files``, ``_settings_go``). Invalid configuration raises
 :class:`ConfigError`, which carries one clear line per problem; the CLI exits with code 2.
 """
 
