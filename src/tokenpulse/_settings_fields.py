@@ -9,6 +9,7 @@ check`` prints them. Durations are written with a unit (``30s``) and held in sec
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +27,8 @@ KNOWN_SOURCES = ("kraken", "coinbase", "binance", "coinmarketcap", "coingecko", 
 SECRET_FIELDS = frozenset({"auth_api_key", "redis_password", "cmc_api_key", "coingecko_api_key"})
 URL_FIELDS_WITH_CREDENTIALS = frozenset({"redis_url", "database_url"})
 _RANGE = "valid_range"  # json_schema_extra key of a duration: its range as written
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # one label of a DNS host name
+ENVIRONMENTS = ("development", "testing", "staging", "production")
 
 
 def parse_duration_value(value: object) -> float:
@@ -39,6 +42,12 @@ def _lower(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _log_level(value: object) -> object:
+    """Lower-case; the Go service's ``warn`` (any case) is our ``warning``."""
+    lowered = _lower(value)
+    return "warning" if lowered == "warn" else lowered
+
+
 def split_list(value: object) -> list[str]:
     """A comma-separated string (or a YAML list) as a list of non-empty items."""
     if isinstance(value, str):
@@ -50,7 +59,7 @@ def split_list(value: object) -> list[str]:
 
 Seconds = Annotated[float, BeforeValidator(parse_duration_value)]
 StrList = Annotated[list[str], BeforeValidator(split_list)]
-LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_lower)]
+LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidator(_log_level)]
 LogFormat = Annotated[Literal["json", "text"], BeforeValidator(_lower)]
 Role = Annotated[Literal["all", "api", "ingest"], BeforeValidator(_lower)]
 CacheBackend = Annotated[Literal["memory", "redis"], BeforeValidator(_lower)]
@@ -118,6 +127,51 @@ def _safe_split(value: str) -> Any:
         return split_pair(value)
     except InvalidParameter:
         return None
+
+
+def check_host(value: str) -> str:
+    """A listen address: an IP address, or a DNS host name (RFC 1123 labels)."""
+    text = value.strip()
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        return text
+    labels = text.rstrip(".").split(".")
+    looks_numeric = all(label.isdigit() for label in labels)
+    if not text or looks_numeric or len(text) > 253 or not all(map(_HOST_LABEL.fullmatch, labels)):
+        raise ValueError("must be an IP address (127.0.0.1, 0.0.0.0, ::) or a host name")
+    return text
+
+
+def check_url(value: str, schemes: tuple[str, ...], example: str) -> str:
+    """A URL with one of ``schemes`` and a host (and, if given, a valid port)."""
+    spelled = " or ".join(f"{scheme}://" for scheme in schemes)
+    reason = f"must be a {spelled} URL with a host, e.g. {example}"
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError:
+        raise ValueError(reason) from None
+    if parts.scheme.lower() not in schemes or not parts.hostname or port == 0:
+        raise ValueError(reason)
+    return value.strip()
+
+
+def check_address(value: str) -> str:
+    """The Go service's ``REDIS_ADDR``: ``host:port`` (empty: not used)."""
+    if not value:
+        return value
+    host, _, port = value.rpartition(":")
+    try:
+        check_host(host.strip("[]"))
+        valid = port.isdigit() and 1 <= int(port) <= 65535
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError("must be host:port, e.g. localhost:6379")
+    return value
 
 
 def check_ip_networks(values: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
 from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
-from tokenpulse.data import known_tokens, kraken_pair_registry
+from tokenpulse.data import known_tokens, kraken_pair_registry, unknown_token_symbols
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.domain.time import utcnow
@@ -92,6 +92,7 @@ class Container:
     redis: Any = None
     state: RunState = field(default_factory=RunState)
     started_at: datetime = field(default_factory=utcnow)
+    unknown_tracked_tokens: tuple[str, ...] = ()  # TRACKED_TOKENS the bundled tables lack
 
 
 def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Container:
@@ -132,8 +133,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
             )
 
     def bus_handler_failed(topic: str, exc: BaseException) -> None:
-        # A subscriber raised (the bus isolates it): not a failed publish. The Redis bus
-        # counts and logs its handlers' errors itself.
+        # A subscriber raised, not a publish failed (the Redis bus counts and logs its own).
         metrics.bus_handler_errors.labels(topic).inc()
         log.error("bus handler failed", topic=topic, error=repr(exc))
 
@@ -173,6 +173,9 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     identities = IdentityRegistry(known_tokens())
+    unknown = unknown_token_symbols(settings.tracked_tokens)
+    if unknown:  # a coin listed since the bundled tables may exist: warn, do not refuse
+        log.warning("tracked tokens unknown to the bundled token tables", symbols=list(unknown))
     tokens = TokenService(
         identities=identities,
         policy=VelocityPolicy(
@@ -236,6 +239,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         replicator=replicator,
         redis=redis_client,
         state=state,
+        unknown_tracked_tokens=unknown,
     )
 
 

@@ -26,7 +26,12 @@ app.add_typer(db_app, name="db")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML configuration file (default: ./config.yaml)"),
+    typer.Option(
+        "--config",
+        "-c",
+        "-config",  # the Go service's flag form: `serve -config configs/config.yaml`
+        help="YAML configuration file, ours or the Go service's layout (default: ./config.yaml)",
+    ),
 ]
 
 

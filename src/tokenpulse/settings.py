@@ -2,7 +2,8 @@
 
 One :class:`Settings` object, validated at start. Nothing else in tokenpulse reads
 ``os.environ``. YAML files use the same keys as the environment variables, lower-case, and may
-nest them by section (``cache: {ttl: 30s}`` is ``CACHE_TTL``). Invalid configuration raises
+nest them by section (``cache: {ttl: 30s}`` is ``CACHE_TTL``); the Go service's layout is read
+too (``_settings_files``, ``_settings_go``). Invalid configuration raises
 :class:`ConfigError`, which carries one clear line per problem; the CLI exits with code 2.
 """
 
@@ -15,8 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tokenpulse._settings_fields import (
@@ -28,15 +35,19 @@ from tokenpulse._settings_fields import (
     Role,
     Seconds,
     StrList,
+    check_address,
+    check_host,
     check_ip_networks,
     check_pairs,
     check_sources,
+    check_url,
     describe_problems,
     duration,
     is_duration,
     mask,
     split_list,
 )
+from tokenpulse._settings_files import Layer, environment_file, read_yaml
 from tokenpulse.domain.durations import format_duration
 from tokenpulse.domain.errors import ConfigError
 
@@ -151,6 +162,36 @@ class Settings(BaseSettings):
     bulk_interval: Seconds = duration("1s", "100ms", "1m")
     sse_heartbeat: Seconds = duration("15s", "1s", "5m")
 
+    @field_validator("host")
+    @classmethod
+    def _valid_host(cls, value: str) -> str:
+        return check_host(value)
+
+    @field_validator("environment")
+    @classmethod
+    def _normalised_environment(cls, value: str) -> str:
+        return value.strip().lower() or "development"  # load_settings checks the name
+
+    @field_validator("kraken_ws_url", "coinbase_ws_url", "binance_ws_url")
+    @classmethod
+    def _websocket_url(cls, value: str) -> str:
+        return check_url(value, ("ws", "wss"), "wss://ws.kraken.com/v2")
+
+    @field_validator("kraken_rest_url", "cmc_base_url", "coingecko_base_url")
+    @classmethod
+    def _rest_url(cls, value: str) -> str:
+        return check_url(value, ("http", "https"), "https://api.kraken.com")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return check_url(value, ("redis", "rediss"), "redis://localhost:6379/0")
+
+    @field_validator("redis_addr")
+    @classmethod
+    def _redis_addr(cls, value: str) -> str:
+        return check_address(value)
+
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
         problems: list[str] = []
@@ -223,36 +264,6 @@ class LoadedSettings:
     origins: dict[str, str] = field(default_factory=dict)
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{str(key).lower()}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, f"{name}_"))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        problems.append(f"{path}: cannot read configuration file: {exc}")
-        return {}
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, Mapping):
-        problems.append(f"{path}: must be a mapping of settings")
-        return {}
-    flat = _flatten(loaded)
-    fields = Settings.model_fields
-    for key in [key for key in flat if key not in fields]:
-        problems.append(f"{path}: unknown key {key!r}")
-        del flat[key]
-    return flat
-
-
 def load_settings(
     config_file: Path | str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -266,32 +277,30 @@ def load_settings(
     """
     env = dict(os.environ if environ is None else environ)
     problems: list[str] = []
-    layers: list[tuple[str, dict[str, Any]]] = []
+    layers: list[Layer] = []
 
     explicit = config_file is not None or "CONFIG_FILE" in env
     base_path = Path(config_file or env.get("CONFIG_FILE") or "config.yaml")
     if base_path.exists():
-        layers.append((str(base_path), _read_yaml(base_path, problems)))
+        layers.append(read_yaml(base_path, Settings.model_fields, problems))
     elif explicit:
         problems.append(f"{base_path}: configuration file not found")
 
     env_values = {name: env[name.upper()] for name in Settings.model_fields if name.upper() in env}
-    environment = str(
-        env_values.get("environment") or _last(layers, "environment") or "development"
-    )
-    env_path = base_path.with_name(f"config.{environment}.yaml")
+    raw_environment = env_values.get("environment") or _last(layers, "environment")
+    environment, env_path = environment_file(raw_environment or "development", base_path, problems)
     if env_path.exists():
-        layers.append((str(env_path), _read_yaml(env_path, problems)))
-    layers.append(("env", env_values))
+        layers.append(read_yaml(env_path, Settings.model_fields, problems))
+    layers.append(Layer("env", env_values))
     if overrides:
-        layers.append(("override", dict(overrides)))
+        layers.append(Layer("override", dict(overrides)))
 
     merged: dict[str, Any] = {}
     origins: dict[str, str] = dict.fromkeys(Settings.model_fields, "default")
-    for origin, values in layers:
-        for key, value in values.items():
+    for layer in layers:
+        for key, value in layer.values.items():
             merged[key] = value
-            origins[key] = origin
+            origins[key] = layer.labels.get(key, layer.origin)
 
     if environment == "production" and origins.get("auth_enabled") == "default":
         problems.append(
@@ -308,10 +317,10 @@ def load_settings(
     return LoadedSettings(settings=settings, origins=origins)
 
 
-def _last(layers: list[tuple[str, dict[str, Any]]], key: str) -> Any:
-    for _, values in reversed(layers):
-        if key in values:
-            return values[key]
+def _last(layers: list[Layer], key: str) -> Any:
+    for layer in reversed(layers):
+        if key in layer.values:
+            return layer.values[key]
     return None
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from structlog.testing import capture_logs
 
+from tokenpulse.api.app import create_app
+from tokenpulse.runtime import create_runtime
 from tokenpulse.settings import ConfigError, describe_settings, load_settings
 
 
@@ -179,12 +185,17 @@ def test_describe_masks_secrets_and_names_origins() -> None:
     assert "super-secret" not in repr(rows)
 
 
+def _pythonpath() -> dict[str, str]:
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+
+
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tokenpulse", *args],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", **env},
+        # PYTHONPATH passes through so a source tree is tested, not an installed copy.
+        env={"PATH": "/usr/bin:/bin", **_pythonpath(), **env},
         timeout=60,
         check=False,
     )
@@ -211,3 +222,133 @@ def test_cli_serve_refuses_bad_config_with_exit_2() -> None:
     result = _cli("serve", env={"SOURCES": "nosuch"})
     assert result.returncode == 2
     assert "SOURCES='nosuch'" in result.stderr
+
+
+# --------------------------------------------------------------------- start-up validation
+
+
+@pytest.mark.parametrize("spelling", ["Production", " production ", "PRODUCTION\t"])
+def test_environment_is_trimmed_and_case_insensitive_so_the_production_guard_applies(
+    spelling: str,
+) -> None:
+    (line,) = problems({"ENVIRONMENT": spelling})
+    assert line.startswith("AUTH_ENABLED: ENVIRONMENT=production refuses")
+    explicit = load_settings(None, {"ENVIRONMENT": spelling, "AUTH_ENABLED": "false"})
+    assert explicit.settings.environment == "production"
+
+
+def test_unknown_environment_is_refused_unless_it_has_its_own_file(tmp_path: Path) -> None:
+    (line,) = problems({"ENVIRONMENT": "prodution"})
+    assert line.startswith("ENVIRONMENT='prodution': must be one of development, testing")
+    assert "did you mean production?" in line
+    base = tmp_path / "config.yaml"
+    base.write_text("port: 9000\n", encoding="utf-8")
+    (tmp_path / "config.demo.yaml").write_text("port: 9200\n", encoding="utf-8")
+    loaded = load_settings(base, {"ENVIRONMENT": " Demo"})
+    assert (loaded.settings.environment, loaded.settings.port) == ("demo", 9200)
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "good", "fragment"),
+    [
+        ("HOST", "999.1.1.1", "0.0.0.0", "must be an IP address"),
+        ("HOST", "bad_host!", "api.internal", "or a host name"),
+        ("KRAKEN_WS_URL", "http://x", "ws://127.0.0.1:9000/v2", "ws:// or wss://"),
+        ("COINBASE_WS_URL", "wss://", "wss://ws-feed.exchange.coinbase.com", "with a host"),
+        ("KRAKEN_REST_URL", "ws://x", "http://127.0.0.1:9001", "http:// or https://"),
+        ("COINGECKO_BASE_URL", "api.coingecko.com", "https://api.coingecko.com", "http://"),
+        ("REDIS_URL", "notaurl", "rediss://cache:6380/1", "redis:// or rediss://"),
+        ("REDIS_URL", "redis://host:99999/0", "redis://host:6379/0", "redis://"),
+        ("REDIS_ADDR", "localhost", "localhost:6379", "host:port"),
+    ],
+)
+def test_hosts_urls_and_schemes_are_validated(key: str, bad: str, good: str, fragment: str) -> None:
+    (line,) = problems({key: bad})
+    assert line.startswith(f"{key}={bad!r}: ")
+    assert fragment in line
+    load_settings(None, {key: good})  # the right kind of value passes
+
+
+@pytest.mark.parametrize("spelling", ["warn", "WARN", "Warn", " warning "])
+def test_log_level_accepts_the_go_services_warn(spelling: str) -> None:
+    assert load_settings(None, {"LOG_LEVEL": spelling}).settings.log_level == "warning"
+
+
+def test_go_layout_conflicts_and_unimplemented_auth_keys_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("port: 9000\nserver:\n  port: 9100\n", encoding="utf-8")
+    assert problems({}, path) == [f"{path}: server.port and port both set PORT; keep one"]
+    path.write_text("auth:\n  header_name: X-Token\n  unauth_paths: [/health]\n", encoding="utf-8")
+    lines = problems({}, path)
+    assert len(lines) == 2
+    assert "auth.header_name='X-Token'" in lines[0]
+    assert "auth.unauth_paths=['/health']" in lines[1]
+    path.write_text(
+        "auth:\n  header_name: X-API-Key\n"
+        "  unauth_paths: [/health, /ready, /metrics, /swagger/, /docs]\n",
+        encoding="utf-8",
+    )
+    load_settings(path, {})  # the Go defaults are what tokenpulse does: accepted
+
+
+def test_cli_takes_the_go_flag_form(tmp_path: Path) -> None:
+    config = tmp_path / "go.yaml"
+    config.write_text("server:\n  port: 9300\nlogging:\n  level: WARN\n", encoding="utf-8")
+    result = _cli("config", "check", "-config", str(config), env={})
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["PORT", "9300", f"({config}", "(server.port))"] in rows
+    assert ["LOG_LEVEL", "warning", f"({config}", "(logging.level))"] in rows
+
+
+async def test_unknown_tracked_tokens_are_warned_at_start_and_listed_in_sources() -> None:
+    settings = load_settings(
+        None, {"TRACKED_TOKENS": "btc, NOSUCHCOIN,sol,nosuchcoin", "SOURCES": "replay"}
+    ).settings
+    with capture_logs() as logs:
+        runtime = create_runtime(settings)
+    container = runtime.container
+    warned = [e for e in logs if e["log_level"] == "warning" and "tracked" in e["event"]]
+    assert [e["symbols"] for e in warned] == [["NOSUCHCOIN"]]
+    transport = httpx.ASGITransport(app=create_app(container, lifecycle=runtime))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://tokenpulse") as client:
+            body = (await client.get("/api/v1/sources")).json()
+    finally:
+        await container.http.aclose()
+    assert body["data"]["unknown_tracked_tokens"] == ["NOSUCHCOIN"]
+
+
+# --------------------------------------------------------------------- secrets stay out
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_files_are_ignored_by_git_and_docker_but_the_example() -> None:
+    names = [".env", ".env.local", ".env.production", ".env.example"]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", *names],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.split() == [".env", ".env.local", ".env.production"]
+    docker = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert {".env", ".env.*", "!.env.example"} <= set(docker)
+    assert docker.index("!.env.example") > docker.index(".env.*")  # the exception comes last
+
+
+def test_env_example_lists_every_variable_compose_reads_with_a_comment() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"\$\{(\w+)", compose))
+    lines = (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+    listed = {}
+    for number, line in enumerate(lines):
+        if re.match(r"\w+=", line):
+            name, _, value = line.partition("=")
+            listed[name] = value
+            assert lines[number - 1].startswith("#"), f"{name} has no comment"
+    assert set(listed) == used
+    assert all(value and "secret" not in value.lower() for value in listed.values())

@@ -60,7 +60,7 @@ async def health(container: ServicesDep) -> Response:
 async def ready(container: ServicesDep) -> Response:
     """Readiness: the cache answers and at least one pair has a price."""
     errors: list[str] = []
-    services: dict[str, Any] = {}
+    services: dict[str, Any] = {"service": "ready"}  # as the Go service's /ready
     try:
         await asyncio.wait_for(container.cache.ping(), READY_CHECK_TIMEOUT)
         services["cache"] = "ready"
@@ -160,4 +160,5 @@ async def list_sources(container: ServicesDep) -> dict[str, Any]:
     else:
         data = {**container.supervisor.report(), "role": container.settings.role}
     data["market"] = container.market.state() if container.market is not None else None
+    data["unknown_tracked_tokens"] = list(container.unknown_tracked_tokens)
     return _envelope(data, started)

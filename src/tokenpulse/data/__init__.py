@@ -6,6 +6,7 @@ See ``data/README.md`` for where every file comes from.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -33,3 +34,28 @@ def known_tokens() -> tuple[KnownToken, ...]:
     """The bundled table of known CoinMarketCap/CoinGecko differences (read once)."""
     text = data_path(KNOWN_TOKENS_FILE).read_text(encoding="utf-8")
     return parse_known_tokens(json.loads(text))
+
+
+REPLAY_LISTINGS = (
+    "replay/listings_latest_2021-08-31_top100.json",
+    "replay/coins_markets_usd_2021-06-24_top100.json",
+)
+
+
+@lru_cache(maxsize=1)
+def known_token_symbols() -> frozenset[str]:
+    """Upper-case symbols the bundled tables name: the identity table and the two recorded
+    top-100 listings (CoinMarketCap 2021-08-31, CoinGecko 2021-06-24). A symbol outside them
+    may still exist (a coin listed since); start-up warns about it, it does not refuse it."""
+    symbols = {token.symbol for token in known_tokens()}
+    for name in REPLAY_LISTINGS:
+        payload = json.loads(data_path(name).read_text(encoding="utf-8"))
+        rows = payload["data"] if isinstance(payload, dict) else payload
+        symbols.update(str(row["symbol"]).upper() for row in rows)
+    return frozenset(symbols)
+
+
+def unknown_token_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
+    """The upper-cased ``symbols`` no bundled table names, in order, each once."""
+    known = known_token_symbols()
+    return tuple(s for s in dict.fromkeys(s.strip().upper() for s in symbols) if s not in known)
