@@ -179,8 +179,52 @@ class Velocity(BaseModel):
     window: VelocityWindow
 
 
+_TREND_EXAMPLE = {
+    "change_pct": 2.1,
+    "direction": "increasing",
+    "mean": 0.0468,
+    "reference_velocity": 0.0464,
+    "reference_at": "2026-02-14T09:21:00.000Z",
+    "reason": None,
+}
+
+
 class VelocityResponse(Success):
     """A token's velocity."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "status": "success",
+                "timestamp": "2026-02-14T10:21:07.123Z",
+                "data": {
+                    "id": "bitcoin",
+                    "symbol": "BTC",
+                    "velocity": 0.04742,
+                    "formula": "volume_24h_usd / market_cap_usd",
+                    "inputs": {
+                        "volume_24h_usd": 30452416578,
+                        "market_cap_usd": 642121487424,
+                        "market_cap_used": 642121487424,
+                        "price_usd": 34226.35,
+                        "circulating_supply": 18746750,
+                    },
+                    "flags": [],
+                    "source": "coingecko",
+                    "as_of": "2026-02-14T10:20:22.123Z",
+                    "age_ms": 1204,
+                    "stale": False,
+                    "trends": {"1h": _TREND_EXAMPLE},
+                    "window": {
+                        "window": "24h",
+                        "granularity": "1m",
+                        "points": [["2026-02-14T10:20:00.000Z", 0.04742]],
+                    },
+                },
+                "meta": {"source": "coingecko", "processing_time_ms": 3.2, "cache": "miss"},
+            }
+        }
+    )
 
     data: Velocity
 
@@ -226,5 +270,36 @@ class History(BaseModel):
 
 class HistoryResponse(Success):
     """A token's history."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "status": "success",
+                "timestamp": "2026-02-14T10:21:07.123Z",
+                "data": {
+                    "id": "bitcoin",
+                    "from": "2026-02-14T09:00:00.000Z",
+                    "to": "2026-02-14T10:00:00.000Z",
+                    "granularity": "1h",
+                    "points": [
+                        {
+                            "t": "2026-02-14T09:00:00.000Z",
+                            "open": 68100.5,
+                            "high": 68990.1,
+                            "low": 68011.0,
+                            "close": 68923.4,
+                            "market_cap": 1356000000000,
+                            "volume_24h": 30452416578,
+                            "velocity": 0.02245,
+                            "samples": 60,
+                        }
+                    ],
+                    "count": 1,
+                    "gaps": [],
+                },
+                "meta": {"source": "coingecko", "processing_time_ms": 2.1, "cache": "miss"},
+            }
+        }
+    )
 
     data: History
