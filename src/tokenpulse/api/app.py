@@ -92,6 +92,7 @@ def create_app(
         description="Real-time crypto market data: last traded prices (a drop-in for the "
         "BTC LTP Service), with freshness on every value.",
         lifespan=lifespan,
+        swagger_ui_parameters={"displayOperationId": True, "persistAuthorization": True},
     )
     api.state.services = container
     api.state.ltp = ltp
