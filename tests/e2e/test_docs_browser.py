@@ -57,7 +57,8 @@ def test_the_docs_render_offline(live_app: LiveApp, path: str, expected: list[st
             page = browser.new_page()
             page.route("**/*", only_loopback)
             errors: list[Any] = []
-            page.on("pageerror", lambda error: errors.append(error))
+            # Playwright needs a Python function here: a bound builtin like list.append fails.
+            page.on("pageerror", lambda error: errors.append(error))  # noqa: PLW0108
             page.goto(f"{live_app.base_url}{path}")
             for text in expected:
                 page.get_by_text(text, exact=False).first.wait_for(timeout=20_000)
