@@ -179,7 +179,7 @@ class Velocity(BaseModel):
     window: VelocityWindow
 
 
-_TREND_EXAMPLE = {
+_TREND_EXAMPLE: dict[str, Any] = {
     "change_pct": 2.1,
     "direction": "increasing",
     "mean": 0.0468,
