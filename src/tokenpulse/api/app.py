@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
 from tokenpulse import __version__
@@ -32,6 +33,7 @@ from tokenpulse.api.edge import (
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers, status_for
 from tokenpulse.api.ltp.answers import LtpEndpoints
 from tokenpulse.api.ltp.routes import router as ltp_router
+from tokenpulse.api.openapi import install_openapi
 from tokenpulse.api.ops import health_body, router
 from tokenpulse.api.streams import Streams, mount_streams
 from tokenpulse.api.tokens.answers import TokenEndpoints
@@ -83,12 +85,14 @@ def create_app(
             except TimeoutError:
                 log.error("shutdown did not finish within SHUTDOWN_TIMEOUT")
 
-    api = FastAPI(
+    # Swagger UI and ReDoc from fastapi-offline's installed files, never a CDN.
+    api = FastAPIOffline(
         title="tokenpulse",
         version=__version__,
         description="Real-time crypto market data: last traded prices (a drop-in for the "
         "BTC LTP Service), with freshness on every value.",
         lifespan=lifespan,
+        swagger_ui_parameters={"displayOperationId": True, "persistAuthorization": True},
     )
     api.state.services = container
     api.state.ltp = ltp
@@ -99,6 +103,7 @@ def create_app(
     # Before the tokens router: /api/v1/tokens/{token_id} would otherwise take /tokens/live.
     api.include_router(streams.sse_router())
     api.include_router(token_router)
+    install_openapi(api, auth_enabled=settings.auth_enabled)
 
     app: Any = api
     if settings.cors_origins:

@@ -12,20 +12,21 @@ from fastapi.responses import Response
 
 from tokenpulse import __version__
 from tokenpulse.api.deps import ApiServices, ServicesDep
-from tokenpulse.api.schemas import Envelope, HealthResponse, ReadyResponse
+from tokenpulse.api.schemas import HealthResponse, PairList, ReadyResponse, SourceList
 from tokenpulse.domain.errors import StoreError
 from tokenpulse.domain.time import isoformat_z, utcnow
 
 READY_CHECK_TIMEOUT = 2.0
 
 
-def _envelope(data: Any, started: float, **meta: Any) -> dict[str, Any]:
-    return {
+def _envelope(data: Any, started: float, **meta: Any) -> Response:
+    body = {
         "status": "success",
         "timestamp": isoformat_z(utcnow()),
         "data": data,
         "meta": {"processing_time_ms": round((time.perf_counter() - started) * 1000, 3), **meta},
     }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 router = APIRouter()
@@ -45,7 +46,7 @@ def health_body(container: ApiServices) -> bytes:
     )
 
 
-@router.get("/health", tags=["ops"], response_model=HealthResponse)
+@router.get("/health", tags=["ops"], operation_id="getHealth", response_model=HealthResponse)
 async def health(container: ServicesDep) -> Response:
     """Liveness: the process is up."""
     return Response(health_body(container), media_type="application/json")
@@ -54,8 +55,24 @@ async def health(container: ServicesDep) -> Response:
 @router.get(
     "/ready",
     tags=["ops"],
+    operation_id="getReady",
     response_model=ReadyResponse,
-    responses={503: {"model": ReadyResponse, "description": "a dependency is failing"}},
+    responses={
+        503: {
+            "model": ReadyResponse,
+            "description": "A dependency is failing: `errors` says which and why",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "status": "unhealthy",
+                        "timestamp": "2026-02-14T10:21:07.123Z",
+                        "services": {"cache": "unhealthy", "database": "ready"},
+                        "errors": ["cache (redis): connection refused"],
+                    }
+                }
+            },
+        }
+    },
 )
 async def ready(container: ServicesDep) -> Response:
     """Readiness: the cache answers and at least one pair has a price."""
@@ -111,7 +128,24 @@ async def ready(container: ServicesDep) -> Response:
     )
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response)
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    operation_id="getMetrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Every metric, named tokenpulse_*",
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "example": 'tokenpulse_http_requests_total{method="GET",route="/api/v1/ltp",'
+                    'status="200"} 42.0\n',
+                }
+            },
+        }
+    },
+)
 async def metrics(container: ServicesDep) -> Response:
     """Prometheus text format."""
     try:
@@ -122,8 +156,8 @@ async def metrics(container: ServicesDep) -> Response:
     return Response(container.metrics.render(), media_type=container.metrics.content_type)
 
 
-@router.get("/api/v1/pairs", tags=["ltp"], response_model=Envelope)
-async def list_pairs(container: ServicesDep) -> dict[str, Any]:
+@router.get("/api/v1/pairs", tags=["ltp"], operation_id="listPairs", response_model=PairList)
+async def list_pairs(container: ServicesDep) -> Response:
     """Supported pairs with their provider names and serving source."""
     started = time.perf_counter()
     assignments = container.supervisor.assignments if container.supervisor else {}
@@ -151,8 +185,8 @@ async def list_pairs(container: ServicesDep) -> dict[str, Any]:
     return _envelope(data, started, source="config", count=len(data))
 
 
-@router.get("/api/v1/sources", tags=["ops"], response_model=Envelope)
-async def list_sources(container: ServicesDep) -> dict[str, Any]:
+@router.get("/api/v1/sources", tags=["ops"], operation_id="listSources", response_model=SourceList)
+async def list_sources(container: ServicesDep) -> Response:
     """Each source's state, role, last message age and errors; who serves each pair and why."""
     started = time.perf_counter()
     if container.supervisor is None:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from tokenpulse.api.ltp.answers import LtpAnswer, LtpEndpoints
-from tokenpulse.api.schemas import LTP_EXAMPLES, FlatError, LtpResponse, RefreshResponse
+from tokenpulse.api.schemas import LtpResponse, RefreshResponse
+from tokenpulse.api.schemas.ltp import CACHED_RESPONSES, LTP_RESPONSES, REFRESH_RESPONSES
 
 
 def ltp_endpoints(request: Request) -> LtpEndpoints:
@@ -47,8 +48,9 @@ router = APIRouter()
     "/api/v1/ltp",
     tags=["ltp"],
     summary="Last traded prices",
+    operation_id="getLtp",
     response_model=LtpResponse,
-    responses=LTP_EXAMPLES,
+    responses=LTP_RESPONSES,
 )
 async def get_ltp(
     request: Request,
@@ -65,10 +67,12 @@ async def get_ltp(
     "/api/v1/ltp/cached",
     tags=["ltp"],
     summary="Everything in the cache",
+    operation_id="getCachedLtp",
     response_model=LtpResponse,
-    responses={500: {"model": FlatError, "description": "CACHE_ERROR"}},
+    responses=CACHED_RESPONSES,
 )
 async def get_cached(ltp: LtpDep) -> Response:
+    """Every cached price, same shape as `/api/v1/ltp`."""
     return _answer(await ltp.cached())
 
 
@@ -76,23 +80,9 @@ async def get_cached(ltp: LtpDep) -> Response:
     "/api/v1/ltp/refresh",
     tags=["ltp"],
     summary="Force a REST fetch from Kraken",
+    operation_id="refreshLtp",
     response_model=RefreshResponse,
-    responses={
-        400: {"model": FlatError},
-        502: {
-            "model": FlatError,
-            "description": "PRICE_FETCH_ERROR with the failing pairs",
-            "content": {
-                "application/json": {
-                    "example": {
-                        "error": "PRICE_FETCH_ERROR",
-                        "message": "refreshing prices failed for BTC/USD",
-                        "pairs": ["BTC/USD"],
-                    }
-                }
-            },
-        },
-    },
+    responses=REFRESH_RESPONSES,
 )
 async def refresh(
     request: Request, ltp: LtpDep, pairs: PairsQuery = None, pair: PairsQuery = None

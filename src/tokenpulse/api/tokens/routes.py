@@ -6,41 +6,18 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from tokenpulse.api.deps import ApiServices, ServicesDep
-from tokenpulse.api.schemas import Envelope
+from tokenpulse.api.schemas import HistoryResponse, TokenList, TokenResponse, VelocityResponse
+from tokenpulse.api.schemas.errors import documented_error, documented_errors
 from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.domain.errors import TokenNotFound
 from tokenpulse.domain.time import isoformat_z, utcnow
 
 router = APIRouter(tags=["tokens"])
-
-TOKEN_EXAMPLE: dict[str, Any] = {
-    "id": "bitcoin",
-    "symbol": "BTC",
-    "name": "Bitcoin",
-    "cmc_id": 1,
-    "coingecko_id": "bitcoin",
-    "rank": 1,
-    "price_usd": 34226.35,
-    "market_cap_usd": 642121487424,
-    "volume_24h_usd": 30452416578,
-    "circulating_supply": 18746750,
-    "total_supply": 21000000,
-    "max_supply": 21000000,
-    "percent_change_1h": -0.32,
-    "percent_change_24h": 2.64,
-    "percent_change_7d": -4.12,
-    "velocity": 0.04742,
-    "source": "coingecko",
-    "as_of": "2021-06-24T03:30:22.123Z",
-    "received_at": "2021-06-24T03:30:40.512Z",
-    "age_ms": 1204,
-    "stale": False,
-    "quality": {"flags": [], "market_cap_used": 642121487424, "market_cap_derived": False},
-}
 
 MaxAge = Annotated[
     int | None, Query(ge=0, description="503 STALE_DATA instead of data older than this")
@@ -62,9 +39,10 @@ def get_tokens(request: Request) -> TokenEndpoints:
 TokensDep = Annotated[TokenEndpoints, Depends(get_tokens)]
 
 
-def _envelope(data: Any, started: float, container: ApiServices, **meta: Any) -> dict[str, Any]:
+def _envelope(data: Any, started: float, container: ApiServices, **meta: Any) -> Response:
+    """The success envelope around ``data``, as a JSON response."""
     tokens = container.tokens
-    return {
+    body = {
         "status": "success",
         "timestamp": isoformat_z(utcnow()),
         "data": data,
@@ -75,29 +53,19 @@ def _envelope(data: Any, started: float, container: ApiServices, **meta: Any) ->
             **meta,
         },
     }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+#: The token endpoints answer 503 STALE_DATA only where the caller sent max_age_ms.
+_ONE_TOKEN_ERRORS = documented_errors(400, 404, 409, 503)
 
 
 @router.get(
     "/api/v1/tokens",
     summary="Tracked tokens with market data and velocity",
-    response_model=Envelope,
-    responses={
-        200: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        "status": "success",
-                        "timestamp": "2026-02-14T10:21:07.123Z",
-                        "data": [TOKEN_EXAMPLE],
-                        "pagination": {"total": 100, "limit": 1, "start": 1, "next": "czoy"},
-                        "meta": {"source": "coingecko", "processing_time_ms": 0.41, "cache": "hit"},
-                    }
-                }
-            }
-        },
-        400: {"description": "A malformed parameter (named in error.details.parameter)"},
-        503: {"description": "STALE_DATA: a token on the page is older than max_age_ms"},
-    },
+    operation_id="listTokens",
+    response_model=TokenList,
+    responses={200: {"description": "A page of tokens"}, **documented_errors(400, 503)},
 )
 async def list_tokens(
     request: Request,
@@ -125,31 +93,9 @@ async def list_tokens(
 @router.get(
     "/api/v1/tokens/{token_id}",
     summary="One token: snapshot, velocity, trends, quality",
-    response_model=Envelope,
-    responses={
-        200: {
-            "content": {
-                "application/json": {
-                    "example": {
-                        "status": "success",
-                        "data": {
-                            **TOKEN_EXAMPLE,
-                            "trends": {
-                                "1h": {
-                                    "change_pct": 2.1,
-                                    "direction": "increasing",
-                                    "mean": 0.0468,
-                                },
-                                "7d": None,
-                            },
-                        },
-                    }
-                }
-            }
-        },
-        404: {"description": "TOKEN_NOT_FOUND"},
-        409: {"description": "AMBIGUOUS_TOKEN: the symbol names several tokens"},
-    },
+    operation_id="getToken",
+    response_model=TokenResponse,
+    responses={200: {"description": "The token"}, **_ONE_TOKEN_ERRORS},
 )
 async def get_token(
     container: ServicesDep,
@@ -160,7 +106,8 @@ async def get_token(
     ] = None,
     detail: Literal["basic", "full"] = "full",
     max_age_ms: MaxAge = None,
-) -> dict[str, Any]:
+) -> Response:
+    """Snapshot, velocity, trends over 1h/4h/12h/7d and quality flags (SPEC §4.3, §4.4)."""
     started = time.perf_counter()
     data = await tokens.detail(token_id, history=history, detail=detail, max_age_ms=max_age_ms)
     return _envelope(data, started, container)
@@ -169,7 +116,9 @@ async def get_token(
 @router.get(
     "/api/v1/tokens/{token_id}/velocity",
     summary="Velocity, its inputs and formula, trends and a series",
-    response_model=Envelope,
+    operation_id="getTokenVelocity",
+    response_model=VelocityResponse,
+    responses={200: {"description": "The token's velocity"}, **_ONE_TOKEN_ERRORS},
 )
 async def get_velocity(
     container: ServicesDep,
@@ -177,7 +126,8 @@ async def get_velocity(
     token_id: TokenId,
     window: Annotated[str, Query(description="Series window: 1h, 4h, 12h, 24h, 7d")] = "24h",
     max_age_ms: MaxAge = None,
-) -> dict[str, Any]:
+) -> Response:
+    """volume_24h_usd / market_cap_usd with its inputs, flags, trends and a series."""
     started = time.perf_counter()
     data = await tokens.velocity(token_id, window=window, max_age_ms=max_age_ms)
     return _envelope(data, started, container)
@@ -186,9 +136,17 @@ async def get_velocity(
 @router.get(
     "/api/v1/tokens/{token_id}/history",
     summary="History at a granularity, with the gaps left in the range",
-    response_model=Envelope,
+    operation_id="getTokenHistory",
+    response_model=HistoryResponse,
     responses={
-        400: {"description": "More than 10 000 points: the message names a coarser granularity"}
+        200: {"description": "The points in the range and the gaps left in it"},
+        400: documented_error(
+            400,
+            description="A malformed parameter, or more than 10 000 points (the message "
+            "names a coarser granularity)",
+        ),
+        **documented_errors(404, 409),
+        500: documented_error(500),
     },
 )
 async def get_history(
@@ -203,7 +161,8 @@ async def get_history(
         str | None, Query(description="raw, 1m, 5m, 15m, 1h, 4h or 1d; default from the range")
     ] = None,
     fields: Annotated[str | None, Query(examples=["close,velocity"])] = None,
-) -> dict[str, Any]:
+) -> Response:
+    """At most 10 000 points per answer; `gaps` names the stretches without data."""
     started = time.perf_counter()
     data = await tokens.series(
         token_id, start_text=from_, end_text=to, granularity=granularity, fields_text=fields
