@@ -68,12 +68,7 @@ def no_server_error(case: Any, response: Any) -> None:
 
 #: Defects this run found in code owned elsewhere, reported; strict, so a fix makes them fail
 #: here until the mark is removed.
-KNOWN_DEFECTS = {
-    "POST /api/v1/ltp/refresh": "a malformed pair beside valid ones answers 502 "
-    "PRICE_FETCH_ERROR (api/ltp/answers.py) instead of a 4xx",
-    "GET /api/v1/tokens": "a huge start (e.g. 2**64) crashes the fast route with 500: "
-    "orjson cannot encode the pagination (api/tokens/answers.py)",
-}
+KNOWN_DEFECTS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -228,6 +228,15 @@ async def test_refresh_fetches_from_rest(
         assert response.status_code == 400
         assert response.json()["error"] == "UNSUPPORTED_PAIR"
 
+        # One bad pair beside good ones: a client error, and nothing is refreshed.
+        before = len(kraken_rest.requests)
+        response = await http.post(f"{app.base_url}/api/v1/ltp/refresh?pairs=BTC/USD,]")
+        assert response.status_code == 400
+        body = response.json()
+        assert body["error"] == "INVALID_PARAMETER"
+        assert [e["pair"] for e in body["errors"]] == ["]"]
+        assert len(kraken_rest.requests) == before
+
 
 async def test_cached_returns_what_the_cache_holds(
     kraken_ws: FakeKrakenWs, kraken_rest: FakeKrakenRest, http: httpx.AsyncClient

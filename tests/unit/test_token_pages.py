@@ -56,3 +56,24 @@ async def test_page_matches_per_token_rendering(
 def test_an_empty_page_renders_nothing() -> None:
     page = Page(generation=1, views=[], basic=False, pagination=b"{}", source=b"null")
     assert page.render(utcnow().timestamp(), 60.0) == b""
+
+
+@pytest.mark.parametrize("query", [b"start=18446744073709551616", b"start=1000000001"])
+def test_a_start_beyond_any_page_is_a_400_naming_start(query: bytes) -> None:
+    from tokenpulse.api.tokens.queries import parse_list_query
+    from tokenpulse.domain.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter) as caught:
+        parse_list_query(query)
+    assert caught.value.parameter == "start"
+
+
+def test_a_cursor_beyond_any_page_is_refused() -> None:
+    import base64
+
+    from tokenpulse.api.tokens.queries import decode_cursor
+    from tokenpulse.domain.errors import InvalidParameter
+
+    huge = base64.urlsafe_b64encode(b"s:" + b"9" * 40).decode().rstrip("=")
+    with pytest.raises(InvalidParameter):
+        decode_cursor(huge)

@@ -234,6 +234,11 @@ class LtpEndpoints:
         if query.error is not None:
             code, message, details = query.error
             return LtpAnswer(400, flat_error_body(code, message, details=details))
+        if query.rejected:
+            # Bad input changes nothing: no pair is refreshed when any of them is not valid.
+            errors = [p.to_json() for p in query.rejected]
+            message = "cannot refresh " + ", ".join(e["pair"] for e in errors)
+            return LtpAnswer(400, flat_error_body(query.rejected[0].code, message, errors=errors))
         if self.supervisor is None:
             return LtpAnswer(
                 502,
@@ -244,11 +249,11 @@ class LtpEndpoints:
                 ),
             )
         refreshed, failed = await self.supervisor.refresh(list(query.pairs))
-        if failed or query.rejected:
+        if failed:
             errors = [
                 PairProblem(str(pair), "PRICE_FETCH_ERROR", reason).to_json()
                 for pair, reason in failed.items()
-            ] + [p.to_json() for p in query.rejected]
+            ]
             body = flat_error_body(
                 "PRICE_FETCH_ERROR",
                 "refreshing prices failed for " + ", ".join(e["pair"] for e in errors),

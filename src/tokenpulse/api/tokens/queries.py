@@ -20,6 +20,9 @@ from tokenpulse.services.tokens.service import SORT_KEYS, TokenFilter
 from tokenpulse.wire.tokens import DETAILS
 
 MAX_LIMIT = 500
+#: The largest 1-based position a page may start at (far beyond any token count; it keeps
+#: every number in an answer within 64 bits).
+MAX_START = 1_000_000_000
 DEFAULT_LIMIT = 100
 MAX_POINTS = 10_000
 GRANULARITIES: dict[str, timedelta | None] = {
@@ -82,9 +85,10 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
-    if not raw.startswith("s:") or not raw[2:].isdigit() or int(raw[2:]) < 1:
+    digits = raw[2:]
+    if not raw.startswith("s:") or not digits.isdigit() or not 1 <= int(digits[:12]) <= MAX_START:
         raise InvalidParameter("cursor is not one this API issued", parameter="cursor")
-    return int(raw[2:])
+    return int(digits)
 
 
 def parse_time(name: str, value: str) -> datetime:
@@ -104,7 +108,7 @@ def parse_list_query(query_string: bytes) -> ListQuery:
     """A ``/api/v1/tokens`` query string -> its query (InvalidParameter naming what is wrong)."""
     params = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
     limit = _int("limit", params["limit"], 1, MAX_LIMIT) if "limit" in params else DEFAULT_LIMIT
-    start = _int("start", params["start"], 1) if "start" in params else 1
+    start = _int("start", params["start"], 1, MAX_START) if "start" in params else 1
     if "cursor" in params:
         start = decode_cursor(params["cursor"])
     sort = params.get("sort", "market_cap")
