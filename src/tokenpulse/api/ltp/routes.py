@@ -31,6 +31,14 @@ MaxAgeQuery = Annotated[
     int | None,
     Query(ge=0, description="Answer 503 STALE_DATA instead of a value older than this"),
 ]
+NumbersQuery = Annotated[
+    str | None,
+    Query(
+        description="`string`: every market value as the provider's exact decimal string "
+        "instead of a JSON number (default `number`)",
+        examples=["string"],
+    ),
+]
 
 
 def _answer(answer: LtpAnswer) -> Response:
@@ -56,6 +64,7 @@ async def get_ltp(
     pair: PairsQuery = None,
     pairs: PairsQuery = None,
     max_age_ms: MaxAgeQuery = None,
+    numbers: NumbersQuery = None,
 ) -> Response:
     """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
     return _answer(ltp.ltp(request.scope.get("query_string", b"")))
@@ -68,8 +77,8 @@ async def get_ltp(
     response_model=LtpResponse,
     responses={500: {"model": FlatError, "description": "CACHE_ERROR"}},
 )
-async def get_cached(ltp: LtpDep) -> Response:
-    return _answer(await ltp.cached())
+async def get_cached(request: Request, ltp: LtpDep, numbers: NumbersQuery = None) -> Response:
+    return _answer(await ltp.cached(query_string=request.scope.get("query_string", b"")))
 
 
 @router.post(

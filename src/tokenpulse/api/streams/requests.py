@@ -14,6 +14,7 @@ from typing import Any
 from tokenpulse.api.streams.hub import LimitExceeded, StreamLimits
 from tokenpulse.domain.errors import InvalidParameter, TokenNotFound, UnsupportedPair
 from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.wire.numbers import NUMBERS_FORMS, NUMBERS_PARAMETER, parse_numbers
 
 #: Maps what a client wrote to a canonical token id; None when there is no such token.
 #: May raise TokenpulseError (e.g. AmbiguousToken) to answer with that error.
@@ -81,6 +82,19 @@ def interval_ms(value: Any, limits: StreamLimits) -> int | None:
     return value
 
 
+def numbers_form(payload: Any) -> bool | None:
+    """``numbers`` of a subscribe payload: True for exact decimal strings, False for numbers,
+    None when the payload does not say (the connection keeps its form)."""
+    if not isinstance(payload, dict) or payload.get(NUMBERS_PARAMETER) is None:
+        return None
+    value = payload[NUMBERS_PARAMETER]
+    if not isinstance(value, str) or value.strip().lower() not in NUMBERS_FORMS:
+        raise InvalidParameter(
+            f"numbers must be one of {', '.join(NUMBERS_FORMS)}", parameter=NUMBERS_PARAMETER
+        )
+    return parse_numbers(value)
+
+
 def parse_interval_text(text: str | None, limits: StreamLimits) -> int | None:
     """``min_interval_ms`` from a query string."""
     if text is None or text == "":
@@ -122,6 +136,7 @@ __all__ = [
     "accept_any_token",
     "interval_ms",
     "names",
+    "numbers_form",
     "parse_interval_text",
     "resolve_pairs",
     "resolve_tokens",
