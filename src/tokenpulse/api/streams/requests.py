@@ -12,7 +12,14 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from tokenpulse.api.streams.hub import LimitExceeded, StreamLimits
-from tokenpulse.domain.errors import InvalidParameter, TokenNotFound, UnsupportedPair
+from tokenpulse.domain.errors import (
+    AmbiguousToken,
+    InvalidParameter,
+    RateLimited,
+    TokenNotFound,
+    Unauthorized,
+    UnsupportedPair,
+)
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.wire.numbers import NUMBERS_FORMS, NUMBERS_PARAMETER, parse_numbers
 
@@ -21,6 +28,35 @@ from tokenpulse.wire.numbers import NUMBERS_FORMS, NUMBERS_PARAMETER, parse_numb
 TokenResolver = Callable[[str], str | None]
 
 MAX_ID_LENGTH = 100
+
+#: Client -> server events, each answered by an ack (the AsyncAPI document lists them).
+CLIENT_EVENTS: tuple[str, ...] = (
+    "subscribe_pair",
+    "unsubscribe_pair",
+    "subscribe_token",
+    "unsubscribe_token",
+    "subscribe_all",
+    "unsubscribe_all",
+    "resume",
+)
+INTERNAL_ERROR = "INTERNAL_ERROR"
+#: Every ``error.code`` an ack can carry.
+ACK_ERROR_CODES: tuple[str, ...] = (
+    InvalidParameter.code,
+    UnsupportedPair.code,
+    TokenNotFound.code,
+    AmbiguousToken.code,
+    LimitExceeded.code,
+    RateLimited.code,
+    Unauthorized.code,
+    INTERNAL_ERROR,
+)
+#: Every ``code`` a refused handshake (``connect_error``) can carry.
+CONNECT_ERROR_CODES: tuple[str, ...] = (
+    Unauthorized.code,
+    LimitExceeded.code,
+    InvalidParameter.code,
+)
 _TOKEN_ID = re.compile(r"^[a-z0-9][a-z0-9._\-]*$")
 
 
@@ -132,6 +168,10 @@ def resolve_tokens(texts: list[str], resolver: TokenResolver) -> list[str]:
 
 
 __all__ = [
+    "ACK_ERROR_CODES",
+    "CLIENT_EVENTS",
+    "CONNECT_ERROR_CODES",
+    "INTERNAL_ERROR",
     "TokenResolver",
     "accept_any_token",
     "interval_ms",

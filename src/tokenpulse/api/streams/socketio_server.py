@@ -38,9 +38,15 @@ from tokenpulse.api.streams.delivery import (
     Dispatcher,
 )
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
+from tokenpulse.api.streams.requests import (
+    ACK_ERROR_CODES,
+    CLIENT_EVENTS,
+    CONNECT_ERROR_CODES,
+    INTERNAL_ERROR,
+)
 from tokenpulse.api.streams.resume import ResumeStore
 from tokenpulse.bus.topics import PAIR_PREFIX, TOKEN_PREFIX, pair_key, token_key
-from tokenpulse.domain.errors import InvalidParameter, RateLimited, TokenpulseError
+from tokenpulse.domain.errors import InvalidParameter, RateLimited, TokenpulseError, Unauthorized
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.wire.numbers import NUMBERS_NUMBER, NUMBERS_STRING
@@ -164,6 +170,7 @@ class SocketIoGateway:
             "unsubscribe_all": self._unsubscribe_all,
             "resume": self._resume_event,
         }
+        assert tuple(handlers) == CLIENT_EVENTS  # the documented events are the handled ones
         for event, handler in handlers.items():
             self.sio.on(event, self._guarded(event, handler))
 
@@ -240,7 +247,7 @@ class SocketIoGateway:
         async def run(sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
             conn = self._conns.get(sid)
             if conn is None:
-                return _error("UNAUTHORIZED", "not connected")
+                return _error(Unauthorized.code, "not connected")
             try:
                 self._take_token(conn)
                 return await handler(conn, data)
@@ -252,7 +259,7 @@ class SocketIoGateway:
             except Exception as exc:  # a bug in one handler must not take the connection down
                 self._log_failure(event, exc)
                 self.metrics.stream_rejected.labels(TRANSPORT, "internal_error").inc()
-                return _error("INTERNAL_ERROR", "the server could not handle this request")
+                return _error(INTERNAL_ERROR, "the server could not handle this request")
 
         return run
 
@@ -369,4 +376,11 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
-__all__ = ["DEFAULT_MAX_BACKLOG", "Refused", "SocketIoGateway"]
+__all__ = [
+    "ACK_ERROR_CODES",
+    "CLIENT_EVENTS",
+    "CONNECT_ERROR_CODES",
+    "DEFAULT_MAX_BACKLOG",
+    "Refused",
+    "SocketIoGateway",
+]
