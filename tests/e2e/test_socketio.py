@@ -126,6 +126,7 @@ async def test_subscribe_pair_gets_a_snapshot_then_deltas_matching_the_trades(
             "ok": True,
             "unsubscribed": ["BTC/USD"],
             "subscribed": [],
+            "numbers": "number",
             "resume": ack["resume"],
         }
         # Nothing more for BTC: a trade on ETH (subscribed now) arrives, BTC's does not.

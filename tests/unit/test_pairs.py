@@ -12,7 +12,7 @@ from tokenpulse.data import kraken_pair_registry
 from tokenpulse.domain.errors import InvalidParameter, UnsupportedPair
 from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.pairs import Pair, parse_pair_list
-from tokenpulse.wire.numbers import json_number
+from tokenpulse.wire.numbers import market_number, market_string
 
 REGISTRY = kraken_pair_registry()
 
@@ -78,20 +78,26 @@ def test_pair_lists_keep_order_and_drop_duplicates() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "number", "string"),
     [
-        ("52609.60000", 52609.6),
-        ("0.10035", 0.10035),
-        ("68923.4", 68923.4),
-        ("1.3954418147213393e-06", "0.0000013954418147213393"),
-        ("123456789012345", 123456789012345.0),
-        ("1234567890.123456789", "1234567890.123456789"),
-        ("1E-400", "0." + "0" * 399 + "1"),  # below float64: would read as 0.0
-        ("1E+400", "1" + "0" * 400),  # above float64: would read as Infinity
+        ("52609.60000", 52609.6, "52609.60000"),
+        ("0.10035", 0.10035, "0.10035"),
+        ("68923.4", 68923.4, "68923.4"),
+        ("1.3954418147213393e-06", 1.3954418147213393e-06, "0.0000013954418147213393"),
+        ("123456789012345", 123456789012345.0, "123456789012345"),
+        ("1234567890.123456789", 1234567890.1234567, "1234567890.123456789"),
+        ("0.5141886150364228", 0.5141886150364228, "0.5141886150364228"),
+        ("1E-400", 0.0, "1E-400"),  # below float64: the nearest float64 is 0.0
+        ("1E+400", None, "1E+400"),  # above float64: no float64 holds it
     ],
 )
-def test_numbers_come_out_digit_for_digit(text: str, expected: float | str) -> None:
-    assert json_number(parse_decimal(text, field="x")) == expected
+def test_market_values_are_numbers_or_exact_strings(
+    text: str, number: float | None, string: str
+) -> None:
+    value = parse_decimal(text, field="x")
+    assert market_number(value) == number
+    assert market_string(value) == string
+    assert Decimal(string) == value
 
 
 @given(
@@ -103,9 +109,13 @@ def test_numbers_come_out_digit_for_digit(text: str, expected: float | str) -> N
         max_value=Decimal("1e12"),
     )
 )
-def test_json_number_never_changes_the_value(value: Decimal) -> None:
-    out = json_number(value)
-    assert Decimal(str(out) if isinstance(out, str) else repr(out)) == value
+def test_market_forms_keep_the_value(value: Decimal) -> None:
+    number = market_number(value)
+    assert isinstance(number, float)
+    assert number == float(value)  # the float64 nearest the decimal
+    text = market_string(value)
+    assert text is not None
+    assert Decimal(text) == value  # the exact digits
 
 
 @pytest.mark.parametrize("bad", ["abc", "NaN", "Infinity", "", True, None, [1]])

@@ -31,13 +31,26 @@ def test_ticker_round_trips_digit_for_digit() -> None:
         volume_24h=Decimal("1234567890.123456789"),  # more digits than a float holds
         vwap=Decimal("72647.97204"),
     )
-    back = ticker_from_json(orjson.loads(orjson.dumps(ticker_to_json(ticker))))
-    assert back == ticker
+    exact = orjson.loads(orjson.dumps(ticker_to_json(ticker, strings=True)))
+    assert ticker_from_json(exact) == ticker
+    numbers = ticker_to_json(ticker)
+    assert numbers["volume_24h"] == 1234567890.1234567  # the nearest float64
+    assert {k for k, v in numbers.items() if isinstance(v, str)} == {
+        "pair",
+        "timestamp",
+        "source",
+        "as_of",
+        "received_at",
+    }
     view = LtpView.of(ticker)
     replica = LtpView.from_body(view.body)
     assert replica.ticker == ticker
     assert replica.body is view.body  # a replica serves the leader's bytes as they are
     assert replica.render(12, False) == view.render(12, False)
+    assert replica.render_strings(12, False) == view.render_strings(12, False)
+    # Bytes in the number form (an older writer) are read too, and re-serialised.
+    older = LtpView.from_body(orjson.dumps(numbers))
+    assert older.render(12, False) == view.render(12, False)
 
 
 def test_snapshot_round_trips_through_the_published_json() -> None:
@@ -79,7 +92,7 @@ def test_the_published_token_body_reads_back_as_the_snapshot() -> None:
             view.quality_stale,
         )
         # The body is the full snapshot minus its freshness, as rendered at receipt.
-        rendered = orjson.loads(view.render(0, False))
+        rendered = orjson.loads(view.strings.render(0, False))
         assert {k: v for k, v in rendered.items() if k not in {"age_ms", "stale"}} == (
             orjson.loads(view.body)
         )

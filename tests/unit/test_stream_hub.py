@@ -320,10 +320,10 @@ async def test_the_hub_is_fed_by_the_bus(hub: StreamHub) -> None:
     await make_token_publisher(bus)(TokenView.of(bitcoin(Decimal("2.5"))))
     btc, token = hub.stream(BTC), hub.stream(token_key("bitcoin"))
     assert btc is not None
-    assert btc.data["amount"] == 100.0
+    assert btc.data["amount"] == "100.0"  # the bus carries the exact digits
     assert btc.data["received_at"] == "2026-02-14T10:21:07.151Z"
     assert token is not None
-    assert (token.data["id"], token.data["price_usd"]) == ("bitcoin", 2.5)
+    assert (token.data["id"], token.data["price_usd"]) == ("bitcoin", "2.5")
     assert token.data["quality"]["flags"] == []
     detach()
     assert bus.subscriber_count(LTP_TOPIC) == 0
@@ -436,6 +436,11 @@ async def test_every_message_carries_age_ms_and_stale_at_its_ts(
     in_bulk = snapshot.payload(None, at_ms=ts_ms(wall.now + 2))
     assert "ts" not in in_bulk
     assert in_bulk["data"]["age_ms"] == 3500
+    # numbers=string: the same message with market values as the exact decimal strings.
+    exact = snapshot.payload(ts_ms(wall.now), strings=True)["data"]
+    assert (exact["amount"], exact["age_ms"]) == ("100.5", 1500)
+    assert data["amount"] == 100.5
+    assert delta.payload(ts_ms(wall.now), strings=True)["changes"]["amount"] == "101"
 
 
 async def test_a_value_that_stops_updating_is_sent_stale_true_when_it_crosses_stale_after(
@@ -474,7 +479,8 @@ async def test_a_new_value_clears_stale_and_rearms_the_check(
     timed_hub.publish_pair("BTC/USD", fresh)
     (delta,) = s.take()
     assert delta.body["stale"] is False
-    assert delta.body["amount"] == 102.0
+    assert delta.body["amount"] == "102"  # the bus carries the exact digits ...
+    assert delta.payload(ts_ms(wall.now))["changes"]["amount"] == 102.0  # ... sent as a number
     assert len(timers.armed) == 1
 
 

@@ -134,11 +134,11 @@ def test_full_snapshot_has_every_field_digit_for_digit() -> None:
     assert body["max_supply"] == 100000000000
     assert body["percent_change_1h"] == 0.0189831
     assert body["percent_change_7d"] == -4.92034781
-    # ... and 16-digit ones keep their exact digits as strings.
-    assert body["market_cap_usd"] == "53255110519.85137"
-    assert body["volume_24h_usd"] == "4068951293.905379"
-    # velocity = 4068951293.905379 / 53255110519.85137, to 15 significant digits.
-    assert body["velocity"] == 0.0764048981250098
+    # ... and 16-digit ones are numbers too: the float64 nearest the decimal (SPEC §4.6).
+    assert body["market_cap_usd"] == 53255110519.85137
+    assert body["volume_24h_usd"] == 4068951293.905379
+    # velocity = 4068951293.905379 / 53255110519.85137, to 12 significant digits.
+    assert body["velocity"] == 0.076404898125
     assert body["source"] == "coinmarketcap"
     assert body["as_of"] == "2021-08-31T13:37:05.000Z"
     assert body["received_at"] == "2021-08-31T13:37:50.123Z"
@@ -153,8 +153,8 @@ def test_full_snapshot_has_every_field_digit_for_digit() -> None:
 
 
 def test_provider_numbers_round_trip_exactly() -> None:
-    """Whatever form json_number picks, parsing the output gives the provider's decimal."""
-    body = snapshot_to_json(xrp_snapshot(), now=RECEIVED, stale_after=60)
+    """numbers=string gives back the provider's decimal, digit for digit."""
+    body = snapshot_to_json(xrp_snapshot(), now=RECEIVED, stale_after=60, strings=True)
     usd = XRP_CMC["quote"]["USD"]
     for key, recorded in [
         ("price_usd", usd["price"]),
@@ -165,11 +165,16 @@ def test_provider_numbers_round_trip_exactly() -> None:
         assert D(json.loads(json.dumps(body[key]))) == D(recorded), key
 
 
-def test_a_value_with_more_than_15_digits_is_a_string() -> None:
+def test_a_value_with_more_than_15_digits_is_a_number_or_on_request_its_exact_string() -> None:
     # CoinGecko terra-luna market_chart, 2019-05-08: price 3.2699771961339086 (17 digits).
-    snapshot = xrp_snapshot(price_usd=D(3.2699771961339086))
+    snapshot = xrp_snapshot(price_usd=D("3.2699771961339086"))
     body = snapshot_to_json(snapshot, now=RECEIVED, stale_after=60)
-    assert body["price_usd"] == "3.2699771961339086"
+    assert body["price_usd"] == 3.2699771961339086
+    exact = snapshot_to_json(snapshot, now=RECEIVED, stale_after=60, strings=True)
+    assert exact["price_usd"] == "3.2699771961339086"
+    assert exact["market_cap_usd"] == "53255110519.85137"
+    assert exact["quality"]["market_cap_used"] == "53255110519.85137"
+    assert exact["velocity"] == body["velocity"] == 0.076404898125  # computed: a number
 
 
 def test_velocity_and_derived_market_cap_are_json_numbers() -> None:
@@ -313,16 +318,18 @@ def test_trends_to_json_gives_every_window_its_reason() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    ("value", "number", "string"),
     [
-        (Decimal("9E+999999"), "9E+999999"),  # would be Infinity as a float
-        (Decimal("1E-999999"), "1E-999999"),  # would be 0.0 as a float
-        (Decimal("1E+300"), 1e300),
-        (Decimal("0"), 0.0),
+        (Decimal("9E+999999"), None, "9E+999999"),  # no float64 holds it: null, never Infinity
+        (Decimal("1E-999999"), 0.0, "1E-999999"),  # the nearest float64 is 0.0
+        (Decimal("1E+300"), 1e300, "1" + "0" * 300),
+        (Decimal("0"), 0.0, "0"),
     ],
 )
-def test_magnitudes_a_float_cannot_hold_are_strings(value: Decimal, expected: object) -> None:
+def test_magnitudes_a_float_cannot_hold(value: Decimal, number: object, string: str) -> None:
     snapshot = replace(xrp_snapshot(), quote=replace(xrp_quote(), total_supply=value))
     body = snapshot_to_json(snapshot, now=RECEIVED, stale_after=60)
-    assert body["total_supply"] == expected
+    assert body["total_supply"] == number
     json.dumps(body, allow_nan=False)
+    exact = snapshot_to_json(snapshot, now=RECEIVED, stale_after=60, strings=True)
+    assert exact["total_supply"] == string

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tokenpulse.domain.numbers import parse_decimal
+from tokenpulse.domain.numbers import COMPUTED_DIGITS, parse_decimal
 from tokenpulse.domain.quality import OutlierGate, build_snapshot
 from tokenpulse.domain.time import from_epoch
 from tokenpulse.domain.tokens import (
@@ -46,7 +46,7 @@ from tokenpulse.domain.trends import (
     trend_reason,
 )
 from tokenpulse.domain.velocity import VelocityPolicy, compute_velocity
-from tokenpulse.wire.numbers import json_number
+from tokenpulse.wire.numbers import computed_number
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 POLICY = VelocityPolicy()
@@ -63,9 +63,9 @@ def D(value: object) -> Decimal:
 
 
 def rounded(numerator: Decimal, denominator: Decimal) -> Decimal:
-    """numerator / denominator, exactly, then rounded once to 15 significant digits."""
+    """numerator / denominator, exactly, then rounded once to 12 significant digits."""
     exact = Fraction(numerator) / Fraction(denominator)
-    with localcontext(Context(prec=15, rounding=ROUND_HALF_EVEN)):
+    with localcontext(Context(prec=COMPUTED_DIGITS, rounding=ROUND_HALF_EVEN)):
         return (Decimal(exact.numerator) / Decimal(exact.denominator)).normalize()
 
 
@@ -140,7 +140,7 @@ class Case:
 def _derived_2018() -> Decimal:
     price: Decimal = BTC_2018["price_usd"]
     supply: Decimal = BTC_2018["circulating_supply"]
-    with localcontext(Context(prec=15, rounding=ROUND_HALF_EVEN)):
+    with localcontext(Context(prec=COMPUTED_DIGITS, rounding=ROUND_HALF_EVEN)):
         return (price * supply).normalize()  # one rounding of the exact product
 
 
@@ -306,7 +306,8 @@ def test_velocity_edge_cases(name: str) -> None:
     assert market_cap_used == case.market_cap_used
     assert flags == case.flags
     if velocity is not None:
-        assert isinstance(json_number(velocity), float)  # at most 15 digits: a JSON number
+        assert len(velocity.as_tuple().digits) <= 12  # computed: 12 significant digits
+        assert computed_number(velocity) == float(velocity)
 
 
 def test_a_provider_market_cap_is_used_digit_for_digit() -> None:

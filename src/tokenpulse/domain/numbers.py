@@ -17,8 +17,9 @@ from decimal import (
     localcontext,
 )
 
-#: Significant digits of the numbers we compute ourselves (a float64 keeps 15 exactly).
-COMPUTED_DIGITS = 15
+#: Significant digits of the numbers we compute ourselves (SPEC §4.6: 12, well inside the 15 a
+#: float64 keeps exactly, so they serialise as short JSON numbers).
+COMPUTED_DIGITS = 12
 
 
 def parse_decimal(value: object, *, field: str) -> Decimal:

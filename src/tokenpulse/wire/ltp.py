@@ -1,16 +1,17 @@
 """A last-traded-price ticker as JSON, both ways, and the view that owns its body bytes.
 
-An accepted ticker is serialised once, into :attr:`LtpView.body`: the value's JSON object
-without its age. The cache stores those bytes, the bus carries them, a replica reads them back
-(:meth:`LtpView.from_body`), and ``/api/v1/ltp`` splices the age into them per request
-(:meth:`LtpView.render`), so no request encodes a whole object.
+An accepted ticker is serialised once, into an :class:`LtpView` holding two forms of the
+value's JSON object without its age (SPEC §4.6): :attr:`LtpView.body`, market values as the
+provider's exact decimal strings — what the cache stores and the bus carries, so a replica
+reads back every digit (:meth:`LtpView.from_body`) and ``?numbers=string`` is served from it —
+and :attr:`LtpView.head`, the default form with JSON numbers. ``/api/v1/ltp`` splices the age
+into one of them per request (:meth:`LtpView.render`), so no request encodes an object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -18,31 +19,37 @@ import orjson
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import isoformat_z, parse_iso
-from tokenpulse.wire.numbers import json_number, number_from_json
+from tokenpulse.wire.numbers import market_value, number_from_json
+
+#: The market values of a ticker's JSON: numbers by default, exact strings on request.
+LTP_MARKET_FIELDS: frozenset[str] = frozenset({"amount", "bid", "ask", "volume_24h", "vwap"})
 
 _AGE = b',"age_ms":'
 _FRESH = b',"stale":false}'
 _STALE = b',"stale":true}'
 
 
-def ticker_to_json(ticker: Ticker) -> dict[str, Any]:
-    """The JSON-ready fields of a ticker that do not depend on the time of asking."""
+def ticker_to_json(ticker: Ticker, *, strings: bool = False) -> dict[str, Any]:
+    """The JSON-ready fields of a ticker that do not depend on the time of asking.
+
+    ``strings``: market values as exact decimal strings instead of numbers.
+    """
     return {
         "pair": str(ticker.pair),
-        "amount": json_number(ticker.last),
+        "amount": market_value(ticker.last, strings),
         "timestamp": isoformat_z(ticker.as_of or ticker.received_at),
         "source": ticker.source,
         "as_of": isoformat_z(ticker.as_of) if ticker.as_of else None,
         "received_at": isoformat_z(ticker.received_at),
-        "bid": _number(ticker.bid),
-        "ask": _number(ticker.ask),
-        "volume_24h": _number(ticker.volume_24h),
-        "vwap": _number(ticker.vwap),
+        "bid": market_value(ticker.bid, strings),
+        "ask": market_value(ticker.ask, strings),
+        "volume_24h": market_value(ticker.volume_24h, strings),
+        "vwap": market_value(ticker.vwap, strings),
     }
 
 
 def ticker_from_json(data: Mapping[str, Any]) -> Ticker:
-    """The inverse of :func:`ticker_to_json` (exact digits: JSON numbers have at most 15).
+    """The inverse of :func:`ticker_to_json` (either form; exact digits from strings).
 
     Raises ValueError, KeyError or TypeError for something that is not a ticker's JSON.
     """
@@ -66,40 +73,53 @@ def ticker_from_json(data: Mapping[str, Any]) -> Ticker:
 
 @dataclass(frozen=True, slots=True)
 class LtpView:
-    """A served ticker and its JSON: ``body`` as stored and published, ``head`` to splice into."""
+    """A served ticker and its JSON in both number forms, ready to splice an age into."""
 
     ticker: Ticker
-    body: bytes  # '{"pair":…,"vwap":…}': the value without its age
-    head: bytes  # body without its closing brace, then ',"age_ms":'
+    body: bytes  # '{"pair":…,"vwap":"…"}': exact strings, no age (cache, bus)
+    head: bytes  # the default form (numbers) without its closing brace, then ',"age_ms":'
+    string_head: bytes  # body without its closing brace, then ',"age_ms":'
     received: float  # unix seconds
 
     @classmethod
     def of(cls, ticker: Ticker) -> LtpView:
         """Serialise ``ticker`` (the one time it is turned into JSON)."""
-        return cls._with_body(ticker, orjson.dumps(ticker_to_json(ticker)))
+        return cls._with_body(ticker, orjson.dumps(ticker_to_json(ticker, strings=True)))
 
     @classmethod
     def from_body(cls, body: bytes) -> LtpView:
-        """The view of bytes another process built (cache entry, bus message), kept as they are.
+        """The view of bytes another process built (cache entry, bus message).
 
-        Raises ValueError, KeyError or TypeError when ``body`` is not a ticker's JSON.
+        Exact-string bytes are kept as they are; bytes in the number form (an older writer)
+        are re-serialised. Raises ValueError, KeyError or TypeError when ``body`` is not a
+        ticker's JSON.
         """
         data = orjson.loads(body)
         if not isinstance(data, dict):
             raise ValueError("a ticker's JSON must be an object")
-        return cls._with_body(ticker_from_json(data), body)
+        ticker = ticker_from_json(data)
+        if not isinstance(data["amount"], str):
+            return cls.of(ticker)
+        return cls._with_body(ticker, body)
 
     @classmethod
     def _with_body(cls, ticker: Ticker, body: bytes) -> LtpView:
-        return cls(ticker, body, body[:-1] + _AGE, ticker.received_at.timestamp())
+        numbers = orjson.dumps(ticker_to_json(ticker))
+        return cls(
+            ticker,
+            body,
+            numbers[:-1] + _AGE,
+            body[:-1] + _AGE,
+            ticker.received_at.timestamp(),
+        )
 
     def render(self, age_ms: int, stale: bool) -> bytes:
         """The served JSON object with its freshness: ``…,"age_ms":N,"stale":…}``."""
         return self.head + str(age_ms).encode() + (_STALE if stale else _FRESH)
 
+    def render_strings(self, age_ms: int, stale: bool) -> bytes:
+        """:meth:`render` with market values as exact decimal strings (``numbers=string``)."""
+        return self.string_head + str(age_ms).encode() + (_STALE if stale else _FRESH)
 
-def _number(value: Decimal | None) -> float | str | None:
-    return None if value is None else json_number(value)
 
-
-__all__ = ["LtpView", "ticker_from_json", "ticker_to_json"]
+__all__ = ["LTP_MARKET_FIELDS", "LtpView", "ticker_from_json", "ticker_to_json"]

@@ -22,6 +22,7 @@ from tokenpulse.domain.errors import InvalidParameter, StoreError, UnsupportedPa
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.ltp.supervisor import LtpSupervisor
+from tokenpulse.wire.numbers import NUMBERS_PARAMETER, parse_numbers
 
 MAX_PAIRS_PER_REQUEST = 100
 QUERY_CACHE_SIZE = 1024
@@ -47,6 +48,7 @@ class LtpQuery:
     pairs: tuple[Pair, ...]
     rejected: tuple[PairProblem, ...] = ()
     max_age_ms: int | None = None
+    strings: bool = False  # numbers=string: market values as exact decimal strings
     error: tuple[str, str, dict[str, Any]] | None = None  # code, message, details → 400
 
 
@@ -93,8 +95,17 @@ class LtpEndpoints:
         params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
         raw_pairs = [v for k, v in params if k in {"pair", "pairs"}]
         max_age_ms: int | None = None
+        strings = False
         for key, value in params:
-            if key == "max_age_ms":
+            if key == NUMBERS_PARAMETER:
+                try:
+                    strings = parse_numbers(value)
+                except InvalidParameter as exc:
+                    return LtpQuery(
+                        pairs=(),
+                        error=("INVALID_PARAMETER", exc.message, {"parameter": NUMBERS_PARAMETER}),
+                    )
+            elif key == "max_age_ms":
                 if not value.strip().isdigit():
                     return LtpQuery(
                         pairs=(),
@@ -112,7 +123,7 @@ class LtpEndpoints:
                 error=("INVALID_PARAMETER", "pair is empty", {"parameter": "pair"}),
             )
         if not items:
-            return LtpQuery(pairs=tuple(self.prices.pairs), max_age_ms=max_age_ms)
+            return LtpQuery(pairs=tuple(self.prices.pairs), max_age_ms=max_age_ms, strings=strings)
         if len(items) > MAX_PAIRS_PER_REQUEST:
             return LtpQuery(
                 pairs=(),
@@ -157,7 +168,9 @@ class LtpEndpoints:
                     {"parameter": "pair", "rejected": [p.to_json() for p in rejected]},
                 ),
             )
-        return LtpQuery(pairs=tuple(pairs), rejected=tuple(rejected), max_age_ms=max_age_ms)
+        return LtpQuery(
+            pairs=tuple(pairs), rejected=tuple(rejected), max_age_ms=max_age_ms, strings=strings
+        )
 
     # ------------------------------------------------------------ GET /api/v1/ltp
 
@@ -173,6 +186,7 @@ class LtpEndpoints:
         problems: list[PairProblem] = list(query.rejected)
         stale: list[PairProblem] = []
         max_age = query.max_age_ms
+        render = prices.render_strings if query.strings else prices.render
         for pair in query.pairs:
             view = prices.view(pair)
             if view is None:
@@ -189,7 +203,7 @@ class LtpEndpoints:
                     )
                 )
                 continue
-            rendered.append(prices.render(view, moment))
+            rendered.append(render(view, moment))
         if not problems and not stale:
             return LtpAnswer(200, b'{"ltp":[' + b",".join(rendered) + b"]}")
         errors = [p.to_json() for p in problems + stale]
@@ -214,14 +228,28 @@ class LtpEndpoints:
 
     # ------------------------------------------------------------ GET /api/v1/ltp/cached
 
-    async def cached(self, now: float | None = None) -> LtpAnswer:
-        """The answer to ``GET /api/v1/ltp/cached``: the cache's bytes, aged like ``/ltp``."""
+    async def cached(self, now: float | None = None, query_string: bytes = b"") -> LtpAnswer:
+        """The answer to ``GET /api/v1/ltp/cached``: the cache's bytes, aged like ``/ltp``.
+
+        ``query_string`` may carry ``numbers=string``; other parameters are ignored.
+        """
+        strings = False
+        for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if key == NUMBERS_PARAMETER:
+                try:
+                    strings = parse_numbers(value)
+                except InvalidParameter as exc:
+                    body = flat_error_body(
+                        "INVALID_PARAMETER", exc.message, details={"parameter": NUMBERS_PARAMETER}
+                    )
+                    return LtpAnswer(400, body)
         try:
             views = await self.prices.cached_views()
         except StoreError as exc:
             return LtpAnswer(500, flat_error_body("CACHE_ERROR", exc.message))
         moment = self.prices.clock() if now is None else now
-        rendered = [self.prices.render(view, moment) for view in views]
+        render = self.prices.render_strings if strings else self.prices.render
+        rendered = [render(view, moment) for view in views]
         return LtpAnswer(200, b'{"ltp":[' + b",".join(rendered) + b"]}")
 
     # ------------------------------------------------------------ POST /api/v1/ltp/refresh

@@ -32,6 +32,14 @@ MaxAgeQuery = Annotated[
     int | None,
     Query(ge=0, description="Answer 503 STALE_DATA instead of a value older than this"),
 ]
+NumbersQuery = Annotated[
+    str | None,
+    Query(
+        description="`string`: every market value as the provider's exact decimal string "
+        "instead of a JSON number (default `number`)",
+        examples=["string"],
+    ),
+]
 
 
 def _answer(answer: LtpAnswer) -> Response:
@@ -58,6 +66,7 @@ async def get_ltp(
     pair: PairsQuery = None,
     pairs: PairsQuery = None,
     max_age_ms: MaxAgeQuery = None,
+    numbers: NumbersQuery = None,
 ) -> Response:
     """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
     return _answer(ltp.ltp(request.scope.get("query_string", b"")))
@@ -71,9 +80,9 @@ async def get_ltp(
     response_model=LtpResponse,
     responses=CACHED_RESPONSES,
 )
-async def get_cached(ltp: LtpDep) -> Response:
+async def get_cached(request: Request, ltp: LtpDep, numbers: NumbersQuery = None) -> Response:
     """Every cached price, same shape as `/api/v1/ltp`."""
-    return _answer(await ltp.cached())
+    return _answer(await ltp.cached(query_string=request.scope.get("query_string", b"")))
 
 
 @router.post(

@@ -60,9 +60,9 @@ class Token(BaseModel):
     circulating_supply: MarketNumber | None = None
     total_supply: MarketNumber | None = None
     max_supply: MarketNumber | None = None
-    percent_change_1h: float | None = None
-    percent_change_24h: float | None = None
-    percent_change_7d: float | None = None
+    percent_change_1h: MarketNumber | None = None
+    percent_change_24h: MarketNumber | None = None
+    percent_change_7d: MarketNumber | None = None
     velocity: float | None = Field(description="volume_24h_usd / market_cap_usd, or null")
     source: str
     as_of: str | None = Field(description="The provider's last_updated")

@@ -24,9 +24,11 @@ from typing import Any
 import orjson
 import socketio
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from tokenpulse.api.auth import Authenticator, authenticator_for
 from tokenpulse.api.deps import ApiServices
+from tokenpulse.api.streams.asyncapi import ASYNCAPI_PATH, asyncapi_document
 from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
 from tokenpulse.api.streams.requests import TokenResolver
@@ -129,8 +131,9 @@ class Streams:
         return {v.snapshot.id: orjson.loads(v.body) for v in views if v is not None}
 
     def sse_router(self) -> APIRouter:
-        """The SSE routes of this hub (include before ``/api/v1/tokens/{token_id}``)."""
-        return sse_router(
+        """The SSE routes of this hub (include before ``/api/v1/tokens/{token_id}``) and
+        ``GET /asyncapi.json``, the stream contract."""
+        router = sse_router(
             self.hub,
             registry=self.container.registry,
             supported_pairs=self.container.prices.supported,
@@ -141,6 +144,14 @@ class Streams:
             seed=self.seed,
             known_keys=self.known_keys,
         )
+        document = orjson.dumps(asyncapi_document(self.hub.limits))
+
+        async def get_asyncapi() -> Response:
+            """The AsyncAPI 3.0 document of the Socket.IO events and the SSE streams."""
+            return Response(document, media_type="application/json")
+
+        router.add_api_route(ASYNCAPI_PATH, get_asyncapi, methods=["GET"], include_in_schema=False)
+        return router
 
     async def start(self) -> None:
         """Feed the hub from the bus and start the Socket.IO dispatcher (idempotent)."""

@@ -46,9 +46,10 @@ class Connection:
     drain: asyncio.Task[None] | None = None
 
 
-def encode(message: Message, ts_ms: int) -> str:
-    """The Socket.IO v5 EVENT packet (``2["event",{…}]``, default namespace) for a message."""
-    return "2" + orjson.dumps([message.event, message.payload(ts_ms)]).decode()
+def encode(message: Message, ts_ms: int, strings: bool = False) -> str:
+    """The Socket.IO v5 EVENT packet (``2["event",{…}]``, default namespace) for a message
+    (``strings``: market values as exact decimal strings)."""
+    return "2" + orjson.dumps([message.event, message.payload(ts_ms, strings=strings)]).decode()
 
 
 class Dispatcher:
@@ -122,7 +123,7 @@ class Dispatcher:
     async def _dispatch(self, ready: dict[str, Connection]) -> None:
         sockets = self.sio.eio.sockets
         ts_ms = int(time.time() * 1000)
-        packets: dict[int, Any] = {}
+        packets: dict[tuple[int, bool], Any] = {}
         sent: dict[str, int] = {}
         latency = self.metrics.stream_send_latency.labels(TRANSPORT)
         for conn in ready.values():
@@ -134,15 +135,18 @@ class Dispatcher:
             if backlog >= self.max_backlog:
                 conn.drain = asyncio.create_task(self._await_drain(conn, sock))
                 continue
+            strings = conn.subscriber.strings
             for message in conn.subscriber.take():
                 # Clients in step share one Message object (the hub keeps it alive for this
-                # seq), so its id names the frame; a bulk is built per client.
+                # seq), so its id (and the number form) names the frame; a bulk is per client.
                 shared = message.kind != "bulk"
-                pkt = packets.get(id(message)) if shared else None
+                frame = (id(message), strings)
+                pkt = packets.get(frame) if shared else None
                 if pkt is None:
-                    pkt = eio_packet.Packet(eio_packet.MESSAGE, data=encode(message, ts_ms))
+                    data = encode(message, ts_ms, strings)
+                    pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data)
                     if shared:
-                        packets[id(message)] = pkt
+                        packets[frame] = pkt
                 # Straight into the socket's (unbounded) outgoing queue: the same packet object
                 # for every client of this message, and none of eio.send's per-call overhead.
                 # The backlog check above is what bounds the queue; ping timeouts are still

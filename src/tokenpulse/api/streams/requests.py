@@ -12,14 +12,51 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from tokenpulse.api.streams.hub import LimitExceeded, StreamLimits
-from tokenpulse.domain.errors import InvalidParameter, TokenNotFound, UnsupportedPair
+from tokenpulse.domain.errors import (
+    AmbiguousToken,
+    InvalidParameter,
+    RateLimited,
+    TokenNotFound,
+    Unauthorized,
+    UnsupportedPair,
+)
 from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.wire.numbers import NUMBERS_FORMS, NUMBERS_PARAMETER, parse_numbers
 
 #: Maps what a client wrote to a canonical token id; None when there is no such token.
 #: May raise TokenpulseError (e.g. AmbiguousToken) to answer with that error.
 TokenResolver = Callable[[str], str | None]
 
 MAX_ID_LENGTH = 100
+
+#: Client -> server events, each answered by an ack (the AsyncAPI document lists them).
+CLIENT_EVENTS: tuple[str, ...] = (
+    "subscribe_pair",
+    "unsubscribe_pair",
+    "subscribe_token",
+    "unsubscribe_token",
+    "subscribe_all",
+    "unsubscribe_all",
+    "resume",
+)
+INTERNAL_ERROR = "INTERNAL_ERROR"
+#: Every ``error.code`` an ack can carry.
+ACK_ERROR_CODES: tuple[str, ...] = (
+    InvalidParameter.code,
+    UnsupportedPair.code,
+    TokenNotFound.code,
+    AmbiguousToken.code,
+    LimitExceeded.code,
+    RateLimited.code,
+    Unauthorized.code,
+    INTERNAL_ERROR,
+)
+#: Every ``code`` a refused handshake (``connect_error``) can carry.
+CONNECT_ERROR_CODES: tuple[str, ...] = (
+    Unauthorized.code,
+    LimitExceeded.code,
+    InvalidParameter.code,
+)
 _TOKEN_ID = re.compile(r"^[a-z0-9][a-z0-9._\-]*$")
 
 
@@ -81,6 +118,19 @@ def interval_ms(value: Any, limits: StreamLimits) -> int | None:
     return value
 
 
+def numbers_form(payload: Any) -> bool | None:
+    """``numbers`` of a subscribe payload: True for exact decimal strings, False for numbers,
+    None when the payload does not say (the connection keeps its form)."""
+    if not isinstance(payload, dict) or payload.get(NUMBERS_PARAMETER) is None:
+        return None
+    value = payload[NUMBERS_PARAMETER]
+    if not isinstance(value, str) or value.strip().lower() not in NUMBERS_FORMS:
+        raise InvalidParameter(
+            f"numbers must be one of {', '.join(NUMBERS_FORMS)}", parameter=NUMBERS_PARAMETER
+        )
+    return parse_numbers(value)
+
+
 def parse_interval_text(text: str | None, limits: StreamLimits) -> int | None:
     """``min_interval_ms`` from a query string."""
     if text is None or text == "":
@@ -118,10 +168,15 @@ def resolve_tokens(texts: list[str], resolver: TokenResolver) -> list[str]:
 
 
 __all__ = [
+    "ACK_ERROR_CODES",
+    "CLIENT_EVENTS",
+    "CONNECT_ERROR_CODES",
+    "INTERNAL_ERROR",
     "TokenResolver",
     "accept_any_token",
     "interval_ms",
     "names",
+    "numbers_form",
     "parse_interval_text",
     "resolve_pairs",
     "resolve_tokens",

@@ -8,6 +8,9 @@ connection gets ``connect_error`` whose data is ``{message, code, data: {code, m
 ``subscribe_token`` / ``unsubscribe_token`` (``{token_id}`` or ``{token_ids: […]}``), both
 with optional ``min_interval_ms``; ``subscribe_all`` / ``unsubscribe_all`` (``bulk_update``
 every ``bulk_interval``); ``resume`` (``{resume: <id>}``, also accepted as ``auth.resume``).
+A subscribe (or ``resume``, or ``auth``) with ``numbers: "string"`` switches the connection's
+market values to exact decimal strings (``"number"`` switches back; SPEC §4.6); the ack says
+which form is in use. The whole contract is :mod:`tokenpulse.api.streams.asyncapi`.
 
 Messages are written by ``delivery.py`` (no rooms, back-pressure per socket). Fan-out across
 instances comes from the event bus (every instance's hub sees every update), so
@@ -35,11 +38,18 @@ from tokenpulse.api.streams.delivery import (
     Dispatcher,
 )
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
+from tokenpulse.api.streams.requests import (
+    ACK_ERROR_CODES,
+    CLIENT_EVENTS,
+    CONNECT_ERROR_CODES,
+    INTERNAL_ERROR,
+)
 from tokenpulse.api.streams.resume import ResumeStore
 from tokenpulse.bus.topics import PAIR_PREFIX, TOKEN_PREFIX, pair_key, token_key
-from tokenpulse.domain.errors import InvalidParameter, RateLimited, TokenpulseError
+from tokenpulse.domain.errors import InvalidParameter, RateLimited, TokenpulseError, Unauthorized
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.wire.numbers import NUMBERS_NUMBER, NUMBERS_STRING
 
 log = structlog.get_logger(__name__)
 
@@ -160,11 +170,16 @@ class SocketIoGateway:
             "unsubscribe_all": self._unsubscribe_all,
             "resume": self._resume_event,
         }
+        assert tuple(handlers) == CLIENT_EVENTS  # the documented events are the handled ones
         for event, handler in handlers.items():
             self.sio.on(event, self._guarded(event, handler))
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         principal = self._authenticate(environ, auth)
+        try:
+            strings = req.numbers_form(auth)
+        except InvalidParameter as exc:
+            raise Refused(exc.code, exc.message) from None
         try:
             subscriber = self.hub.open(TRANSPORT, lambda: self._ready(sid), principal=principal)
         except LimitExceeded as exc:
@@ -173,6 +188,7 @@ class SocketIoGateway:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         conn = Connection(sid, eio_sid, subscriber, principal, secrets.token_urlsafe(12))
         self._conns[sid] = conn
+        self._set_numbers(conn, strings)
         resume_id = auth.get("resume") if isinstance(auth, dict) else None
         if isinstance(resume_id, str):
             self._restore(conn, resume_id)
@@ -231,7 +247,7 @@ class SocketIoGateway:
         async def run(sid: str, data: Any = None, *extra: Any) -> dict[str, Any]:
             conn = self._conns.get(sid)
             if conn is None:
-                return _error("UNAUTHORIZED", "not connected")
+                return _error(Unauthorized.code, "not connected")
             try:
                 self._take_token(conn)
                 return await handler(conn, data)
@@ -243,7 +259,7 @@ class SocketIoGateway:
             except Exception as exc:  # a bug in one handler must not take the connection down
                 self._log_failure(event, exc)
                 self.metrics.stream_rejected.labels(TRANSPORT, "internal_error").inc()
-                return _error("INTERNAL_ERROR", "the server could not handle this request")
+                return _error(INTERNAL_ERROR, "the server could not handle this request")
 
         return run
 
@@ -268,15 +284,23 @@ class SocketIoGateway:
         conn.tokens -= 1
 
     def _ok(self, conn: Connection, **fields: Any) -> dict[str, Any]:
-        return {"ok": True, **fields, "resume": conn.resume_id}
+        numbers = NUMBERS_STRING if conn.subscriber.strings else NUMBERS_NUMBER
+        return {"ok": True, **fields, "numbers": numbers, "resume": conn.resume_id}
+
+    @staticmethod
+    def _set_numbers(conn: Connection, strings: bool | None) -> None:
+        if strings is not None:
+            conn.subscriber.strings = strings
 
     async def _subscribe_pair(self, conn: Connection, data: Any) -> dict[str, Any]:
         limit = self.hub.limits.max_subscriptions
         texts = req.names(data, "pair", "pairs", limit=limit)
         interval = req.interval_ms(data.get("min_interval_ms"), self.hub.limits)
+        strings = req.numbers_form(data)
         pairs = req.resolve_pairs(texts, self.registry, self.supported_pairs)
         keys = [pair_key(p) for p in pairs]
         self._seed(keys)
+        self._set_numbers(conn, strings)
         conn.subscriber.subscribe(keys, interval)
         return self._ok(conn, subscribed=pairs)
 
@@ -293,9 +317,11 @@ class SocketIoGateway:
         limit = self.hub.limits.max_subscriptions
         texts = req.names(data, "token_id", "token_ids", limit=limit)
         interval = req.interval_ms(data.get("min_interval_ms"), self.hub.limits)
+        strings = req.numbers_form(data)
         ids = req.resolve_tokens(texts, self.token_resolver)
         keys = [token_key(t) for t in ids]
         self._seed(keys)
+        self._set_numbers(conn, strings)
         conn.subscriber.subscribe(keys, interval)
         return self._ok(conn, subscribed=ids)
 
@@ -311,6 +337,7 @@ class SocketIoGateway:
     async def _subscribe_all(self, conn: Connection, data: Any) -> dict[str, Any]:
         if data is not None and not isinstance(data, dict):
             raise InvalidParameter("subscribe_all takes no payload or an object")
+        self._set_numbers(conn, req.numbers_form(data))
         if self.known_keys is not None:
             self._seed(self.known_keys(PAIR_PREFIX) + self.known_keys(TOKEN_PREFIX))
         for prefix in (PAIR_PREFIX, TOKEN_PREFIX):
@@ -327,6 +354,7 @@ class SocketIoGateway:
         resume_id = data.get("resume") if isinstance(data, dict) else data
         if not isinstance(resume_id, str) or not resume_id:
             raise InvalidParameter("expected {resume: <id>}", parameter="resume")
+        self._set_numbers(conn, req.numbers_form(data))
         restored = self._restore(conn, resume_id)
         return self._ok(conn, subscribed=[k.partition(":")[2] for k in restored])
 
@@ -348,4 +376,11 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
-__all__ = ["DEFAULT_MAX_BACKLOG", "Refused", "SocketIoGateway"]
+__all__ = [
+    "ACK_ERROR_CODES",
+    "CLIENT_EVENTS",
+    "CONNECT_ERROR_CODES",
+    "DEFAULT_MAX_BACKLOG",
+    "Refused",
+    "SocketIoGateway",
+]

@@ -34,6 +34,7 @@ from tokenpulse.api.streams.subscriber import Message
 from tokenpulse.bus.topics import TOKEN_PREFIX, pair_key, token_key
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.wire.numbers import parse_numbers
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,14 @@ INTERVAL_DOC = (
     "50..60000 by default); absent: adaptive (faster while the price moves)"
 )
 IntervalQuery = Annotated[str | None, Query(description=INTERVAL_DOC)]
+NumbersQuery = Annotated[
+    str | None,
+    Query(
+        description="`string`: every market value as the provider's exact decimal string "
+        "instead of a JSON number (default `number`)",
+        examples=["string"],
+    ),
+]
 PairsQuery = Annotated[str | None, Query(description=PAIRS_DOC)]
 IdsQuery = Annotated[str | None, Query(description=IDS_DOC)]
 SSE_HEADERS = {
@@ -58,20 +67,24 @@ SSE_HEADERS = {
 }
 
 
-def format_event(message: Message, ts_ms: int) -> bytes:
-    """One SSE event: ``event``, ``id`` (the key's seq) and the JSON ``data`` line.
+def format_event(message: Message, ts_ms: int, strings: bool = False) -> bytes:
+    """One SSE event: ``event``, ``id`` (the key's seq) and the JSON ``data`` line
+    (``strings``: market values as exact decimal strings).
 
-    Clients in step share the Message object, so each event is encoded once per millisecond.
+    Clients in step share the Message object, so each event is encoded once per millisecond
+    and number form.
     """
-    frame = message.frames.get((TRANSPORT, ts_ms))
+    frames = message.frames
+    frame = frames.get((TRANSPORT, ts_ms, strings))
     if frame is None:
         frame = b"event: %s\nid: %d\ndata: %s\n\n" % (
             message.event.encode(),
             message.seq,
-            orjson.dumps(message.payload(ts_ms)),
+            orjson.dumps(message.payload(ts_ms, strings=strings)),
         )
-        message.frames.clear()  # only the current millisecond is worth keeping
-        message.frames[(TRANSPORT, ts_ms)] = frame
+        if any(key[1] != ts_ms for key in frames):
+            frames.clear()  # only the current millisecond is worth keeping
+        frames[(TRANSPORT, ts_ms, strings)] = frame
     return frame
 
 
@@ -90,7 +103,9 @@ class EventStream(Response):
         interval_ms: int | None,
         heartbeat: float,
         send_timeout: float,
+        strings: bool = False,
     ) -> None:
+        """``strings``: market values as exact decimal strings (``numbers=string``)."""
         self.status_code = 200
         self.background = None
         self.init_headers(SSE_HEADERS)
@@ -101,10 +116,12 @@ class EventStream(Response):
         self.interval_ms = interval_ms
         self.heartbeat = heartbeat
         self.send_timeout = send_timeout
+        self.strings = strings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wake = asyncio.Event()
         subscriber = self.hub.open(TRANSPORT, wake.set, principal=None)
+        subscriber.strings = self.strings
         gone = asyncio.Event()
 
         async def watch_disconnect() -> None:
@@ -148,7 +165,7 @@ class EventStream(Response):
             messages = subscriber.take()
             if messages:
                 ts_ms = int(time.time() * 1000)
-                chunk = b"".join(format_event(m, ts_ms) for m in messages)
+                chunk = b"".join(format_event(m, ts_ms, self.strings) for m in messages)
                 if not await self._write(send, chunk):
                     return "slow_client"
                 now = time.perf_counter()
@@ -206,7 +223,10 @@ def sse_router(
                 hub.publish(key, data)
         return keys
 
-    def stream(keys: list[str], prefix: str | None, interval: str | None) -> EventStream:
+    def stream(
+        keys: list[str], prefix: str | None, interval: str | None, numbers: str | None
+    ) -> EventStream:
+        strings = parse_numbers(numbers)
         if sum(hub.stats().connections.values()) >= limits.max_connections:
             raise LimitExceeded(f"this instance serves at most {limits.max_connections} streams")
         return EventStream(
@@ -217,6 +237,7 @@ def sse_router(
             interval_ms=req.parse_interval_text(interval, limits),
             heartbeat=heartbeat,
             send_timeout=send_timeout,
+            strings=strings,
         )
 
     def split(text: str | None, name: str) -> list[str]:
@@ -232,6 +253,7 @@ def sse_router(
     async def ltp_live(
         pair: PairsQuery = None,
         min_interval_ms: IntervalQuery = None,
+        numbers: NumbersQuery = None,
     ) -> EventStream:
         """``event: ltp_update`` per pair: a snapshot, then deltas."""
         texts = split(pair, "pair")
@@ -240,7 +262,7 @@ def sse_router(
             if texts
             else [str(p) for p in supported_pairs]
         )
-        return stream(seeded([pair_key(p) for p in pairs]), None, min_interval_ms)
+        return stream(seeded([pair_key(p) for p in pairs]), None, min_interval_ms, numbers)
 
     @router.get(
         "/api/v1/tokens/live",
@@ -251,14 +273,15 @@ def sse_router(
     async def tokens_live(
         ids: IdsQuery = None,
         min_interval_ms: IntervalQuery = None,
+        numbers: NumbersQuery = None,
     ) -> EventStream:
         """``event: token_update`` per token: a snapshot, then deltas."""
         texts = split(ids, "ids")
         if not texts:
             seeded(known_keys(TOKEN_PREFIX) if known_keys is not None else [])
-            return stream([], TOKEN_PREFIX, min_interval_ms)
+            return stream([], TOKEN_PREFIX, min_interval_ms, numbers)
         keys = [token_key(t) for t in req.resolve_tokens(texts, token_resolver)]
-        return stream(seeded(keys), None, min_interval_ms)
+        return stream(seeded(keys), None, min_interval_ms, numbers)
 
     @router.get(
         "/api/v1/tokens/{token_id}/live",
@@ -269,10 +292,11 @@ def sse_router(
     async def token_live(
         token_id: Annotated[str, Path(description="Token id, CMC id, CoinGecko id or symbol")],
         min_interval_ms: IntervalQuery = None,
+        numbers: NumbersQuery = None,
     ) -> EventStream:
         """``event: token_update`` for one token."""
         (resolved,) = req.resolve_tokens([token_id], token_resolver)
-        return stream(seeded([token_key(resolved)]), None, min_interval_ms)
+        return stream(seeded([token_key(resolved)]), None, min_interval_ms, numbers)
 
     return router
 

@@ -64,6 +64,7 @@ class Subscriber:
         self.transport = transport
         self.notify = notify
         self.principal = principal
+        self.strings = False  # numbers=string: market values as exact decimal strings
         self.subs: dict[str, Slot] = {}
         self.wildcards: dict[str, bool] = {}  # prefix -> bulk
         self.closed = False

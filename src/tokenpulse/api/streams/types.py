@@ -11,8 +11,31 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tokenpulse.bus.topics import LTP_EVENT, TOKEN_EVENT
 from tokenpulse.domain.errors import LimitExceeded
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.wire.ltp import LTP_MARKET_FIELDS
+from tokenpulse.wire.numbers import convert_market_fields
+from tokenpulse.wire.tokens import QUALITY_MARKET_FIELDS, TOKEN_MARKET_FIELDS
+
+#: The market values of each event's ``data``/``changes``: numbers, or exact strings when the
+#: client subscribed with ``numbers: "string"`` (SPEC §4.6).
+MARKET_FIELDS: dict[str, frozenset[str]] = {
+    LTP_EVENT: LTP_MARKET_FIELDS,
+    TOKEN_EVENT: TOKEN_MARKET_FIELDS,
+}
+
+
+def market_form(event: str, body: dict[str, Any], strings: bool) -> dict[str, Any]:
+    """``body`` (a value's ``data`` or ``changes``) with its market values in one form."""
+    fields = MARKET_FIELDS.get(event)
+    if fields is None:
+        return dict(body)
+    out = convert_market_fields(body, fields, strings)
+    quality = out.get("quality")
+    if isinstance(quality, dict):
+        out["quality"] = convert_market_fields(quality, QUALITY_MARKET_FIELDS, strings)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +70,10 @@ class Message:
     freshness: Callable[[str, float], tuple[int, bool] | None] | None = field(
         default=None, compare=False, repr=False
     )
-    # Encoded forms by (transport, ts_ms), shared by the clients that get this same object.
-    frames: dict[tuple[str, int], bytes] = field(default_factory=dict, compare=False, repr=False)
+    # Encoded forms by (transport, ts_ms, strings), shared by the clients that get this object.
+    frames: dict[tuple[str, int, bool], bytes] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def cache_key(self) -> tuple[str, str, int, int | None] | None:
@@ -57,29 +82,35 @@ class Message:
             return None
         return (self.key, self.kind, self.seq, self.base_seq)
 
-    def payload(self, ts_ms: int | None, *, at_ms: int | None = None) -> dict[str, Any]:
+    def payload(
+        self, ts_ms: int | None, *, at_ms: int | None = None, strings: bool = False
+    ) -> dict[str, Any]:
         """The JSON object sent: ``type, id, seq, [base_seq], ts, data|changes``.
 
         ``data`` and ``changes`` carry the value's ``age_ms`` and ``stale`` at ``ts_ms`` (or
-        ``at_ms`` when the message goes without its own ``ts``, inside a bulk).
+        ``at_ms`` when the message goes without its own ``ts``, inside a bulk), and market
+        values as numbers (``strings``: exact decimal strings).
         """
         if self.kind == "bulk":
             return {
                 "type": "bulk",
                 "ts": ts_ms,
-                "updates": [{"event": m.event, **m.payload(None, at_ms=ts_ms)} for m in self.items],
+                "updates": [
+                    {"event": m.event, **m.payload(None, at_ms=ts_ms, strings=strings)}
+                    for m in self.items
+                ],
             }
         out: dict[str, Any] = {"type": self.kind, "id": self.id, "seq": self.seq}
         if self.kind == "delta":
             out["base_seq"] = self.base_seq
         if ts_ms is not None:
             out["ts"] = ts_ms
-        body = self.body
+        body = market_form(self.event, self.body, strings)
         moment = ts_ms if ts_ms is not None else at_ms
         if self.freshness is not None and moment is not None:
             fresh = self.freshness(self.key, moment / 1000)
             if fresh is not None:
-                body = {**body, "age_ms": fresh[0], "stale": fresh[1]}
+                body["age_ms"], body["stale"] = fresh
         out["data" if self.kind == "snapshot" else "changes"] = body
         return out
 
@@ -135,4 +166,12 @@ class Hub(Protocol):
         ...
 
 
-__all__ = ["Hub", "LimitExceeded", "Message", "Stream", "StreamLimits"]
+__all__ = [
+    "MARKET_FIELDS",
+    "Hub",
+    "LimitExceeded",
+    "Message",
+    "Stream",
+    "StreamLimits",
+    "market_form",
+]

@@ -34,10 +34,12 @@ from tokenpulse.domain.freshness import is_stale
 from tokenpulse.domain.time import from_epoch, isoformat_z, utcnow
 from tokenpulse.domain.velocity import TREND_WINDOWS, compute_trends, window_duration
 from tokenpulse.services.tokens.service import TokenService
-from tokenpulse.wire.numbers import number_to_json
+from tokenpulse.wire.numbers import computed_number, market_value, parse_numbers
 from tokenpulse.wire.tokens import DETAILS, TokenView, trends_to_json
 
 QUERY_CACHE_SIZE = 1024
+#: History fields we compute (a rollup's velocity is a mean): numbers in every form.
+COMPUTED_SERIES_FIELDS = frozenset({"velocity"})
 
 
 class HistoryReader(Protocol):
@@ -162,6 +164,7 @@ class TokenEndpoints:
             basic=query.detail == "basic",
             pagination=orjson.dumps(pagination),
             source=orjson.dumps(",".join(self.tokens.sources_in_use()) or None),
+            strings=query.strings,
         )
         if len(self._pages) >= QUERY_CACHE_SIZE:
             self._pages.pop(next(iter(self._pages)))
@@ -197,8 +200,15 @@ class TokenEndpoints:
         return trends_to_json(trends, snapshot.velocity)
 
     async def detail(
-        self, token_id: str, *, history: str | None, detail: str, max_age_ms: int | None
+        self,
+        token_id: str,
+        *,
+        history: str | None,
+        detail: str,
+        max_age_ms: int | None,
+        numbers: str | None = None,
     ) -> dict[str, Any]:
+        strings = parse_numbers(numbers)
         if detail not in DETAILS:
             raise InvalidParameter(
                 f"detail must be basic or full, got {detail!r}", parameter="detail"
@@ -206,7 +216,7 @@ class TokenEndpoints:
         now = self.clock()
         view = self._view(token_id, max_age_ms, now)
         data: dict[str, Any] = orjson.loads(
-            view.render_at(now, self.stale_after, basic=detail == "basic")
+            view.render_at(now, self.stale_after, basic=detail == "basic", strings=strings)
         )
         if detail == "full":
             data["trends"] = await self._trends(view)
@@ -217,14 +227,18 @@ class TokenEndpoints:
                     f"history must be one of {', '.join(SERIES_WINDOWS)}, got {history!r}",
                     parameter="history",
                 )
-            data["history"] = await self._compact_series(view.snapshot.id, window)
+            data["history"] = await self._compact_series(view.snapshot.id, window, strings)
         return data
 
-    async def _compact_series(self, token_id: str, window: timedelta) -> dict[str, Any]:
+    async def _compact_series(
+        self, token_id: str, window: timedelta, strings: bool
+    ) -> dict[str, Any]:
         end = utcnow()
         start = end - window
         granularity = choose_granularity(start, end, allow_raw=False)
-        points = await self._series(token_id, start, end, granularity, ["close", "velocity"])
+        points = await self._series(
+            token_id, start, end, granularity, ["close", "velocity"], strings
+        )
         return {
             "granularity": granularity,
             "fields": ["t", "price", "velocity"],
@@ -238,18 +252,18 @@ class TokenEndpoints:
         end: datetime,
         granularity: str,
         fields: Sequence[str] | None,
+        strings: bool,
     ) -> list[dict[str, Any]]:
+        """History rows as JSON: velocity (a mean in rollups) is computed, the rest market."""
         if self.history is None:
             return []
         rows = await self.history.token_series(token_id, start, end, granularity, fields)
-        return [
-            {k: number_to_json(v) if isinstance(v, Decimal) else v for k, v in row.items()}
-            for row in rows
-        ]
+        return [{k: _series_value(k, v, strings) for k, v in row.items()} for row in rows]
 
     async def velocity(
-        self, token_id: str, *, window: str, max_age_ms: int | None
+        self, token_id: str, *, window: str, max_age_ms: int | None, numbers: str | None = None
     ) -> dict[str, Any]:
+        strings = parse_numbers(numbers)
         span = SERIES_WINDOWS.get(window)
         if span is None:
             raise InvalidParameter(
@@ -264,18 +278,18 @@ class TokenEndpoints:
         end = utcnow()
         start = end - span
         granularity = choose_granularity(start, end, allow_raw=True)
-        points = await self._series(snapshot.id, start, end, granularity, ["velocity"])
+        points = await self._series(snapshot.id, start, end, granularity, ["velocity"], strings)
         return {
             "id": snapshot.id,
             "symbol": snapshot.identity.symbol,
-            "velocity": number_to_json(snapshot.velocity),
+            "velocity": computed_number(snapshot.velocity),
             "formula": "volume_24h_usd / market_cap_usd",
             "inputs": {
-                "volume_24h_usd": number_to_json(quote.volume_24h_usd),
-                "market_cap_usd": number_to_json(quote.market_cap_usd),
-                "market_cap_used": number_to_json(snapshot.market_cap_used),
-                "price_usd": number_to_json(quote.price_usd),
-                "circulating_supply": number_to_json(quote.circulating_supply),
+                "volume_24h_usd": market_value(quote.volume_24h_usd, strings),
+                "market_cap_usd": market_value(quote.market_cap_usd, strings),
+                "market_cap_used": market_value(snapshot.market_cap_used, strings),
+                "price_usd": market_value(quote.price_usd, strings),
+                "circulating_supply": market_value(quote.circulating_supply, strings),
             },
             "flags": sorted(snapshot.flags),
             "source": snapshot.source,
@@ -298,7 +312,9 @@ class TokenEndpoints:
         end_text: str | None,
         granularity: str | None,
         fields_text: str | None,
+        numbers: str | None = None,
     ) -> dict[str, Any]:
+        strings = parse_numbers(numbers)
         identity = self.tokens.resolve(token_id)
         end = parse_time("to", end_text) if end_text else utcnow()
         start = parse_time("from", start_text) if start_text else end - timedelta(days=1)
@@ -321,7 +337,7 @@ class TokenEndpoints:
                 details={"suggested_granularity": coarser},
             )
         fields = [f.strip() for f in fields_text.split(",") if f.strip()] if fields_text else None
-        points = await self._series(identity.id, start, end, granularity, fields)
+        points = await self._series(identity.id, start, end, granularity, fields, strings)
         if len(points) > MAX_POINTS:
             raise InvalidParameter(
                 f"more than {MAX_POINTS} points; use a coarser granularity",
@@ -345,6 +361,14 @@ class TokenEndpoints:
             "count": len(points),
             "gaps": [{"from": isoformat_z(a), "to": isoformat_z(b)} for a, b in gaps],
         }
+
+
+def _series_value(name: str, value: Any, strings: bool) -> Any:
+    if not isinstance(value, Decimal):
+        return value
+    if name in COMPUTED_SERIES_FIELDS:
+        return computed_number(value)
+    return market_value(value, strings)
 
 
 def _stale(view: TokenView, max_age_ms: int) -> StaleData:

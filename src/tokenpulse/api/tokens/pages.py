@@ -18,7 +18,16 @@ class Page:
     and a request only joins them with its age — no per-token work.
     """
 
-    __slots__ = ("_received", "_segments", "basic", "generation", "pagination", "source", "views")
+    __slots__ = (
+        "_received",
+        "_segments",
+        "basic",
+        "generation",
+        "pagination",
+        "source",
+        "strings",
+        "views",
+    )
 
     def __init__(
         self,
@@ -28,12 +37,15 @@ class Page:
         basic: bool,
         pagination: bytes,
         source: bytes,
+        strings: bool = False,
     ) -> None:
+        """``strings``: market values as exact decimal strings (``numbers=string``)."""
         self.generation = generation
         self.views = views
         self.basic = basic
         self.pagination = pagination
         self.source = source
+        self.strings = strings
         received = {view.received for view in views}
         self._received = received.pop() if len(received) == 1 else None
         self._segments: dict[bool, list[bytes]] = {}
@@ -47,12 +59,13 @@ class Page:
         segments: list[bytes] = []
         tail = b""
         for view in self.views:
-            head = view.basic_head if self.basic else view.head
+            form = view.form(self.strings)
+            head = form.basic_head if self.basic else form.head
             segments.append(tail + (b"," if tail else b"") + head + b',"age_ms":')
             if self.basic:
                 tail = b',"stale":' + flag + b"}"
             else:
-                quality = view.quality_stale if stale else view.quality_fresh
+                quality = form.quality_stale if stale else form.quality_fresh
                 tail = b',"stale":' + flag + b',"quality":' + quality + b"}"
         segments.append(tail)
         return segments if self.views else [b""]
@@ -60,7 +73,10 @@ class Page:
     def render(self, now: float, stale_after: float) -> bytes:
         """The ``data`` array's contents at unix time ``now``."""
         if self._received is None:
-            return b",".join(v.render_at(now, stale_after, basic=self.basic) for v in self.views)
+            return b",".join(
+                v.render_at(now, stale_after, basic=self.basic, strings=self.strings)
+                for v in self.views
+            )
         age = age_ms(self._received, now)
         return str(age).encode().join(self._segments[is_stale(age, stale_after)])
 

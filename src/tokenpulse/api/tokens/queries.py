@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from tokenpulse.domain.errors import InvalidParameter
 from tokenpulse.domain.time import from_epoch, parse_iso
 from tokenpulse.services.tokens.service import SORT_KEYS, TokenFilter
+from tokenpulse.wire.numbers import NUMBERS_PARAMETER, parse_numbers
 from tokenpulse.wire.tokens import DETAILS
 
 MAX_LIMIT = 500
@@ -52,6 +53,7 @@ class ListQuery:
     start: int
     detail: str
     max_age_ms: int | None
+    strings: bool = False  # numbers=string: market values as exact decimal strings
 
 
 def _decimal(name: str, value: str) -> Decimal:
@@ -144,7 +146,14 @@ def parse_list_query(query_string: bytes) -> ListQuery:
         sort=sort,
         order=order,
     )
-    return ListQuery(shape=shape, limit=limit, start=start, detail=detail, max_age_ms=max_age)
+    return ListQuery(
+        shape=shape,
+        limit=limit,
+        start=start,
+        detail=detail,
+        max_age_ms=max_age,
+        strings=parse_numbers(params.get(NUMBERS_PARAMETER)),
+    )
 
 
 def choose_granularity(start: datetime, end: datetime, *, allow_raw: bool) -> str:

@@ -22,6 +22,14 @@ router = APIRouter(tags=["tokens"])
 MaxAge = Annotated[
     int | None, Query(ge=0, description="503 STALE_DATA instead of data older than this")
 ]
+NumbersQuery = Annotated[
+    str | None,
+    Query(
+        description="`string`: every market value as the provider's exact decimal string "
+        "instead of a JSON number (default `number`)",
+        examples=["string"],
+    ),
+]
 TokenId = Annotated[
     str,
     Path(description="Our id (bitcoin), a CoinMarketCap id (1), a CoinGecko id, or a symbol"),
@@ -84,6 +92,7 @@ async def list_tokens(
     order: Literal["asc", "desc"] | None = None,
     detail: Literal["basic", "full"] = "full",
     max_age_ms: MaxAge = None,
+    numbers: NumbersQuery = None,
 ) -> Response:
     """Filter, sort and page the tracked tokens (SPEC §6)."""
     answer = tokens.list_tokens(request.scope.get("query_string", b""))
@@ -106,10 +115,13 @@ async def get_token(
     ] = None,
     detail: Literal["basic", "full"] = "full",
     max_age_ms: MaxAge = None,
+    numbers: NumbersQuery = None,
 ) -> Response:
     """Snapshot, velocity, trends over 1h/4h/12h/7d and quality flags (SPEC §4.3, §4.4)."""
     started = time.perf_counter()
-    data = await tokens.detail(token_id, history=history, detail=detail, max_age_ms=max_age_ms)
+    data = await tokens.detail(
+        token_id, history=history, detail=detail, max_age_ms=max_age_ms, numbers=numbers
+    )
     return _envelope(data, started, container)
 
 
@@ -126,10 +138,11 @@ async def get_velocity(
     token_id: TokenId,
     window: Annotated[str, Query(description="Series window: 1h, 4h, 12h, 24h, 7d")] = "24h",
     max_age_ms: MaxAge = None,
+    numbers: NumbersQuery = None,
 ) -> Response:
     """volume_24h_usd / market_cap_usd with its inputs, flags, trends and a series."""
     started = time.perf_counter()
-    data = await tokens.velocity(token_id, window=window, max_age_ms=max_age_ms)
+    data = await tokens.velocity(token_id, window=window, max_age_ms=max_age_ms, numbers=numbers)
     return _envelope(data, started, container)
 
 
@@ -161,10 +174,16 @@ async def get_history(
         str | None, Query(description="raw, 1m, 5m, 15m, 1h, 4h or 1d; default from the range")
     ] = None,
     fields: Annotated[str | None, Query(examples=["close,velocity"])] = None,
+    numbers: NumbersQuery = None,
 ) -> Response:
     """At most 10 000 points per answer; `gaps` names the stretches without data."""
     started = time.perf_counter()
     data = await tokens.series(
-        token_id, start_text=from_, end_text=to, granularity=granularity, fields_text=fields
+        token_id,
+        start_text=from_,
+        end_text=to,
+        granularity=granularity,
+        fields_text=fields,
+        numbers=numbers,
     )
     return _envelope(data, started, container)

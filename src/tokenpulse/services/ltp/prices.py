@@ -151,6 +151,11 @@ class PriceService:
         age = age_ms(received if received > confirmed else confirmed, now)
         return view.render(age, is_stale(age, self.stale_after))
 
+    def render_strings(self, view: LtpView, now: float) -> bytes:
+        """:meth:`render` with market values as exact decimal strings (``numbers=string``)."""
+        age = self.age_ms(view, now)
+        return view.render_strings(age, is_stale(age, self.stale_after))
+
     def _age_function(self, pair: Pair) -> Callable[[], float]:
         def age_seconds() -> float:
             view = self._views.get(pair)
