@@ -294,7 +294,6 @@ class EdgeMiddleware:
         try:
             await self.app(scope, receive, logging_send)
         finally:
-            scope["method"] = "GET"
             self.access_log.request(scope, route, status[0], started, 0, None, "websocket")
 
     async def _call_app(

@@ -21,6 +21,7 @@ import structlog
 
 # The hot-line writer, set by configure_logging when lines are JSON and info is on.
 _hot: dict[str, _LineWriter] = {}
+FLUSH_INTERVAL = 0.05  # seconds between two batched writes of hot lines
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
@@ -95,32 +96,34 @@ class _JsonLineLogger:
 
 
 class _LineWriter:
-    """Writes whole lines to the log handler's stream from a background thread, in batches;
-    lines left at exit are flushed."""
+    """Writes whole lines to the log handler's stream from a background thread, in batches
+    every ``FLUSH_INTERVAL``; lines left at exit are flushed."""
 
     def __init__(self, handler: logging.StreamHandler[Any]) -> None:
         self._handler = handler
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._closing = threading.Event()
         self.put = self._queue.put
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
 
     def _run(self) -> None:
+        # Wakes on a timer, not per line: a thread woken for every line would take the GIL
+        # from the event loop once per request.
         while True:
-            line = self._queue.get()
+            closing = self._closing.wait(FLUSH_INTERVAL)
             batch = []
-            while line is not None:
-                batch.append(line)
-                if len(batch) >= 1024:
-                    break
+            while True:
                 try:
                     line = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                if line is not None:
+                    batch.append(line)
             if batch:
                 self._write(b"".join(batch))
-            if line is None:
+            if closing:
                 return
 
     def _write(self, data: bytes) -> None:
@@ -141,5 +144,5 @@ class _LineWriter:
     def close(self) -> None:
         """Write what is queued and stop the thread."""
         if self._thread.is_alive():
-            self._queue.put(None)
+            self._closing.set()
             self._thread.join(5)
