@@ -20,6 +20,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from tokenpulse.api.errors import flat_error_body, standard_error_body, uses_flat_errors
 from tokenpulse.settings import Settings
 
+LINGER_SECONDS = 1.0  # how long a refused connection's remaining bytes are read and dropped
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 
@@ -117,7 +118,11 @@ def bounded_httptools(limits: RequestLimits) -> type[HttpToolsProtocol]:
             super().on_message_complete()
             self._in_head = True
 
+        _rejected = False
+
         def data_received(self, data: bytes) -> None:
+            if self._rejected:
+                return  # lingering after the 431: discard, never buffer
             if self._in_head:
                 self._head_bytes += len(data)
             super().data_received(data)
@@ -133,6 +138,12 @@ def bounded_httptools(limits: RequestLimits) -> type[HttpToolsProtocol]:
                 b"content-type: application/json\r\n"
                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
             )
-            self.transport.close()
+            # A lingering close: closing now, with the client's bytes unread, would send a
+            # reset that can destroy the 431 before the client reads it. Half-close, discard
+            # what still arrives for a moment, then close.
+            self._rejected = True
+            if self.transport.can_write_eof():
+                self.transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     return BoundedHttpToolsProtocol
