@@ -51,6 +51,7 @@ def _serve(loaded: LoadedSettings) -> None:
     import uvicorn
 
     from tokenpulse.api.app import create_app
+    from tokenpulse.api.limits import bounded_httptools, head_cap, limits_for
     from tokenpulse.api.server import Server
     from tokenpulse.observability.logging import configure_logging
     from tokenpulse.runtime import create_runtime
@@ -64,7 +65,8 @@ def _serve(loaded: LoadedSettings) -> None:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=bounded_httptools(limits_for(settings)),  # a head past MAX_HEADER_BYTES: 431
+        h11_max_incomplete_event_size=head_cap(limits_for(settings)),
         lifespan="on",
         access_log=False,
         proxy_headers=False,  # the edge middleware applies FORWARDED_ALLOW_IPS itself

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     shutdown_timeout: Seconds = duration("30s", "1s", "10m")
     log_level: LogLevel = "info"
     log_format: LogFormat = "json"
+    # request logging and limits (SPEC §8.5, §9): one access line per request; the edge
+    # answers 431 past the header caps and 413 past the body cap (chunked bodies too)
+    access_log: bool = True
+    max_header_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 16 * 1024
+    max_header_count: Annotated[int, Field(ge=8, le=1000)] = 100
+    max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 64 * 1024
     role: Role = "all"
 
     sources: Annotated[list[str], BeforeValidator(split_list), AfterValidator(check_sources)] = (

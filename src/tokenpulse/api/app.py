@@ -16,11 +16,12 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from starlette.middleware.cors import CORSMiddleware
 
 from tokenpulse import __version__
+from tokenpulse.api.access_log import AccessLog
 from tokenpulse.api.auth import authenticator_for
 from tokenpulse.api.clientip import ClientIpResolver
+from tokenpulse.api.cors import CorsPolicy
 from tokenpulse.api.deps import ApiServices, Lifecycle
 from tokenpulse.api.edge import (
     EdgeMiddleware,
@@ -31,6 +32,7 @@ from tokenpulse.api.edge import (
     send_json,
 )
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers, status_for
+from tokenpulse.api.limits import limits_for
 from tokenpulse.api.ltp.answers import LtpEndpoints
 from tokenpulse.api.ltp.routes import router as ltp_router
 from tokenpulse.api.openapi import install_openapi
@@ -44,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
+LTP_CACHE = {200: "hit", 206: "partial", 503: "miss"}
 ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0, "/api/v1/tokens": 2.0}
 
 
@@ -105,20 +108,7 @@ def create_app(
     api.include_router(token_router)
     install_openapi(api, auth_enabled=settings.auth_enabled)
 
-    app: Any = api
-    if settings.cors_origins:
-        app = CORSMiddleware(
-            app,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["X-API-Key", "X-Request-ID", "Content-Type", "Last-Event-ID"],
-            expose_headers=[
-                "X-Request-ID",
-                "X-RateLimit-Limit",
-                "X-RateLimit-Remaining",
-                "Retry-After",
-            ],
-        )
+    app: Any = api  # CORS is the edge's, for every route (api/cors.py)
 
     def fast(build: Callable[[Scope], Answer]) -> FastHandler:
         """A route served by the edge: ``build`` makes the answer; errors get the error model."""
@@ -139,10 +129,14 @@ def create_app(
 
     def ltp_answer(scope: Scope) -> Answer:
         answer = ltp.ltp(scope["query_string"])
+        # For the access log: every value is served from the price cache, or none is there.
+        scope["state"]["cache"] = LTP_CACHE.get(answer.status)
         return answer.status, answer.body, answer.headers
 
     def tokens_answer(scope: Scope) -> Answer:
         answer = token_api.list_tokens(scope["query_string"])
+        if answer.status == 200:
+            scope["state"]["cache"] = "hit" if answer.body.endswith(b'"hit"}}') else "miss"
         return answer.status, answer.body, answer.headers
 
     def health_answer(scope: Scope) -> Answer:
@@ -161,6 +155,7 @@ def create_app(
                 return str(getattr(candidate, "path", "unmatched"))
         return "unmatched"
 
+    client_ip = ClientIpResolver(settings.forwarded_allow_ips)
     # Socket.IO sits inside the edge: the fast routes are answered before any other layer,
     # and /socket.io/ long-polling still gets request ids and metrics.
     edge = EdgeMiddleware(
@@ -168,7 +163,7 @@ def create_app(
         metrics=container.metrics,
         authenticator=authenticator,
         limiter=container.limiter,
-        client_ip=ClientIpResolver(settings.forwarded_allow_ips),
+        client_ip=client_ip,
         fast_routes={
             ("GET", "/api/v1/ltp"): fast(ltp_answer),
             ("GET", "/health"): fast(health_answer),
@@ -177,6 +172,9 @@ def create_app(
         costs=ENDPOINT_COSTS,
         max_cost=float(settings.rate_limit_capacity),
         route_of=route_of,
+        cors=CorsPolicy(settings.cors_origins),
+        limits=limits_for(settings),
+        access_log=AccessLog(client_ip) if settings.access_log else None,
     )
     edge.container = container
     edge.streams = streams

@@ -1,9 +1,10 @@
 """The edge of every HTTP request, as one raw ASGI middleware (no per-request framework cost).
 
-In order: request id (echoed or generated), body-size limit, API key on ``/api/*`` when auth
-is on, the token bucket (per key, else per client IP), then the handler — the LTP fast path
-or the FastAPI app — and finally metrics by route template. Nothing is logged per request at
-the default level; metrics already count every request.
+In order: request id (echoed or generated), the header and body limits (``api/limits.py``),
+CORS (``api/cors.py``: a preflight is answered here, before auth and the rate limiter), API key
+on ``/api/*`` when auth is on, the token bucket (per key, else per client IP), then the
+handler — the LTP fast path or the FastAPI app, with Socket.IO and SSE behind it — and finally
+metrics by route template and the access line (``api/access_log.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,19 @@ from typing import Any
 
 import structlog
 
+from tokenpulse.api.access_log import AccessLog
 from tokenpulse.api.auth import Authenticator, Principal, requires_auth
 from tokenpulse.api.clientip import ClientIpResolver
-from tokenpulse.api.errors import error_body, error_headers, status_for
+from tokenpulse.api.cors import CorsPolicy, without_cors
+from tokenpulse.api.errors import (
+    error_body,
+    error_headers,
+    flat_error_body,
+    standard_error_body,
+    status_for,
+    uses_flat_errors,
+)
+from tokenpulse.api.limits import RequestLimits, read_body_capped, replay
 from tokenpulse.domain.errors import RateLimited, TokenpulseError, Unauthorized
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.ratelimit import RateLimiter
@@ -40,7 +51,6 @@ MAX_REQUEST_ID = 128
 # than a syscall for randomness on every request.
 _ID_PREFIX = os.urandom(6).hex().encode()
 _ID_COUNTER = itertools.count(1)
-MAX_BODY_BYTES = 64 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -82,6 +92,9 @@ class EdgeMiddleware:
         costs: dict[str, float] | None = None,
         max_cost: float = 1.0,
         route_of: Callable[[Scope], str] | None = None,
+        cors: CorsPolicy | None = None,
+        limits: RequestLimits | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -92,6 +105,9 @@ class EdgeMiddleware:
         # A cost above the bucket's capacity could never be paid: cap it at the capacity.
         self.costs = {path: min(cost, max_cost) for path, cost in (costs or {}).items()}
         self.route_of = route_of or (lambda scope: "unmatched")
+        self.cors = cors or CorsPolicy(())
+        self.limits = limits or RequestLimits()
+        self.access_log = access_log
         self.container: Any = None  # set by the app factory, for tests and tooling
         self.streams: Any = None
         self.ltp: Any = None  # the LTP and token answer builders (tests inject clocks)
@@ -99,11 +115,16 @@ class EdgeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket" and self.access_log is not None:
+                await self._websocket(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = api_key = forwarded = length = None
+        request_id = api_key = forwarded = length = origin = chunked = None
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
             if name == b"x-request-id":
                 request_id = value
             elif name == b"x-api-key":
@@ -112,6 +133,10 @@ class EdgeMiddleware:
                 forwarded = value
             elif name == b"content-length":
                 length = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"transfer-encoding":
+                chunked = value
         if request_id is None or not _valid_request_id(request_id):
             request_id = b"%s%012x" % (_ID_PREFIX, next(_ID_COUNTER))
         state = scope.get("state")
@@ -122,12 +147,32 @@ class EdgeMiddleware:
         headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
         fast = self.fast_routes.get((scope["method"], path))
         request_size = int(length) if length is not None and length.isdigit() else 0
+        limits = self.limits
 
         status, size, route = 0, 0, path if fast is not None else ""
         try:
-            if request_size > MAX_BODY_BYTES:
-                status, size = await self._reject_too_large(send, headers)
-            elif path.startswith("/api/"):
+            if origin is not None:
+                if scope["method"] == "OPTIONS" and _preflight(scope) is not None:
+                    status, size = await self._preflight(scope, origin, send, headers)
+                else:
+                    headers += self.cors.response_headers(origin)
+            if status:
+                pass
+            elif (
+                header_bytes > limits.max_header_bytes
+                or len(scope["headers"]) > limits.max_header_count
+            ):
+                body = limits.headers_too_large(path, request_id.decode())
+                status, size = await send_json(send, 431, body, headers, CLOSE)
+            elif request_size > limits.max_body_bytes:
+                status, size = await self._too_large(path, send, headers)
+            elif chunked is not None:
+                messages = await read_body_capped(receive, limits.max_body_bytes)
+                if messages is None:
+                    status, size = await self._too_large(path, send, headers)
+                else:
+                    receive = replay(messages, receive)
+            if status == 0 and path.startswith("/api/"):
                 rejection = self._authenticate(scope, path, api_key)
                 if rejection is None and self.limiter is not None:
                     rejection = await self._limit(scope, path, forwarded, headers)
@@ -137,11 +182,17 @@ class EdgeMiddleware:
                 if fast is not None:
                     status, size = await fast(scope, receive, send, headers)
                 else:
-                    status, size = await self._call_app(scope, receive, send, headers)
+                    status, size = await self._call_app(
+                        scope, receive, send, headers, origin, forwarded
+                    )
         finally:
             if not route:
                 route = self.route_of(scope)
             self._observe(scope["method"], route, status or 500, started, request_size, size)
+            if self.access_log is not None:
+                self.access_log.request(
+                    scope, route, status or 500, started, size, forwarded, state.get("stream")
+                )
 
     # ------------------------------------------------------------ admission
 
@@ -198,21 +249,75 @@ class EdgeMiddleware:
         body = error_body(path, exc, state["request_id"].decode())
         return await send_json(send, status_for(exc), body, headers, error_headers(exc))
 
-    async def _reject_too_large(
-        self, send: Send, headers: list[tuple[bytes, bytes]]
+    async def _too_large(
+        self, path: str, send: Send, headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, int]:
-        body = b'{"error":"PAYLOAD_TOO_LARGE","message":"request body exceeds 65536 bytes"}'
-        return await send_json(send, 413, body, headers)
+        body = self.limits.body_too_large(path, headers[0][1].decode())
+        return await send_json(send, 413, body, headers, CLOSE)
+
+    async def _preflight(
+        self, scope: Scope, origin: bytes, send: Send, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, int]:
+        """Answer a CORS preflight: 204 with the grant, or 403 when the origin, method or a
+        requested header is not allowed. Never needs a key, never takes from a bucket."""
+        method, requested = _preflight(scope) or (b"", None)
+        grant = self.cors.preflight(origin, method, requested)
+        if grant is not None:
+            await send({"type": "http.response.start", "status": 204, "headers": headers + grant})
+            await send({"type": "http.response.body", "body": b""})
+            return 204, 0
+        path = scope["path"]
+        message = "origin, method or header not allowed by CORS_ORIGINS"
+        body = (
+            flat_error_body("FORBIDDEN", message)
+            if uses_flat_errors(path)
+            else standard_error_body("FORBIDDEN", message, request_id=headers[0][1].decode())
+        )
+        return await send_json(send, 403, body, headers)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket (Socket.IO): one access line when accepted, one when it ends."""
+        assert self.access_log is not None
+        started = time.perf_counter()
+        request_id = b"%s%012x" % (_ID_PREFIX, next(_ID_COUNTER))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        route = self.route_of(scope)
+        status = [403]
+
+        async def logging_send(message: Message) -> None:
+            if message["type"] == "websocket.accept":
+                status[0] = 101
+                self.access_log.stream_opened(scope, route, "websocket", None)  # type: ignore[union-attr]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, logging_send)
+        finally:
+            self.access_log.request(scope, route, status[0], started, 0, None, "websocket")
 
     async def _call_app(
-        self, scope: Scope, receive: Receive, send: Send, headers: list[tuple[bytes, bytes]]
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: list[tuple[bytes, bytes]],
+        origin: bytes | None = None,
+        forwarded: bytes | None = None,
     ) -> tuple[int, int]:
         result = [0, 0]
+        access_log = self.access_log
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 result[0] = message["status"]
-                message["headers"] = [*message.get("headers", ()), *headers]
+                inner = message.get("headers", ())
+                if origin is not None:
+                    inner = without_cors(inner)
+                message["headers"] = [*inner, *headers]
+                if access_log is not None and _is_event_stream(inner):
+                    scope["state"]["stream"] = "sse"
+                    access_log.stream_opened(scope, self.route_of(scope), "sse", forwarded)
             elif message["type"] == "http.response.body":
                 result[1] += len(message.get("body", b""))
             await send(message)
@@ -230,6 +335,27 @@ class EdgeMiddleware:
         self.metrics.http.observe(
             method, route, status, time.perf_counter() - started, request_size, size
         )
+
+
+CLOSE = [(b"connection", b"close")]
+
+
+def _preflight(scope: Scope) -> tuple[bytes, bytes | None] | None:
+    """(requested method, requested headers) when the request is a CORS preflight."""
+    method = requested = None
+    for name, value in scope["headers"]:
+        if name == b"access-control-request-method":
+            method = value
+        elif name == b"access-control-request-headers":
+            requested = value
+    return None if method is None else (method, requested)
+
+
+def _is_event_stream(headers: Any) -> bool:
+    return any(
+        name == b"content-type" and value.startswith(b"text/event-stream")
+        for name, value in headers
+    )
 
 
 def _query_api_key(scope: Scope) -> bytes | None:

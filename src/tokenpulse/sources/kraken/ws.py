@@ -182,7 +182,7 @@ class KrakenWsSource:
             finally:
                 self._mark_disconnected(shard)
             delay = shard.backoff.next_delay()
-            log.debug(
+            log.info(  # once per reconnect: an operator sees the backoff grow
                 "kraken ws reconnecting", source=self.name, shard=shard.index, delay=round(delay, 3)
             )
             await asyncio.sleep(delay)
