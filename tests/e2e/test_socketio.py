@@ -21,8 +21,9 @@ import socketio
 from websockets.asyncio.client import connect as ws_connect
 
 from tests.e2e._streams import StreamingApp, streaming_app
+from tests.fakes._loopback import free_port
 from tests.fakes.kraken_rest import FakeKrakenRest
-from tests.fakes.kraken_ws import FakeKrakenWs, free_port
+from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.helpers import wait_for
 from tests.server import app_settings
 from tokenpulse.api.streams import StreamLimits, make_token_publisher
