@@ -163,6 +163,8 @@ def values_for(parameter: dict[str, Any]) -> Iterator[str]:
     name = parameter["name"]
     if choices:
         yield from (str(choices[0]), "no-such-choice")
+    elif name == "max_age_ms":  # a bound far from the values' age: the answer must not race
+        yield from ("3600000", "-1", "not-a-number")
     elif "integer" in kinds or "number" in kinds:
         low = schema.get("minimum", 1)
         yield from (str(low), str(low - 1), "not-a-number")

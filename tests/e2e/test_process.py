@@ -65,7 +65,12 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
                 first_200 = time.monotonic()
                 break
             time.sleep(0.05)
-        assert first_200 is not None, "replay never served every pair"
+        if first_200 is None:
+            output = (replay_server[2] / "server.log").read_text(errors="replace")
+            raise AssertionError(
+                f"replay never served every pair (exit code {process.poll()}); "
+                f"server said:\n{output[-3000:]}"
+            )
         health = client.get(f"{base}/health").json()
     uptime = float(health["uptime_seconds"])
     # Time from the app's start to every default pair served, measured by the server itself.
