@@ -1,19 +1,26 @@
-"""Small test helpers: wait on a condition with a deadline instead of sleeping, and load
-recorded provider answers."""
+"""Small test helpers: wait on a condition with a deadline instead of sleeping, load recorded
+provider answers, and build the app the way production does (one call site for the factory)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from hypothesis import strategies as st
+
+from tokenpulse.api.app import create_app
+from tokenpulse.bootstrap import Container
+from tokenpulse.runtime import create_runtime
+from tokenpulse.settings import Settings, load_settings
 
 POLL_INTERVAL = 0.01
 
@@ -88,3 +95,59 @@ ANY_JSON = st.recursive(
     max_leaves=20,
 )
 """Any JSON-like value, with Decimal and non-finite numbers too: for "never raises" tests."""
+
+
+# -- the app, in process ------------------------------------------------------------------
+
+IN_MEMORY: dict[str, Any] = {
+    "sources": "replay",
+    "cache_backend": "memory",
+    "history_enabled": False,
+    "log_level": "warning",
+}
+"""Settings of an instance that needs nothing outside the process: the replay source, the
+memory cache, the in-process bus, no history store."""
+
+
+def in_memory_settings(**overrides: Any) -> Settings:
+    """Settings from defaults < :data:`IN_MEMORY` < ``overrides`` (no environment, no files)."""
+    return load_settings(None, {}, overrides={**IN_MEMORY, **overrides}).settings
+
+
+def build_app(settings: Settings) -> Any:
+    """The ASGI app for ``settings``, wired by the same composition root as production.
+
+    The one place the tests outside ``tests/e2e`` call the app factory; the app has
+    ``.container`` and ``.runtime`` (what the lifespan starts and stops).
+    """
+    runtime = create_runtime(settings)
+    app = create_app(runtime.container, lifecycle=runtime)
+    app.runtime = runtime
+    return app
+
+
+def container_of(app: Any) -> Container:
+    """The container an app from :func:`build_app` runs on."""
+    container: Container = app.container
+    return container
+
+
+@contextlib.asynccontextmanager
+async def asgi_client(app: Any, *, start: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """An ``httpx`` client that calls ``app`` in process (``httpx.ASGITransport``).
+
+    ASGITransport sends no lifespan events, so with ``start`` the app's container is started
+    here, as the lifespan would, and stopped when the block exits; without it, nothing
+    ingests and the test feeds the services itself.
+    """
+    runtime = app.runtime
+    if start:
+        await runtime.start()
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tokenpulse.test"
+        ) as client:
+            yield client
+    finally:
+        await runtime.stop()

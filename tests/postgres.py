@@ -1,4 +1,8 @@
-"""PostgreSQL for tests: a database of this test run's own, migrated once, dropped at the end."""
+"""PostgreSQL for tests: a database of this xdist worker's own, migrated once, dropped at the end.
+
+Names are ``tokenpulse_test_<worker>_<random>`` (worker ``gw0``… or ``main``), so parallel
+workers, and other test runs on the same server, never share a database.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any, TypeVar
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_URL, require_service
+from tests.conftest import POSTGRES_URL, WORKER, require_service
 from tokenpulse.store.history import migrate
 
 T = TypeVar("T")
@@ -30,8 +34,13 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+def database_name() -> str:
+    """A new database name, unique to this worker and run."""
+    return f"tokenpulse_test_{WORKER}_{uuid.uuid4().hex[:12]}"
+
+
 async def _create_database() -> str:
-    name = f"tokenpulse_test_{uuid.uuid4().hex[:12]}"
+    name = database_name()
     await _admin(f'CREATE DATABASE "{name}"')
     return name
 

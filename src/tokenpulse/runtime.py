@@ -22,6 +22,8 @@ from tokenpulse.store.history import migrate
 log = structlog.get_logger(__name__)
 
 ELECTION_STOP_TIMEOUT = 5.0
+#: Seconds each adapter gets to close when shutdown ran out of time.
+ABORT_STEP_TIMEOUT = 1.0
 
 
 class Runtime:
@@ -106,6 +108,26 @@ class Runtime:
         if c.redis is not None:
             with contextlib.suppress(Exception):
                 await c.redis.aclose()
+
+    async def abort(self) -> None:
+        """Close the stores and clients at once, after :meth:`stop` ran out of time.
+
+        Whatever is still buffered is not flushed (the writer says how many rows); what
+        matters now is that no connection, and no database thread, keeps the process alive.
+        """
+        c = self.container
+        closers = [c.bus.close, c.http.aclose, c.cache.close]
+        if c.history is not None:
+            closers.insert(0, c.history.close)
+        if c.limiter is not None:
+            closers.append(c.limiter.close)
+        if c.redis is not None:
+            closers.append(c.redis.aclose)
+        for close in closers:
+            try:
+                await asyncio.wait_for(close(), ABORT_STEP_TIMEOUT)
+            except (Exception, TimeoutError) as exc:  # best effort: the process is leaving
+                log.warning("closing an adapter at abort failed", error=repr(exc))
 
     async def _prepare_history(self) -> None:
         """SQLite is migrated in place; PostgreSQL must be at head (`tokenpulse db upgrade`)."""

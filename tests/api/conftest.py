@@ -1,20 +1,62 @@
-"""Fixtures for the edge's tests: an HTTP client, and the real `tokenpulse serve` process
-(the server as it runs in production: uvloop, httptools, configured logging)."""
+"""API-layer fixtures: the real app in process behind ``httpx.ASGITransport`` (built by
+:func:`tests.helpers.build_app` on in-memory adapters and the replay source, here playing only
+the recorded Kraken snapshots, so every pair has one known value), and the real
+`tokenpulse serve` process (the server as it runs in production: uvloop, httptools,
+configured logging) for the edge's tests."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from tests.fakes._loopback import free_port
+from tests.fakes.kraken_ws import RECORDED_V2_FRAMES
+from tests.helpers import asgi_client, build_app, container_of, in_memory_settings, wait_for
+
+PAIRS = ["BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD"]
+
+
+def recorded_snapshots(folder: Path) -> Path:
+    """A replay file of the recorded snapshot frames only (the values never change)."""
+    lines = [
+        line
+        for line in RECORDED_V2_FRAMES.read_text(encoding="utf-8").splitlines()
+        if json.loads(line).get("type") == "snapshot"
+    ]
+    path = folder / "snapshots.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Any:
+    return build_app(in_memory_settings(replay_path=str(recorded_snapshots(tmp_path))))
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on the started app, once every pair and some tokens are served."""
+    container = container_of(app)
+    async with asgi_client(app) as http:
+        # Watched on the services, not polled over HTTP: polling would spend rate-limit tokens.
+        await wait_for(
+            lambda: len(container.prices.views()) == len(PAIRS) and len(container.tokens) > 0,
+            10,
+            message="the replay to serve every pair and some tokens",
+        )
+        yield http
+
 
 OFFLINE = {"kraken_ws_url": "ws://127.0.0.1:1/v2", "kraken_rest_url": "http://127.0.0.1:1"}
 KEY = "tp_test_key_0123456789"
@@ -53,17 +95,10 @@ class ServedProcess:
         return log
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def serve_process(tmp_path: Path, **env: str) -> Iterator[ServedProcess]:
     """`python -m tokenpulse serve` on the bundled replay, ready (``/health`` 200) on entry."""
-    port = _free_port()
+    port = free_port()
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         # The tree under test, not whatever the interpreter would import by default.

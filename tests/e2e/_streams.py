@@ -80,6 +80,10 @@ async def streaming_app(
     try:
         yield StreamingApp(f"http://127.0.0.1:{port}", container, streams, server)
     finally:
+        # Stop accepting first, as uvicorn does on SIGTERM: a client that reconnects when its
+        # stream ends must find the port closed, not a server that is going away.
+        for listener in server.servers:
+            listener.close()
         await streams.drain()  # end open streams so the graceful shutdown does not wait
         server.should_exit = True
         await asyncio.wait_for(task, 15)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,17 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.fakes._loopback import free_port
 
 
 @pytest.fixture
 def replay_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SOURCES": "replay",
@@ -71,7 +65,12 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
                 first_200 = time.monotonic()
                 break
             time.sleep(0.05)
-        assert first_200 is not None, "replay never served every pair"
+        if first_200 is None:
+            output = (replay_server[2] / "server.log").read_text(errors="replace")
+            raise AssertionError(
+                f"replay never served every pair (exit code {process.poll()}); "
+                f"server said:\n{output[-3000:]}"
+            )
         health = client.get(f"{base}/health").json()
     uptime = float(health["uptime_seconds"])
     # Time from the app's start to every default pair served, measured by the server itself.

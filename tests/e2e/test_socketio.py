@@ -22,8 +22,9 @@ import socketio
 from websockets.asyncio.client import connect as ws_connect
 
 from tests.e2e._streams import StreamingApp, publish_token_json, streaming_app
+from tests.fakes._loopback import free_port
 from tests.fakes.kraken_rest import FakeKrakenRest
-from tests.fakes.kraken_ws import FakeKrakenWs, free_port
+from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.helpers import wait_for
 from tests.server import app_settings
 from tokenpulse.api.streams import StreamLimits
@@ -331,6 +332,17 @@ async def test_resume_restores_subscriptions_with_fresh_snapshots(
 # ----------------------------------------------------------------------------- raw clients
 
 
+async def recv_answering_pings(ws: Any) -> str:
+    """The next message that is not an Engine.IO ping (each ping is answered with a pong).
+
+    The server may ping at any moment: with ``ping_interval=1`` on a loaded machine, a ping
+    can come before the answer to ``40``.
+    """
+    while (message := str(await ws.recv())) == "2":
+        await ws.send("3")
+    return message
+
+
 async def raw_ws_cycle(base_url: str, mode: str) -> None:
     """One Engine.IO/Socket.IO session over a bare WebSocket, ended the way ``mode`` says."""
     url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
@@ -338,12 +350,12 @@ async def raw_ws_cycle(base_url: str, mode: str) -> None:
     try:
         assert str(await ws.recv()).startswith("0{")  # Engine.IO open
         await ws.send("40")
-        assert str(await ws.recv()).startswith("40{")  # Socket.IO connect
+        assert (await recv_answering_pings(ws)).startswith("40{")  # Socket.IO connect
         if mode == "raises":
             await ws.send('421["subscribe_token",{"token_id":"explode"}]')
         else:
             await ws.send('421["subscribe_pair",{"pairs":["BTC/USD","ETH/USD"]}]')
-        while not str(reply := await ws.recv()).startswith("431"):
+        while not (reply := await recv_answering_pings(ws)).startswith("431"):
             pass
         assert ('"ok":false' in str(reply)) == (mode == "raises")
         if mode == "clean":

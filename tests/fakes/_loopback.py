@@ -2,13 +2,23 @@
 
 A fake is an ASGI app (so it also works in-process behind ``httpx.ASGITransport``) that
 ``async with`` serves on ``127.0.0.1`` on a free port, like ``tests/fakes/kraken_rest.py``.
+
+Servers bind port 0 (the kernel picks, atomically). A test that needs a port number *before*
+anything listens on it (a server that is down, then comes up; a restart on the same port)
+takes one from :func:`free_port`: a block of ports of this xdist worker's own, below the
+kernel's ephemeral range, so neither another worker nor an outgoing connection gets it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import os
+import random
+import re
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
@@ -21,6 +31,53 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+#: Where :func:`free_port` takes ports from: registered/user ports the kernel never hands out
+#: for ``bind(0)`` or ``connect`` (those come from ``ip_local_port_range``, 32768+ on Linux).
+PORT_RANGE = (10_000, 32_000)
+MAX_WORKERS = 16
+
+
+def _worker_index() -> int:
+    match = re.fullmatch(r"gw(\d+)", os.environ.get("PYTEST_XDIST_WORKER", ""))
+    return int(match.group(1)) % MAX_WORKERS if match else MAX_WORKERS - 1
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as file:
+            return int(file.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def _port_block() -> Iterator[int]:
+    """This worker's ports, endlessly, from a random start (so two test runs on one machine
+    are unlikely to walk the same ports at the same time)."""
+    low, high = PORT_RANGE
+    high = min(high, _ephemeral_low())
+    size = max((high - low) // MAX_WORKERS, 1)
+    first = low + _worker_index() * size
+    start = random.randrange(size)
+    return (first + (start + step) % size for step in itertools.count())
+
+
+_PORTS = _port_block()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, and that no other xdist worker
+    and no outgoing connection will take: see the module docstring."""
+    for _ in range(1000):
+        port = next(_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # someone else's (another program on the machine): skip it
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 @dataclass

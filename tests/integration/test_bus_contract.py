@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from tests.fakes._loopback import free_port
 from tests.helpers import wait_for
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.memory import InProcessBus
@@ -193,6 +194,48 @@ async def _pubsub_client_ids(admin: aioredis.Redis, name: str) -> list[str]:
     return ids
 
 
+START_ROUNDS = 50
+
+
+async def test_redis_bus_hears_a_publish_made_right_after_start(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The scale-out race: start() returns only once Redis confirmed the subscription, so
+    what this or another instance publishes right afterwards is never lost. Many rounds,
+    each a new bus and a new pub/sub connection."""
+    client = from_url(redis_url)
+    other_instance = RedisBus(client, prefix=redis_prefix)  # publishes only: never started
+    try:
+        for round_ in range(START_ROUNDS):
+            recorder = Recorder()
+            bus = RedisBus(client, prefix=redis_prefix)
+            bus.subscribe("ltp", recorder)
+            await bus.start()
+            try:
+                mine, theirs = b"own-%d" % round_, b"other-%d" % round_
+                await bus.publish("ltp", mine)
+                await other_instance.publish("ltp", theirs)
+                await delivered(recorder, 2)
+                assert recorder.payloads() == [mine, theirs], f"round {round_}"
+            finally:
+                await bus.close()
+    finally:
+        await client.aclose()
+
+
+async def test_redis_bus_start_returns_when_redis_is_unreachable(metrics: Metrics) -> None:
+    """No Redis at start: start() returns after the first failed attempt, unhealthy, and the
+    listener keeps trying (the service starts without fan-out and says so)."""
+    client = from_url(f"redis://127.0.0.1:{free_port()}/0", retry=None)
+    bus = RedisBus(client, prefix="tokenpulse-test:", metrics=metrics, backoff_max=0.05)
+    try:
+        await asyncio.wait_for(bus.start(), DEADLINE)
+        assert not bus.healthy
+    finally:
+        await bus.close()
+        await client.aclose()
+
+
 async def test_redis_bus_recovers_after_its_connection_is_killed(
     redis_url: str, redis_prefix: str, metrics: Metrics
 ) -> None:
@@ -232,7 +275,8 @@ class TcpProxy:
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = 0
+        # Not port 0: the proxy comes back on the same port, which must stay ours meanwhile.
+        self.port = free_port()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()

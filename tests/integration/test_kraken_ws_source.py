@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.kraken_ws import FakeKrakenWs, free_port
+from tests.fakes._loopback import free_port
+from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.helpers import wait_for
 from tokenpulse.data import kraken_pair_registry
 from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated

@@ -86,7 +86,8 @@ def create_app(
             try:
                 await asyncio.wait_for(lifecycle.stop(), settings.shutdown_timeout)
             except TimeoutError:
-                log.error("shutdown did not finish within SHUTDOWN_TIMEOUT")
+                log.error("shutdown did not finish within SHUTDOWN_TIMEOUT: closing at once")
+                await lifecycle.abort()
 
     # Swagger UI and ReDoc from fastapi-offline's installed files, never a CDN.
     api = FastAPIOffline(

@@ -14,6 +14,12 @@ hearing its heartbeat although the socket looks open is restarted as well (a hal
 connection). Pub/sub is at-most-once: what is published while the listener is down is lost,
 which is why stream clients resubscribe and get fresh snapshots.
 
+:meth:`RedisBus.start` returns once Redis has acknowledged the subscription, so a publish
+after it (from this instance or any other) reaches this bus's handlers: an instance that
+reports itself started does not miss the first update. When Redis cannot be reached it
+returns after the first failed attempt (bounded by ``start_timeout``) and keeps retrying in
+the background, so the service starts without fan-out and says so in its health.
+
 ``publish`` never raises for a Redis failure: it counts
 ``tokenpulse_bus_publish_failures_total{topic}``, logs the first failure of an outage, and
 the health check reports it — an ingest loop must not stop because fan-out is down.
@@ -46,6 +52,7 @@ log = structlog.get_logger(__name__)
 HEARTBEAT_TOPIC = "_heartbeat"
 DEFAULT_HEARTBEAT_INTERVAL = 2.0
 DEFAULT_PUBLISH_TIMEOUT = 1.0
+DEFAULT_START_TIMEOUT = 5.0  # the longest start() waits for Redis to confirm the subscription
 LISTEN_POLL_SECONDS = 1.0  # a read wakes up at least this often to check health and shutdown
 BACKOFF_INITIAL = 0.05
 BACKOFF_MAX = 2.0
@@ -68,6 +75,7 @@ class RedisBus:
         heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
         heartbeat_timeout: float | None = None,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
         backoff_initial: float = BACKOFF_INITIAL,
         backoff_max: float = BACKOFF_MAX,
         on_error: Callable[[str, BaseException], None] | None = None,
@@ -81,6 +89,7 @@ class RedisBus:
             heartbeat_timeout if heartbeat_timeout is not None else 3 * heartbeat_interval
         )
         self.publish_timeout = publish_timeout
+        self.start_timeout = start_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._on_error = on_error
@@ -93,6 +102,8 @@ class RedisBus:
         self._started_at = clock()
         self._last_heard: float | None = None
         self._listening = False
+        # Set when the first subscription is confirmed, or the first attempt failed.
+        self._first_attempt: asyncio.Event | None = None
         self._publish_failing = False
         self._closed = False
         self.reconnects = 0  # listener (re)connections after the first one
@@ -103,11 +114,21 @@ class RedisBus:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Start the listener and the heartbeat (idempotent)."""
+        """Start the listener and the heartbeat; return once Redis confirmed the subscription.
+
+        Idempotent. If Redis cannot be reached, returns after the first failed attempt (at
+        most ``start_timeout`` seconds) with the listener retrying in the background.
+        """
         if self._listener is None:
             self._started_at = self._clock()
+            self._first_attempt = asyncio.Event()
             self._listener = asyncio.create_task(self._listen_forever(), name="redis-bus-listener")
             self._heartbeat = asyncio.create_task(self._beat_forever(), name="redis-bus-heartbeat")
+        if self._first_attempt is not None and not self._first_attempt.is_set():
+            try:
+                await asyncio.wait_for(self._first_attempt.wait(), self.start_timeout)
+            except TimeoutError:
+                log.warning("bus subscription not confirmed at start; still trying")
 
     async def close(self) -> None:
         """Stop listening and beating; forget every handler. The client stays open."""
@@ -189,20 +210,25 @@ class RedisBus:
                 if self._listening or first:
                     log.warning("bus listener lost Redis; reconnecting", error=type(exc).__name__)
                 self._listening = False
+                if self._first_attempt is not None:
+                    self._first_attempt.set()  # start() returns: the bus starts unhealthy
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self.backoff_max)
             first = False
 
     async def _listen_once(self, first: bool) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._client.pubsub()
         try:
             await pubsub.psubscribe(glob_escape(self.prefix) + "*")
+            await self._subscription_confirmed(pubsub)
             if not first:
                 self.reconnects += 1
                 if self.metrics is not None:
                     self.metrics.bus_reconnects.inc()
             subscribed_at = self._clock()
             self._listening = True
+            if self._first_attempt is not None:
+                self._first_attempt.set()
             while not self._closed:
                 message = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=LISTEN_POLL_SECONDS
@@ -218,6 +244,15 @@ class RedisBus:
             self._listening = False
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _subscription_confirmed(self, pubsub: Any) -> None:
+        """Read until Redis acknowledges the ``PSUBSCRIBE``: from then on it delivers every
+        publish on the pattern to this connection. Times out like a lost connection."""
+        async with asyncio.timeout(self.start_timeout):
+            while True:
+                message = await pubsub.get_message(timeout=LISTEN_POLL_SECONDS)
+                if message is not None and message.get("type") == "psubscribe":
+                    return
 
     def _deaf(self, subscribed_at: float) -> bool:
         """No heartbeat heard for the timeout since this subscription began."""

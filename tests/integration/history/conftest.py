@@ -1,10 +1,10 @@
 """History-store fixtures: every contract test runs against SQLite and a real PostgreSQL.
 
-PostgreSQL: one database ``tokenpulse_test_<random>`` per test run (created on
+PostgreSQL: one database ``tokenpulse_test_<worker>_<random>`` per xdist worker (created on
 ``TEST_POSTGRES_URL``'s server, migrated once, dropped at the end), emptied before each
-test. Tests that drop, rename or migrate a database get one of their own
-(:func:`fresh_backend`). Without a reachable server the PostgreSQL half skips, or fails
-under ``REQUIRE_SERVICES=1``.
+test: a worker runs one test at a time, so no other test sees the rows. Tests that drop,
+rename or migrate a database get one of their own (:func:`fresh_backend`). Without a
+reachable server the PostgreSQL half skips, or fails under ``REQUIRE_SERVICES=1``.
 """
 
 from __future__ import annotations
