@@ -248,3 +248,38 @@ async def test_run_emits_a_batch_every_interval_over_speed(metrics: Metrics) -> 
 def test_replay_needs_a_positive_period() -> None:
     with pytest.raises(ValueError, match="positive"):
         MarketReplaySource(sink=lambda quotes: None, interval=60, speed=0, metrics=None)
+
+
+async def test_a_replay_behind_its_schedule_still_yields_to_the_event_loop(
+    metrics: Metrics,
+) -> None:
+    """Parsing a batch takes longer than a period (a fast replay on a loaded machine): the
+    source must still let other coroutines run, or the whole service freezes."""
+    clock = FakeClock(0.0)
+    batches: list[list[TokenQuote]] = []
+
+    def slow_sink(quotes: list[TokenQuote]) -> None:
+        batches.append(quotes)
+        clock.advance(5.0)  # each batch "takes" 5 s against a 2 s period: always behind
+
+    async def never_called(seconds: float) -> None:
+        raise AssertionError(f"a source behind schedule slept {seconds}s")
+
+    source = MarketReplaySource(
+        sink=slow_sink,
+        interval=60,
+        speed=30,
+        metrics=metrics,
+        clock=clock,
+        sleep=never_called,
+        now=lambda: NOW,
+    )
+    source.load()
+    task = asyncio.create_task(source.run())
+    try:
+        # This coroutine only gets here again if the source yields between batches.
+        await wait_for(lambda: len(batches) >= 3, message="batches while the loop stays live")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

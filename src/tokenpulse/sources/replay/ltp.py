@@ -217,8 +217,10 @@ class ReplaySource:
             delay = target - self._clock()
             if delay > 0:
                 await self._sleep(delay)
-            elif -delay > self.max_gap:
-                target = self._clock()
+            else:
+                if -delay > self.max_gap:
+                    target = self._clock()
+                await asyncio.sleep(0)  # behind schedule: still never starve the event loop
             self._emit(frame)
             previous = frame
 

@@ -294,8 +294,12 @@ class MarketReplaySource:
                 delay = target - self._clock()
                 if delay > 0:
                     await self._sleep(delay)
-                elif -delay > self.period * 10:  # stalled: restart the schedule, no burst
-                    target = self._clock()
+                else:
+                    if -delay > self.period * 10:  # stalled: restart the schedule, no burst
+                        target = self._clock()
+                    # Behind schedule (parsing took longer than a period, e.g. a fast replay
+                    # on a loaded machine): yield anyway, or the event loop would starve.
+                    await asyncio.sleep(0)
         finally:
             self.health.connected = False
             self.health.state = "idle"
