@@ -10,15 +10,26 @@ string or header value is ever logged.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.observability.logging import HotLogger, hot_logger
+from tokenpulse.settings import Settings
 
 REQUEST_EVENT = "HTTP request processed"
 STREAM_OPENED = "stream opened"
 LOGGER_NAME = "tokenpulse.access"
+
+
+def access_logged(settings: Settings) -> bool:
+    """Whether access lines are written: ACCESS_LOG on and LOG_LEVEL at ``info`` or below.
+
+    Decided once at start-up, so a level that drops the lines also skips building them.
+    """
+    level = logging.getLevelName(settings.log_level.upper())
+    return settings.access_log and isinstance(level, int) and level <= logging.INFO
 
 
 class AccessLog:

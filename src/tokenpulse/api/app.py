@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from tokenpulse import __version__
-from tokenpulse.api.access_log import AccessLog
+from tokenpulse.api.access_log import AccessLog, access_logged
 from tokenpulse.api.auth import authenticator_for
 from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.api.cors import CorsPolicy
@@ -175,7 +175,7 @@ def create_app(
         route_of=route_of,
         cors=CorsPolicy(settings.cors_origins),
         limits=limits_for(settings),
-        access_log=AccessLog(client_ip) if settings.access_log else None,
+        access_log=AccessLog(client_ip) if access_logged(settings) else None,
     )
     edge.container = container
     edge.streams = streams
