@@ -3,7 +3,8 @@
 Per-request lines (the access log) go through :func:`hot_logger`: with JSON logs it renders
 the same line structlog would, with orjson, and hands it to a background thread that writes in
 batches, so a request pays microseconds for its line; with text logs (a terminal) it is plain
-structlog.
+structlog. The access line goes further (:func:`hot_sink`): the request only enqueues a tuple
+of raw values, and the background thread renders the lines in bulk.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -70,6 +72,28 @@ class HotLogger(Protocol):
     def info(self, event: str, **fields: Any) -> Any: ...
 
 
+# A record for the writer thread: a tuple whose first item renders the whole tuple to a line.
+Record = tuple[Any, ...]
+
+
+def hot_sink() -> Callable[[Record], None] | None:
+    """With JSON logs, the ``put`` of the writer thread: it takes a tuple ``(render, *values)``
+    and calls ``render(record)`` in the writer thread; ``None`` with text logs."""
+    writer = _hot.get("writer")
+    return writer.put if writer is not None else None
+
+
+def iso_timestamp(ns: int, _cache: list[Any] = [None, ""]) -> str:  # noqa: B006
+    """``datetime.fromtimestamp(ns / 1e9, UTC).isoformat()`` with ``Z``, as structlog writes
+    it (microseconds, truncated, omitted when zero); the date part is cached per second."""
+    second, micro = divmod(ns // 1000, 1_000_000)
+    if _cache[0] != second:
+        _cache[1] = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+        _cache[0] = second
+    prefix: str = _cache[1]
+    return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
+
+
 def hot_logger(name: str) -> HotLogger:
     """A logger for lines written on every request (cheap with JSON logs, see above)."""
     writer = _hot.get("writer")
@@ -95,13 +119,24 @@ class _JsonLineLogger:
         self._writer.put(orjson.dumps(fields, default=str) + b"\n")
 
 
+def _render_failure(exc: Exception) -> bytes:
+    fields = {
+        "error": repr(exc),
+        "event": "log line failed to render",
+        "level": "error",
+        "logger": __name__,
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    return orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
+
+
 class _LineWriter:
     """Writes whole lines to the log handler's stream from a background thread, in batches
     every ``FLUSH_INTERVAL``; lines left at exit are flushed."""
 
     def __init__(self, handler: logging.StreamHandler[Any]) -> None:
         self._handler = handler
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[bytes | Record | None] = queue.SimpleQueue()
         self._closing = threading.Event()
         self.put = self._queue.put
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
@@ -119,8 +154,14 @@ class _LineWriter:
                     line = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if line is not None:
-                    batch.append(line)
+                if line is None:
+                    continue
+                if isinstance(line, tuple):
+                    try:
+                        line = line[0](line)
+                    except Exception as exc:  # a line that cannot render must not stop the writer
+                        line = _render_failure(exc)
+                batch.append(line)
             if batch:
                 self._write(b"".join(batch))
             if closing:
