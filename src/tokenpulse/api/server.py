@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
+import os
 import signal
+import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
 
 import uvicorn
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Seconds the event loop's own clean-up (cancelling leftover tasks, joining the executor)
+#: may take after the server finished, before the process leaves anyway.
+EXIT_GRACE = 3.0
 
 
 class Server(uvicorn.Server):
@@ -33,6 +40,8 @@ class Server(uvicorn.Server):
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)  # type: ignore[arg-type]
+        if self.should_exit:
+            _leave_after(EXIT_GRACE)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Stop accepting (uvicorn), and end open streams so the drain does not wait on them."""
@@ -52,3 +61,19 @@ class Server(uvicorn.Server):
         finally:
             for sig, handler in originals.items():
                 signal.signal(sig, handler)
+
+
+def _leave_after(grace: float) -> None:
+    """SIGTERM means exit. After the server has finished, the loop still cancels leftover
+    tasks and joins its executor; a task that ignores cancellation or a stuck library thread
+    would keep the process alive for ever. A watchdog makes it leave (exit 0) after
+    ``grace`` seconds, printing every thread's stack so the culprit can be found."""
+
+    def watchdog() -> None:
+        time.sleep(grace)
+        sys.stderr.write(f"tokenpulse: still running {grace:g} s after shutdown; leaving\n")
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        os._exit(0)
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
