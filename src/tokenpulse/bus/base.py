@@ -24,3 +24,38 @@ class EventBus(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class Subscribers:
+    """The local handlers of each topic: the part every bus shares (in-process or Redis)."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[Handler]] = {}
+
+    def add(self, topic: str, handler: Handler) -> Callable[[], None]:
+        """Register ``handler`` for ``topic``; returns the function that removes it."""
+        self._handlers.setdefault(topic, []).append(handler)
+
+        def unsubscribe() -> None:
+            handlers = self._handlers.get(topic, [])
+            if handler in handlers:
+                handlers.remove(handler)
+
+        return unsubscribe
+
+    def count(self, topic: str) -> int:
+        """Handlers registered for ``topic``."""
+        return len(self._handlers.get(topic, ()))
+
+    def deliver(
+        self, topic: str, payload: bytes, failed: Callable[[str, BaseException], None]
+    ) -> None:
+        """Call every handler of ``topic``; one that raises is reported and the rest go on."""
+        for handler in list(self._handlers.get(topic, ())):
+            try:
+                handler(topic, payload)
+            except Exception as exc:  # one bad subscriber must not starve the others
+                failed(topic, exc)
+
+    def clear(self) -> None:
+        self._handlers.clear()

@@ -5,37 +5,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tokenpulse.bus.base import Handler
+from tokenpulse.bus.base import Handler, Subscribers
 
 
 class InProcessBus:
     """Fan-out inside one process. Handlers must not block; a failing handler is isolated."""
 
     def __init__(self, on_error: Callable[[str, BaseException], None] | None = None) -> None:
-        self._handlers: dict[str, list[Handler]] = {}
+        self._subscribers = Subscribers()
         self._on_error = on_error
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        for handler in list(self._handlers.get(topic, ())):
-            try:
-                handler(topic, payload)
-            except Exception as exc:  # one bad subscriber must not starve the others
-                if self._on_error is not None:
-                    self._on_error(topic, exc)
+        self._subscribers.deliver(topic, payload, self._failed)
         await asyncio.sleep(0)
 
+    def _failed(self, topic: str, exc: BaseException) -> None:
+        if self._on_error is not None:
+            self._on_error(topic, exc)
+
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
-        self._handlers.setdefault(topic, []).append(handler)
-
-        def unsubscribe() -> None:
-            handlers = self._handlers.get(topic, [])
-            if handler in handlers:
-                handlers.remove(handler)
-
-        return unsubscribe
+        return self._subscribers.add(topic, handler)
 
     def subscriber_count(self, topic: str) -> int:
-        return len(self._handlers.get(topic, ()))
+        return self._subscribers.count(topic)
 
     async def close(self) -> None:
-        self._handlers.clear()
+        self._subscribers.clear()

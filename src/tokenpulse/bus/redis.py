@@ -40,7 +40,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from tokenpulse._redis import glob_escape
-from tokenpulse.bus.base import Handler
+from tokenpulse.bus.base import Handler, Subscribers
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -94,7 +94,7 @@ class RedisBus:
         self.backoff_max = backoff_max
         self._on_error = on_error
         self._clock = clock
-        self._handlers: dict[str, list[Handler]] = {}
+        self._subscribers = Subscribers()
         self._instance = f"{os.getpid()}-{os.urandom(6).hex()}".encode()
         self._beats = itertools.count(1)
         self._listener: asyncio.Task[None] | None = None
@@ -139,7 +139,7 @@ class RedisBus:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._heartbeat = self._listener = None
-        self._handlers.clear()
+        self._subscribers.clear()
         self._listening = False
 
     # ------------------------------------------------------------------ the port
@@ -165,18 +165,11 @@ class RedisBus:
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         """Call ``handler(topic, payload)`` for each event on ``topic``; returns unsubscribe."""
-        self._handlers.setdefault(topic, []).append(handler)
-
-        def unsubscribe() -> None:
-            handlers = self._handlers.get(topic, [])
-            if handler in handlers:
-                handlers.remove(handler)
-
-        return unsubscribe
+        return self._subscribers.add(topic, handler)
 
     def subscriber_count(self, topic: str) -> int:
         """Local handlers for ``topic``."""
-        return len(self._handlers.get(topic, ()))
+        return self._subscribers.count(topic)
 
     # ------------------------------------------------------------------ health
 
@@ -269,16 +262,15 @@ class RedisBus:
             return
         if self.metrics is not None:
             self.metrics.bus_delivered.labels(topic).inc()
-        for handler in list(self._handlers.get(topic, ())):
-            try:
-                handler(topic, payload)
-            except Exception as exc:  # one bad subscriber must not starve the others
-                if self.metrics is not None:
-                    self.metrics.bus_handler_errors.labels(topic).inc()
-                if self._on_error is not None:
-                    self._on_error(topic, exc)
-                else:
-                    log.exception("bus handler failed", topic=topic)
+        self._subscribers.deliver(topic, payload, self._handler_failed)
+
+    def _handler_failed(self, topic: str, exc: BaseException) -> None:
+        if self.metrics is not None:
+            self.metrics.bus_handler_errors.labels(topic).inc()
+        if self._on_error is not None:
+            self._on_error(topic, exc)
+        else:
+            log.error("bus handler failed", topic=topic, exc_info=exc)
 
 
 __all__ = ["HEARTBEAT_TOPIC", "RedisBus"]
