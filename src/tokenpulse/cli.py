@@ -84,29 +84,6 @@ def _serve(loaded: LoadedSettings) -> None:
     server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
     if not server.started:
         raise typer.Exit(1)
-    _exit_despite_stray_threads()
-
-
-def _exit_despite_stray_threads(grace: float = 2.0) -> None:
-    """SIGTERM means exit: a library thread left running (a database driver's, after a
-    shutdown that ran out of time) gets ``grace`` seconds, then the process leaves anyway."""
-    import logging
-    import os
-    import threading
-    import time
-
-    import structlog
-
-    deadline = time.monotonic() + grace
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    stray = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
-    stray = [name for name in stray if name != threading.main_thread().name]
-    if stray:
-        structlog.get_logger(__name__).error("exiting with threads still running", threads=stray)
-        logging.shutdown()
-        os._exit(0)
 
 
 @app.command()

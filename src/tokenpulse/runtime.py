@@ -94,27 +94,18 @@ class Runtime:
         if c.market is not None:
             with contextlib.suppress(Exception):
                 await c.market.stop(c.settings.shutdown_timeout / 2)
-        if c.history is not None:
-            with contextlib.suppress(Exception):
-                await c.history.close()
-        for close in (c.bus.close, c.http.aclose, c.cache.close):
-            try:
-                await close()
-            except Exception as exc:  # shutdown goes on whatever one adapter does
-                log.warning("closing an adapter failed", error=str(exc))
-        if c.limiter is not None:
-            with contextlib.suppress(Exception):
-                await c.limiter.close()
-        if c.redis is not None:
-            with contextlib.suppress(Exception):
-                await c.redis.aclose()
+        await self._close_adapters(step_timeout=None)
 
     async def abort(self) -> None:
         """Close the stores and clients at once, after :meth:`stop` ran out of time.
 
-        Whatever is still buffered is not flushed (the writer says how many rows); what
-        matters now is that no connection, and no database thread, keeps the process alive.
+        Whatever is still buffered is not flushed; what matters now is that no connection
+        keeps the process alive.
         """
+        await self._close_adapters(step_timeout=ABORT_STEP_TIMEOUT)
+
+    async def _close_adapters(self, *, step_timeout: float | None) -> None:
+        """Close history, bus, HTTP client, cache, limiter and Redis; never raises."""
         c = self.container
         closers = [c.bus.close, c.http.aclose, c.cache.close]
         if c.history is not None:
@@ -125,9 +116,9 @@ class Runtime:
             closers.append(c.redis.aclose)
         for close in closers:
             try:
-                await asyncio.wait_for(close(), ABORT_STEP_TIMEOUT)
-            except (Exception, TimeoutError) as exc:  # best effort: the process is leaving
-                log.warning("closing an adapter at abort failed", error=repr(exc))
+                await asyncio.wait_for(close(), step_timeout)
+            except (Exception, TimeoutError) as exc:  # shutdown goes on whatever one does
+                log.warning("closing an adapter failed", error=repr(exc))
 
     async def _prepare_history(self) -> None:
         """SQLite is migrated in place; PostgreSQL must be at head (`tokenpulse db upgrade`)."""
