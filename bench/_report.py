@@ -43,6 +43,10 @@ class TargetResult:
     wrk: WrkResult
     rss_after_kib: int | None
     rss_tree_after_kib: int | None
+    # Server CPU time (user + system) per answered request during the recorded load: unlike
+    # req/s it hardly moves when another process shares the cores, so two configurations can
+    # be compared on a busy machine.
+    cpu_us_per_request: float | None = None
 
 
 @dataclass
@@ -178,6 +182,7 @@ def _table_rows(results: list[TargetResult]) -> list[list[str]]:
                 str(wrk.socket_error_total),
                 _statuses(wrk.status_counts),
                 _mib(result.rss_after_kib),
+                "-" if result.cpu_us_per_request is None else f"{result.cpu_us_per_request:.1f}",
             ]
         )
     return rows
@@ -193,8 +198,9 @@ TABLE_HEADER = [
     "sock err",
     "responses",
     "RSS MiB",
+    "CPU µs/req",
 ]
-_RIGHT_ALIGNED = {1, 2, 3, 4, 5, 6, 8}
+_RIGHT_ALIGNED = {1, 2, 3, 4, 5, 6, 8, 9}
 
 
 def format_table(results: list[TargetResult]) -> str:
@@ -212,8 +218,14 @@ def format_table(results: list[TargetResult]) -> str:
 
 
 def _markdown_table(results: list[TargetResult]) -> str:
-    header = ["target", "request", *TABLE_HEADER[1:-1], "server RSS after (MiB)"]
-    align = ["---", "---"] + ["---:" if i in _RIGHT_ALIGNED else "---" for i in range(1, 9)]
+    header = [
+        "target",
+        "request",
+        *TABLE_HEADER[1:-2],
+        "server RSS after (MiB)",
+        "server CPU µs/request",
+    ]
+    align = ["---", "---"] + ["---:" if i in _RIGHT_ALIGNED else "---" for i in range(1, 10)]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     for result, row in zip(results, _table_rows(results), strict=True):
         cells = [row[0], f"`GET {result.path}`", *row[1:]]

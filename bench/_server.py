@@ -128,6 +128,18 @@ def _vm_rss_kib(pid: int) -> int | None:
     return None
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process, all its threads (``/proc/PID/stat``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces) start at field 3 (state).
+    fields = stat.rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
 class ServerProcess:
     """``tokenpulse serve`` (or a stand-in) running in its own session."""
 
@@ -209,6 +221,10 @@ class ServerProcess:
             tree |= children
         sizes = [size for p in tree if (size := _vm_rss_kib(p)) is not None]
         return own, (sum(sizes) if sizes else None)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds the server process has used so far (user + system, every thread)."""
+        return _cpu_seconds(self.pid)
 
     def stop(self, timeout_s: float) -> ShutdownReport:
         """SIGTERM, then wait up to timeout_s; SIGKILL the session if it does not exit."""

@@ -209,6 +209,13 @@ def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def _cpu_per_request(before: float | None, after: float | None, requests: int) -> float | None:
+    """Server CPU microseconds per request over the recorded load."""
+    if before is None or after is None or requests <= 0:
+        return None
+    return round((after - before) * 1e6 / requests, 1)
+
+
 def _problems(results: list[TargetResult]) -> list[str]:
     problems = []
     for result in results:
@@ -269,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                     shown = display_command(command, api_key, REPO_ROOT)
                     commands.append(shown)
                     _log(f"{target.name}: GET {target.path} for {args.duration}s")
+                    cpu_before = server.cpu_seconds()
                     wrk = parse_wrk_output(run_wrk(command, args.duration))
+                    cpu_after = server.cpu_seconds()
                     rss_after, rss_tree_after = server.rss_kib()
                     results.append(
                         TargetResult(
@@ -281,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                             wrk,
                             rss_after,
                             rss_tree_after,
+                            _cpu_per_request(cpu_before, cpu_after, wrk.requests),
                         )
                     )
                 _log("stopping the server with SIGTERM")

@@ -15,6 +15,7 @@ from tests.server import app_settings, running_app
 from tokenpulse.api.auth import key_id
 
 EVENT = "HTTP request processed"
+REQUEST_ID = 'r-42"q\\x'
 
 
 async def test_one_line_per_request_with_route_template_caller_and_cache(
@@ -82,13 +83,17 @@ async def test_access_log_false_logs_nothing(http: httpx.AsyncClient) -> None:
 def test_the_process_writes_the_line_in_both_formats(tmp_path: Path, fmt: str) -> None:
     with serve_process(tmp_path, LOG_FORMAT=fmt) as server:
         with httpx.Client(timeout=5) as client:
+            # A client's request id may hold the characters JSON must escape.
             response = client.get(
-                f"{server.base_url}/api/v1/ltp?pair=BTC/USD", headers={"X-Request-ID": "r-42"}
+                f"{server.base_url}/api/v1/ltp?pair=BTC/USD",
+                headers={"X-Request-ID": REQUEST_ID},
             )
         log = server.wait_for_log("r-42")
     (line,) = [line for line in log.splitlines() if "r-42" in line]
     if fmt == "json":
         record = json.loads(line)
+        assert record["request_id"] == REQUEST_ID
+        assert isinstance(record["duration_ms"], float) and record["duration_ms"] >= 0
         assert record["event"] == EVENT
         assert record["level"] == "info"
         assert record["route"] == "/api/v1/ltp"

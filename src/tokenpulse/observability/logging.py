@@ -94,6 +94,16 @@ def iso_timestamp(ns: int, _cache: list[Any] = [None, ""]) -> str:  # noqa: B006
     return f"{prefix}.{micro:06d}Z" if micro else f"{prefix}Z"
 
 
+def iso_timestamp_bytes(ns: int, _cache: list[Any] = [None, b""]) -> bytes:  # noqa: B006
+    """:func:`iso_timestamp` as bytes, for lines filled into byte templates."""
+    second, micro = divmod(ns // 1000, 1_000_000)
+    if _cache[0] != second:
+        _cache[1] = datetime.fromtimestamp(second, UTC).isoformat()[:19].encode()
+        _cache[0] = second
+    prefix: bytes = _cache[1]
+    return b"%b.%06dZ" % (prefix, micro) if micro else prefix + b"Z"
+
+
 def hot_logger(name: str) -> HotLogger:
     """A logger for lines written on every request (cheap with JSON logs, see above)."""
     writer = _hot.get("writer")
