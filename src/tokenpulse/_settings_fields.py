@@ -63,6 +63,7 @@ LogLevel = Annotated[Literal["debug", "info", "warning", "error"], BeforeValidat
 LogFormat = Annotated[Literal["json", "text"], BeforeValidator(_lower)]
 Role = Annotated[Literal["all", "api", "ingest"], BeforeValidator(_lower)]
 CacheBackend = Annotated[Literal["memory", "redis"], BeforeValidator(_lower)]
+HttpServer = Annotated[Literal["granian", "uvicorn"], BeforeValidator(_lower)]
 
 
 def duration(default: str, minimum: str, maximum: str) -> Any:

@@ -52,7 +52,7 @@ def _serve(loaded: LoadedSettings) -> None:
 
     from tokenpulse.api.app import create_app
     from tokenpulse.api.limits import bounded_httptools, head_cap, limits_for
-    from tokenpulse.api.server import Server
+    from tokenpulse.api.server import Server, run_granian
     from tokenpulse.observability.logging import configure_logging
     from tokenpulse.runtime import create_runtime
 
@@ -60,13 +60,31 @@ def _serve(loaded: LoadedSettings) -> None:
     configure_logging(settings.log_level, settings.log_format)
     runtime = create_runtime(settings)
     application = create_app(runtime.container, lifecycle=runtime)
+    limits = limits_for(settings)
+    # Long-lived objects made at start-up are never collected: keep them out of every GC pass,
+    # and collect the young generation less often (GC pauses were the streams' p99 tail).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    if settings.server == "granian":
+        served = run_granian(
+            application,
+            host=settings.host,
+            port=settings.port,
+            max_head_bytes=head_cap(limits),
+            shutdown_timeout=settings.shutdown_timeout,
+            on_exit=application.streams.drain,
+        )
+        if not served:
+            raise typer.Exit(1)
+        return
     config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=bounded_httptools(limits_for(settings)),  # a head past MAX_HEADER_BYTES: 431
-        h11_max_incomplete_event_size=head_cap(limits_for(settings)),
+        http=bounded_httptools(limits),  # a head past MAX_HEADER_BYTES: 431
+        h11_max_incomplete_event_size=head_cap(limits),
         lifespan="on",
         access_log=False,
         proxy_headers=False,  # the edge middleware applies FORWARDED_ALLOW_IPS itself
@@ -76,11 +94,6 @@ def _serve(loaded: LoadedSettings) -> None:
         log_level=settings.log_level,
     )
     server = Server(config, on_exit=application.streams.drain)
-    # Long-lived objects made at start-up are never collected: keep them out of every GC pass,
-    # and collect the young generation less often (GC pauses were the streams' p99 tail).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
     server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
     if not server.started:
         raise typer.Exit(1)

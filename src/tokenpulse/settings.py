@@ -30,6 +30,7 @@ from tokenpulse._settings_fields import (
     KNOWN_SOURCES,
     SECRET_FIELDS,
     CacheBackend,
+    HttpServer,
     LogFormat,
     LogLevel,
     Role,
@@ -77,6 +78,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    # the HTTP server the app runs on (SPEC §12): Granian (Rust HTTP, embedded in our event
+    # loop) or uvicorn (httptools); both serve REST, SSE and Socket.IO
+    server: HttpServer = "uvicorn"
     environment: str = "development"
     shutdown_timeout: Seconds = duration("30s", "1s", "10m")
     log_level: LogLevel = "info"

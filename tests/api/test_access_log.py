@@ -93,7 +93,8 @@ def test_the_process_writes_the_line_in_both_formats(tmp_path: Path, fmt: str) -
     if fmt == "json":
         record = json.loads(line)
         assert record["request_id"] == REQUEST_ID
-        assert isinstance(record["duration_ms"], float) and record["duration_ms"] >= 0
+        assert isinstance(record["duration_ms"], float)
+        assert record["duration_ms"] >= 0
         assert record["event"] == EVENT
         assert record["level"] == "info"
         assert record["route"] == "/api/v1/ltp"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.api.conftest import OFFLINE, serve_process
 from tests.server import app_settings, running_app
@@ -74,9 +76,15 @@ async def test_a_content_length_over_the_cap_is_413(http: httpx.AsyncClient) -> 
         assert small.status_code != 413
 
 
-def test_the_server_refuses_a_64_mb_header_quickly_without_buffering_it(tmp_path: Path) -> None:
-    """The production server (httptools) answers 431 while the header is still arriving."""
-    with serve_process(tmp_path) as server:
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+def test_the_server_refuses_a_64_mb_header_quickly_without_buffering_it(
+    tmp_path: Path, http_server: str
+) -> None:
+    """Either production server cuts a 64 MB head short: uvicorn (httptools) answers 431 with
+    our error body; Granian (hyper) answers a bare 431 once the head outgrows its buffer and
+    closes at once, so the client may see the reset instead (heads under that buffer reach
+    the edge and get the body)."""
+    with serve_process(tmp_path, SERVER=http_server) as server:
         before = server.rss_kib()
 
         async def send_huge_header() -> tuple[bytes, int, float]:
@@ -90,18 +98,25 @@ def test_the_server_refuses_a_64_mb_header_quickly_without_buffering_it(tmp_path
                     writer.write(block)
                     await writer.drain()
                     sent += len(block)
-            except ConnectionError:
+            except OSError:
                 pass  # the server closed the connection: the answer is already in
-            head = await asyncio.wait_for(answer, 10)
-            writer.close()
+            try:
+                head = await asyncio.wait_for(answer, 10)
+            except OSError:  # reset: the server closed with our bytes unread (no lingering)
+                head = b""
+            with contextlib.suppress(OSError):
+                writer.close()
             return head, sent, time.monotonic() - started
 
         async def four() -> list[tuple[bytes, int, float]]:
             return await asyncio.gather(*(send_huge_header() for _ in range(4)))
 
         for head, sent, took in asyncio.run(four()):
-            assert head.startswith(b"HTTP/1.1 431"), head[:200]
-            assert b'"HEADERS_TOO_LARGE"' in head
+            if http_server == "uvicorn":
+                assert head.startswith(b"HTTP/1.1 431"), head[:200]
+                assert b'"HEADERS_TOO_LARGE"' in head
+            else:  # hyper answers 431 and closes; the reset may overtake the answer
+                assert head == b"" or head.startswith(b"HTTP/1.1 431"), head[:200]
             assert sent < 8 * 1024 * 1024
             assert took < 5
         assert server.rss_kib() - before < 32 * 1024, "memory grew by more than 32 MiB"

@@ -1,7 +1,9 @@
-"""The real process: `tokenpulse serve` offline on the bundled replay, and SIGTERM."""
+"""The real process: `tokenpulse serve` offline on the bundled replay, and SIGTERM, on each
+HTTP server (``SERVER=uvicorn`` and ``SERVER=granian``)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,14 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+import socketio
 
 from tests.fakes._loopback import free_port
 
 
-@pytest.fixture
-def replay_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+@pytest.fixture(params=["uvicorn", "granian"])
+def replay_server(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
     port = free_port()
     env = {
+        "SERVER": request.param,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "SOURCES": "replay",
         "PORT": str(port),
@@ -79,6 +85,10 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
     assert pairs == ["BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD"]
     assert all(entry["source"] == "replay" for entry in body["ltp"])  # type: ignore[attr-defined]
 
+    # Socket.IO over WebSocket with the official client: a snapshot arrives.
+    snapshot = asyncio.run(_socketio_snapshot(base))
+    assert (snapshot["type"], snapshot["id"]) == ("snapshot", "BTC/USD")
+
     # An open SSE stream must not hold the shutdown up: SIGTERM ends it.
     events: list[str] = []
     opened = threading.Event()
@@ -111,4 +121,17 @@ def test_replay_serves_every_default_pair_within_5_seconds_and_exits_0_on_sigter
     assert any(line.startswith("event: ltp_update") for line in events)
     assert time.monotonic() - stop_sent < 10  # SHUTDOWN_TIMEOUT is 5 s per phase
     output = (replay_server[2] / "server.log").read_text(errors="replace")
-    assert "Application shutdown complete" in output
+    assert "shutdown complete" in output
+
+
+async def _socketio_snapshot(base: str) -> dict[str, object]:
+    client = socketio.AsyncClient(reconnection=False)
+    updates: asyncio.Queue[dict[str, object]] = asyncio.Queue()
+    client.on("ltp_update", updates.put_nowait)
+    await client.connect(base, transports=["websocket"], wait_timeout=5)
+    try:
+        ack = await client.call("subscribe_pair", {"pair": "BTC/USD"}, timeout=5)
+        assert ack["ok"] is True
+        return await asyncio.wait_for(updates.get(), 5)
+    finally:
+        await client.disconnect()

@@ -1,10 +1,11 @@
-"""The HTTP server: uvicorn, with a clean exit on SIGTERM."""
+"""The HTTP server: Granian (embedded) or uvicorn (``SERVER``), with a clean exit on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import faulthandler
+import logging
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -77,3 +79,81 @@ def _leave_after(grace: float) -> None:
         os._exit(0)
 
     threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
+
+
+def run_granian(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    max_head_bytes: int,
+    shutdown_timeout: float,
+    on_exit: Callable[[], Awaitable[None]],
+) -> bool:
+    """Serve ``app`` on Granian embedded in our own uvloop event loop, until SIGTERM/SIGINT.
+
+    Granian parses HTTP and WebSocket frames in Rust and calls the ASGI app on this loop, so
+    the app, its lifespan and its background tasks stay in this one process as on uvicorn.
+    On a signal: open streams are ended (``on_exit``), Granian stops accepting and finishes
+    the requests in flight, the lifespan shuts down, all within ``shutdown_timeout``; the
+    process then exits 0. Returns False when the server stopped without being asked to (a
+    port in use, a failed start-up), so the CLI can exit non-zero.
+    """
+    import uvloop
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server.embed import Server as Embedded
+
+    asked = False
+
+    async def main() -> None:
+        nonlocal asked
+        server = Embedded(
+            app,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            http=HTTPModes.http1,
+            websockets=True,
+            backlog=1024,
+            http1_settings=HTTP1Settings(max_buffer_size=max_head_bytes),
+            log_enabled=False,
+        )
+        loop = asyncio.get_running_loop()
+        serving = asyncio.ensure_future(server.serve())
+        asked_event = asyncio.Event()
+        draining: list[asyncio.Future[None]] = []
+
+        def stop() -> None:
+            nonlocal asked
+            if not asked:
+                asked = True
+                # Whatever hangs from here on (a request that never ends, the loop's own
+                # clean-up), the process leaves within the drain bound plus a grace.
+                _leave_after(shutdown_timeout + EXIT_GRACE)
+                asked_event.set()
+                draining.append(asyncio.ensure_future(on_exit()))
+                server.stop()  # type: ignore[no-untyped-call]
+
+        for sig in HANDLED_SIGNALS:
+            loop.add_signal_handler(sig, stop)
+        waiting = asyncio.ensure_future(asked_event.wait())
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if not serving.done():
+            try:
+                await asyncio.wait_for(serving, shutdown_timeout)
+            except TimeoutError:
+                sys.stderr.write("tokenpulse: shutdown took longer than SHUTDOWN_TIMEOUT\n")
+        elif (error := serving.exception()) is not None:
+            raise error
+
+    try:
+        uvloop.run(main())
+    except OSError as exc:
+        sys.stderr.write(f"tokenpulse: cannot listen on {host}:{port}: {exc}\n")
+        return False
+    if asked:
+        sys.stderr.flush()
+        logging.getLogger("tokenpulse.server").info("shutdown complete (granian)")
+    return asked
