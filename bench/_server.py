@@ -140,6 +140,24 @@ def _cpu_seconds(pid: int) -> float | None:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> set[int]:
+    """``pid`` and every process descended from it."""
+    parents = _parent_pids()
+    tree = {pid}
+    grew = True
+    while grew:
+        children = {child for child, parent in parents.items() if parent in tree}
+        grew = not children <= tree
+        tree |= children
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds used by ``pid`` and its descendants (those still running)."""
+    times = [t for p in process_tree(pid) if (t := _cpu_seconds(p)) is not None]
+    return sum(times) if times else None
+
+
 class ServerProcess:
     """``tokenpulse serve`` (or a stand-in) running in its own session."""
 
@@ -212,19 +230,12 @@ class ServerProcess:
         """Resident memory (VmRSS, KiB) of the server and of it plus its children."""
         pid = self.pid
         own = _vm_rss_kib(pid)
-        parents = _parent_pids()
-        tree = {pid}
-        grew = True
-        while grew:
-            children = {child for child, parent in parents.items() if parent in tree}
-            grew = not children <= tree
-            tree |= children
-        sizes = [size for p in tree if (size := _vm_rss_kib(p)) is not None]
+        sizes = [size for p in process_tree(pid) if (size := _vm_rss_kib(p)) is not None]
         return own, (sum(sizes) if sizes else None)
 
     def cpu_seconds(self) -> float | None:
-        """CPU seconds the server process has used so far (user + system, every thread)."""
-        return _cpu_seconds(self.pid)
+        """CPU seconds the server has used so far (user + system, every thread and child)."""
+        return tree_cpu_seconds(self.pid)
 
     def stop(self, timeout_s: float) -> ShutdownReport:
         """SIGTERM, then wait up to timeout_s; SIGKILL the session if it does not exit."""

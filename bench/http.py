@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _nginx import Nginx
 from _report import (
     RunRecord,
     TargetResult,
@@ -43,7 +44,7 @@ from _report import (
     mask_value,
     write_json,
 )
-from _server import LOOPBACK, PASSTHROUGH_ENV, ServerError, ServerProcess, free_port
+from _server import LOOPBACK, PASSTHROUGH_ENV, ServerError, ServerProcess, free_port, http_get
 from _wrk import (
     WrkError,
     WrkOptions,
@@ -194,6 +195,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="seconds to wait for the server to answer 200",
     )
     parser.add_argument(
+        "--compare-nginx",
+        action="store_true",
+        help="also serve the LTP answer's bytes from nginx (one worker) and load it the same way",
+    )
+    parser.add_argument(
         "--no-write", action="store_true", help="do not append to BENCHMARKS.md (JSON is written)"
     )
     # For testing the harness itself against a stand-in server: a command line
@@ -207,6 +213,51 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def _nginx_result(
+    tmp_dir: Path, body: bytes, args: argparse.Namespace, api_key: str, commands: list[str]
+) -> TargetResult:
+    """nginx (one worker) serving ``body`` at the LTP path, loaded like the LTP target."""
+    port = free_port()
+    url = f"http://{LOOPBACK}:{port}{READY_PATH}"
+    directory = tmp_dir / "nginx"
+    directory.mkdir()
+    with Nginx(directory, port, READY_PATH.split("?", maxsplit=1)[0], body) as nginx:
+        if args.warmup:
+            run_wrk(
+                wrk_command(url, WrkOptions(args.threads, args.connections, args.warmup), api_key),
+                args.warmup,
+            )
+        command = wrk_command(
+            url, WrkOptions(args.threads, args.connections, args.duration), api_key
+        )
+        shown = display_command(command, api_key, REPO_ROOT)
+        commands.append("# nginx, one worker, serving the same LTP body as a file")
+        commands.append(shown)
+        _log(f"nginx: GET {READY_PATH} for {args.duration}s")
+        cpu_before = nginx.cpu_seconds()
+        wrk = parse_wrk_output(run_wrk(command, args.duration))
+        cpu_after = nginx.cpu_seconds()
+    return TargetResult(
+        "nginx",
+        READY_PATH,
+        "nginx 1.x, one worker, the same body from a file: the yardstick",
+        url,
+        shown,
+        wrk,
+        None,
+        None,
+        _cpu_per_request(cpu_before, cpu_after, wrk.requests),
+    )
+
+
+def _nginx_notes(results: list[TargetResult]) -> list[str]:
+    by_name = {result.name: result for result in results}
+    if "nginx" not in by_name or "ltp" not in by_name:
+        return []
+    ratio = by_name["ltp"].wrk.requests_per_s / max(by_name["nginx"].wrk.requests_per_s, 1.0)
+    return [f"**LTP vs nginx:** {ratio:.2f} × nginx's requests/s in the same run"]
 
 
 def _cpu_per_request(before: float | None, after: float | None, requests: int) -> float | None:
@@ -293,8 +344,13 @@ def main(argv: list[str] | None = None) -> int:
                             _cpu_per_request(cpu_before, cpu_after, wrk.requests),
                         )
                     )
+                nginx_body = None
+                if args.compare_nginx:
+                    _, nginx_body = http_get(port, READY_PATH, headers, 5.0)
                 _log("stopping the server with SIGTERM")
                 shutdown = server.stop(SHUTDOWN_WAIT_S)
+            if nginx_body is not None:  # after tokenpulse stopped: the cores are nginx's
+                results.append(_nginx_result(tmp_dir, nginx_body, args, api_key, commands))
         except (ServerError, WrkError) as exc:
             _log(f"error: {exc}")
             if tail := server.log_tail():
@@ -333,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                 "description": shutdown.describe(),
             },
         },
-        notes=[rate_limit_note(explicit_env)],
+        notes=[rate_limit_note(explicit_env), *_nginx_notes(results)],
         commands=commands,
         results=results,
     )
