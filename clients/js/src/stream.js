@@ -73,8 +73,13 @@ class Backoff {
     const ms = this.delayMs * (0.5 + Math.random() / 2);
     this.delayMs = Math.min(this.delayMs * 2, this.maxMs);
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener("abort", done, { once: true });
     });
   }
 }
@@ -344,7 +349,16 @@ export class Stream {
   // ------------------------------------------------------------------------ Socket.IO
 
   async #runSocketIo() {
-    const io = this.#options.io ?? (await import("socket.io-client")).io;
+    let io = this.#options.io;
+    if (io === undefined) {
+      try {
+        io = (await import("socket.io-client")).io;
+      } catch (error) {
+        const why = "the socketio transport needs socket.io-client: npm install socket.io-client, or pass `io`";
+        this.#fail(new StreamError("CLIENT_ERROR", `${why} (${error})`));
+        return;
+      }
+    }
     const closed = this.#closed.signal;
     if (closed.aborted) return;
     const { apiKey, token, baseUrl } = this.#connection;
