@@ -137,7 +137,7 @@ def test_the_dashboard_fills_streams_and_shows_a_down_source(
     for pair in ("BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD"):
         card = page.locator(f'.pair[data-pair="{pair}"] .price')
         page.wait_for_function(
-            "([pair]) => document.querySelector(`.pair[data-pair=\"${pair}\"] .price`)"
+            '([pair]) => document.querySelector(`.pair[data-pair="${pair}"] .price`)'
             "?.textContent.startsWith('$')",
             arg=[pair],
             timeout=DEADLINE_MS,

@@ -61,7 +61,7 @@ def install_dashboard(api: FastAPI, *, auth_enabled: bool, stale_after: float) -
         }
         page = template
         for name, value in values.items():
-            page = page.replace("{{%s}}" % name, html.escape(value, quote=True))
+            page = page.replace("{{" + name + "}}", html.escape(value, quote=True))
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
     api.include_router(router)
