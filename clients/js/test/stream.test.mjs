@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
+import { io } from "socket.io-client";
+
 import { StreamError, TokenpulseClient } from "@tokenpulse/client";
 
 import { DEADLINE_MS, startService, waitFor } from "./service.mjs";
@@ -79,6 +81,79 @@ for (const transport of ["sse", "socketio"]) {
     });
   });
 }
+
+/**
+ * A fetch whose first event stream loses its `nth` ltp_update on the way (a lossy network
+ * between the client and the real service); later streams arrive whole.
+ */
+function lossyFetch(nth) {
+  let streams = 0;
+  return async (url, init) => {
+    const response = await fetch(url, init);
+    if (!String(url).includes("/live") || !response.body || streams++ > 0) return response;
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    let buffer = "";
+    let count = 0;
+    const body = response.body.pipeThrough(
+      new TransformStream({
+        transform(chunk, controller) {
+          buffer += decoder.decode(chunk, { stream: true });
+          const events = buffer.split("\n\n");
+          buffer = events.pop();
+          for (const event of events) {
+            if (event.startsWith("event: ltp_update") && ++count === nth) continue;
+            controller.enqueue(encoder.encode(`${event}\n\n`));
+          }
+        },
+      }),
+    );
+    return new Response(body, { status: response.status, headers: response.headers });
+  };
+}
+
+/** socket.io-client's io, but the socket's first connection loses its `nth` ltp_update. */
+function lossyIo(nth) {
+  return (url, options) => {
+    const socket = io(url, options);
+    const on = socket.on.bind(socket);
+    let count = 0;
+    socket.on = (event, handler) =>
+      on(event, event === "ltp_update" ? (message) => ++count !== nth && handler(message) : handler);
+    return socket;
+  };
+}
+
+describe("stream() after a lost message", () => {
+  let service;
+  before(async () => {
+    service = await startService({ RATE_LIMIT_ENABLED: "false" });
+  });
+  after(async () => {
+    await service?.stop();
+  });
+
+  for (const transport of ["sse", "socketio"]) {
+    test(`${transport}: the seq gap is seen and a fresh snapshot replaces the state`, async () => {
+      const client = new TokenpulseClient(service.url, { fetch: lossyFetch(2) });
+      const stream = client.stream({ transport, io: lossyIo(2), pairs: ["BTC/USD"], minIntervalMs: 50 });
+      const gaps = [];
+      stream.on("gap", (gap) => gaps.push(gap));
+      const updates = [];
+      stream.on("update", (update) => updates.push(update));
+      try {
+        await waitFor(() => updates.filter((u) => u.type === "snapshot").length >= 2, "a second snapshot");
+      } finally {
+        stream.close();
+      }
+      assert.deepEqual(gaps, [{ kind: "pair", id: "BTC/USD" }]);
+      assert.equal(stream.gaps, 1);
+      assert.equal(updates[0].type, "snapshot");
+      assert.equal(updates[1].type, "snapshot", "nothing is applied across the gap");
+      assert.ok(updates[1].seq > updates[0].seq);
+    });
+  }
+});
 
 describe("stream() with auth on", () => {
   let service;
