@@ -245,3 +245,60 @@ def test_with_auth_on_the_page_asks_for_a_key_and_keeps_it_for_the_tab(
     )
     assert not dialog.is_visible()
     assert crashes == []
+
+
+PURE_FUNCTIONS = """async () => {
+  const { aggregateOf } = await import("/dashboard/ticker.js");
+  const { healthOf } = await import("/dashboard/sources.js");
+  const fmt = await import("/dashboard/format.js");
+  const now = new Date().toISOString();
+  return {
+    none: aggregateOf({ pair: "BTC/USD", aggregate: null }),
+    listed: aggregateOf({ pair: "BTC/USD", aggregate: { price: 100.5, venues: [
+      { venue: "kraken", price: 100, weight: 0.6, used: true },
+      { venue: "binance", price: 140, weight: 0, used: false, reason: "outlier" },
+    ] } }),
+    keyed: aggregateOf({ pair: "BTC/USD", aggregate: { amount: "101",
+      venues: { coinbase: { amount: 101, excluded: true, reason: "stale" } } } }),
+    health: [
+      healthOf({ connected: true, last_message_age_ms: 10 }, 60000),
+      healthOf({ connected: true, last_message_age_ms: 90000 }, 60000),
+      healthOf({ connected: false, state: "reconnecting" }, 60000),
+      healthOf({ connected: false, state: "idle", last_error_at: null }, 60000),
+      healthOf({ connected: false, state: "idle", last_error_at: now }, 60000),
+    ],
+    formats: [fmt.price(68923.4), fmt.price(0.3927017597), fmt.usd(326635737516), fmt.age(754000),
+              fmt.percent(-1.0295), fmt.velocity(0.0710394318465), fmt.price(null)],
+  };
+}"""
+
+
+def test_pairs_and_sources_are_read_generically(open_app: LiveApp, browser: Any) -> None:
+    """The page renders whatever /api/v1/pairs reports per venue and for the aggregate."""
+    page = browser.new_page()
+    page.goto(f"{open_app.base_url}/")
+    result = page.evaluate(PURE_FUNCTIONS)
+    assert result["none"] is None
+    assert result["listed"] == {
+        "price": 100.5,
+        "venues": [
+            {"name": "kraken", "price": 100, "weight": 0.6, "used": True, "reason": None},
+            {"name": "binance", "price": 140, "weight": 0, "used": False, "reason": "outlier"},
+        ],
+    }
+    assert result["keyed"] == {
+        "price": 101,
+        "venues": [
+            {"name": "coinbase", "price": 101, "weight": None, "used": False, "reason": "stale"}
+        ],
+    }
+    assert result["health"] == ["ok", "stale", "down", "idle", "down"]
+    assert result["formats"] == [
+        "$68,923.40",
+        "$0.3927",
+        "$326.64B",
+        "12 m 34 s",
+        "-1.03%",
+        "0.07104",
+        "—",
+    ]
