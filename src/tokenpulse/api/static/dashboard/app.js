@@ -188,6 +188,8 @@ function askForKey(message = "") {
     };
     form.addEventListener("submit", submit);
   });
+  // Without a working key there is nothing to show: Escape does not dismiss the dialog.
+  dialog.addEventListener("cancel", (event) => event.preventDefault());
   if (!dialog.open) dialog.showModal();
   $("auth-key").focus();
   return asking;
