@@ -220,7 +220,7 @@ async function main() {
     table.tick(now);
   }, 1000);
   setInterval(loadSources, 5000);
-  setInterval(loadPairs, 15_000);
+  setInterval(loadPairs, 5000); // the aggregate and its venues, where several venues report
   setInterval(resyncPrices, 10_000);
   setInterval(() => table.visibleIds().forEach((id) => details.want(id)), 15_000);
 }

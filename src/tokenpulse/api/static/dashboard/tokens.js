@@ -48,7 +48,14 @@ export class TokenTable {
       }
     });
     for (const th of this.headers) {
+      th.tabIndex = 0; // sortable from the keyboard too
       th.addEventListener("click", () => this.sortBy(th.dataset.sort));
+      th.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" || event.key === " ") {
+          event.preventDefault();
+          this.sortBy(th.dataset.sort);
+        }
+      });
     }
     this.filter.addEventListener("input", () => this.reorder());
     this.staleOnly.addEventListener("change", () => this.reorder());
