@@ -1,101 +1,15 @@
 // tokenpulse's Socket.IO stream with the official socket.io-client v4, against the real
-// service: `python -m tokenpulse serve` on the bundled replay data (no network), started here.
-//
-// The interpreter is $TOKENPULSE_PYTHON, default ../../.venv/bin/python from clients/js.
-// Run: cd clients/js && npm install --no-package-lock && npm test
+// service (test/service.mjs starts it on the bundled replay data).
+// Run: cd clients/js && npm install && npm test
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 
 import { io } from "socket.io-client";
 
-const PACKAGE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const PYTHON = path.resolve(
-  PACKAGE_DIR,
-  process.env.TOKENPULSE_PYTHON ?? "../../.venv/bin/python",
-);
+import { DEADLINE_MS, startService, waitFor } from "./service.mjs";
+
 const API_KEY = "js-test-key-0123456789abcdef";
-const START_DEADLINE_MS = 30_000;
-const DEADLINE_MS = 10_000;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** Poll `check` (sync or async) until it returns a truthy value, or fail at the deadline. */
-async function waitFor(check, what, deadlineMs = DEADLINE_MS) {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Start `tokenpulse serve` with the replay source on a free port; resolves when it serves. */
-async function startService(extraEnv = {}) {
-  const port = await freePort();
-  const cwd = mkdtempSync(path.join(tmpdir(), "tokenpulse-js-"));
-  const env = {
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    HOME: process.env.HOME ?? cwd,
-    ...(process.env.PYTHONPATH ? { PYTHONPATH: process.env.PYTHONPATH } : {}),
-    SOURCES: "replay",
-    REPLAY_SPEED: "600", // each pair updates about 10 times a second
-    HOST: "127.0.0.1",
-    PORT: String(port),
-    LOG_LEVEL: "warning",
-    SHUTDOWN_TIMEOUT: "5s",
-    ...extraEnv,
-  };
-  const child = spawn(PYTHON, ["-m", "tokenpulse", "serve"], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  child.stderr.on("data", (chunk) => (output += chunk));
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`service exited (${child.exitCode}):\n${output}`);
-        try {
-          return (await fetch(`${url}/health`)).ok;
-        } catch {
-          return false;
-        }
-      },
-      "the service to answer /health",
-      START_DEADLINE_MS,
-    );
-  } catch (error) {
-    child.kill("SIGKILL");
-    throw error;
-  }
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await exited;
-      clearTimeout(timer);
-      rmSync(cwd, { recursive: true, force: true });
-    },
-  };
-}
 
 function connect(url, auth) {
   return io(url, { auth, transports: ["websocket"], reconnection: false, timeout: DEADLINE_MS });

@@ -22,6 +22,7 @@ from tokenpulse.api.access_log import AccessLog, access_logged
 from tokenpulse.api.auth import authenticator_for
 from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.api.cors import CorsPolicy
+from tokenpulse.api.dashboard import install_dashboard
 from tokenpulse.api.deps import ApiServices, Lifecycle
 from tokenpulse.api.edge import (
     EdgeMiddleware,
@@ -107,6 +108,7 @@ def create_app(
     # Before the tokens router: /api/v1/tokens/{token_id} would otherwise take /tokens/live.
     api.include_router(streams.sse_router())
     api.include_router(token_router)
+    install_dashboard(api, auth_enabled=settings.auth_enabled, stale_after=settings.stale_after)
     install_openapi(api, auth_enabled=settings.auth_enabled)
 
     app: Any = api  # CORS is the edge's, for every route (api/cors.py)
