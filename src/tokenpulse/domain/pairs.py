@@ -9,7 +9,7 @@ them to one :class:`Pair`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,3 +175,71 @@ def parse_pair_list(text: str, registry: PairRegistry) -> list[Pair]:
 
 def unique(pairs: Iterable[Pair]) -> list[Pair]:
     return list(dict.fromkeys(pairs))
+
+
+# -- other venues' spellings ----------------------------------------------------------------
+
+#: Quote currencies a venue has no markets in at all: Binance (binance.com) quotes in USDT,
+#: USDC, … but not in US dollars, so BTC/USD is served there only through an equivalent.
+VENUE_MISSING_QUOTES: Mapping[str, frozenset[str]] = {"binance": frozenset({"USD"})}
+
+
+def venue_symbol(venue: str, pair: Pair) -> str:
+    """How ``venue`` writes ``pair``: ``BTC-USD`` (Coinbase), ``BTCUSDT`` (Binance)."""
+    if venue == "coinbase":
+        return f"{pair.base}-{pair.quote}"
+    if venue == "binance":
+        return f"{pair.base}{pair.quote}"
+    if venue == "kraken":
+        return str(pair)  # WS v2 name; REST uses the registry's altname
+    raise ValueError(f"no symbol mapping for venue {venue!r}")
+
+
+def parse_quote_equivalents(items: Iterable[str]) -> dict[str, str]:
+    """``["USDT=USD"]`` -> ``{"USDT": "USD"}``: a market quoted in USDT may serve a USD pair.
+
+    Raises ValueError for an item that is not ``ALIAS=QUOTE`` with two different assets.
+    """
+    result: dict[str, str] = {}
+    for item in items:
+        alias, sep, quote = item.partition("=")
+        alias, quote = canonical_asset(alias), canonical_asset(quote)
+        if not sep or not _ASSET.match(alias) or not _ASSET.match(quote) or alias == quote:
+            raise ValueError(f"{item.strip()!r} is not ALIAS=QUOTE such as USDT=USD")
+        result[alias] = quote
+    return result
+
+
+def venue_symbols(
+    venue: str,
+    pairs: Iterable[Pair],
+    *,
+    listed: Collection[Pair] | None,
+    equivalents: Mapping[str, str],
+) -> dict[Pair, str]:
+    """The venue symbol serving each pair the venue can serve (pairs it cannot are absent).
+
+    A pair is served by the venue's own market when the venue lists it (``listed`` None: the
+    venue's list is unknown, every pair is assumed listed unless its quote is one the venue
+    has no markets in). Otherwise a market quoted in an equivalent currency
+    (``equivalents``: alias -> quote, e.g. ``USDT`` -> ``USD``) serves it: BTC/USD from
+    Binance's BTCUSDT only when ``USDT=USD`` is configured.
+    """
+    missing = VENUE_MISSING_QUOTES.get(venue, frozenset())
+
+    def lists(candidate: Pair) -> bool:
+        if candidate.quote in missing:
+            return False
+        return listed is None or candidate in listed
+
+    result: dict[Pair, str] = {}
+    for pair in pairs:
+        if lists(pair):
+            result[pair] = venue_symbol(venue, pair)
+            continue
+        for alias, quote in equivalents.items():
+            stand_in = Pair(pair.base, alias)
+            if quote == pair.quote and lists(stand_in):
+                result[pair] = venue_symbol(venue, stand_in)
+                break
+    return result
