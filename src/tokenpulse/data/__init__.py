@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from tokenpulse.domain.identity import KnownToken, parse_known_tokens
-from tokenpulse.domain.pairs import PairRegistry
+from tokenpulse.domain.pairs import Pair, PairRegistry
 
 KNOWN_TOKENS_FILE = "token_identities.json"
 
@@ -59,3 +59,14 @@ def unknown_token_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
     """The upper-cased ``symbols`` no bundled table names, in order, each once."""
     known = known_token_symbols()
     return tuple(s for s in dict.fromkeys(s.strip().upper() for s in symbols) if s not in known)
+
+
+@lru_cache(maxsize=1)
+def coinbase_products() -> frozenset[Pair]:
+    """The pairs of the bundled Coinbase product list (``GET /products``, 2021-04-17)."""
+    payload = json.loads(data_path("coinbase_products.json").read_text(encoding="utf-8"))
+    return frozenset(
+        Pair.of(str(p["base_currency"]), str(p["quote_currency"]))
+        for p in payload
+        if isinstance(p, dict) and p.get("base_currency") and p.get("quote_currency")
+    )
