@@ -15,6 +15,7 @@ shape from the same table.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -53,9 +54,15 @@ class FakeBinanceWs(VenueWsFake):
 
     path = "/stream"
 
-    def __init__(self, values: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        values: dict[str, dict[str, Any]] | None = None,
+        *,
+        update_interval: float | None = None,
+    ) -> None:
         super().__init__()
         self.values = recorded_values() if values is None else values
+        self.update_interval = update_interval  # Binance re-sends each ticker every second
 
     def frame(self, symbol: str) -> dict[str, Any]:
         data = {**TEMPLATE, **self.values.get(symbol, {}), "s": symbol}
@@ -93,6 +100,16 @@ class FakeBinanceWs(VenueWsFake):
             symbol = stream.split("@", 1)[0].upper()
             if symbol in self.values:
                 await self.send(client, json.dumps(self.frame(symbol)))
+        if self.update_interval is not None and not client.tasks:
+            client.tasks.append(asyncio.create_task(self._updates(client, self.update_interval)))
+
+    async def _updates(self, client: VenueClient, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)  # the fake's own pacing, as Binance's 1000 ms
+            for stream in sorted(client.subscribed):
+                symbol = stream.split("@", 1)[0].upper()
+                if symbol in self.values:
+                    await self.send(client, json.dumps(self.frame(symbol)))
 
 
 class FakeBinanceRest(LoopbackFake):

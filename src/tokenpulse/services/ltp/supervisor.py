@@ -187,6 +187,12 @@ class LtpSupervisor:
         for pair in pairs:
             _, view = self.book.refresh_aggregate(pair, now)
             assigned = self.assignments.get(pair)
+            if assigned is not None and assigned.source in self.book.venues:
+                view = self.book.view(assigned.source, pair)  # failed over to a venue
+                served = self.prices.view(pair)
+                if view is not None and (served is None or served.ticker is not view.ticker):
+                    await self._accept(view.ticker)
+                continue
             if view is None or assigned is None or assigned.source != AGGREGATE:
                 continue
             if self._served_aggregate.get(pair) is not view:
