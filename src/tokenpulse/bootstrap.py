@@ -16,7 +16,11 @@ from tokenpulse._bootstrap_venues import build_ltp_feeds
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
-from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
+from tokenpulse.bus.topics import (
+    make_aggregate_publisher,
+    make_ltp_publisher,
+    make_token_publisher,
+)
 from tokenpulse.data import known_tokens, kraken_pair_registry, unknown_token_symbols
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
@@ -189,6 +193,8 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     )
     # Every accepted value goes onto the bus: streams on every instance and the replicas read it.
     prices.add_publisher(make_ltp_publisher(bus))
+    if supervisor is not None:  # the cross-venue aggregate: stream pair:X@aggregate
+        supervisor.aggregate_publishers.append(make_aggregate_publisher(bus))
     tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
     election = (

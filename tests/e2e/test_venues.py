@@ -8,6 +8,7 @@ in each value's ``source``, ``/api/v1/sources`` and ``/ready``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e._streams import streaming_app
 from tests.fakes.binance import FakeBinanceRest, FakeBinanceWs, recorded_values
 from tests.fakes.coinbase import FakeCoinbaseRest, FakeCoinbaseWs, recorded_tickers
 from tests.fakes.kraken_rest import FakeKrakenRest
@@ -236,3 +238,24 @@ async def test_the_primary_going_down_fails_over_as_configured(
 async def _all_used(http: httpx.AsyncClient, app: RunningApp) -> bool:
     entry = await aggregate(http, app)
     return entry["venues_used"] == 3
+
+
+async def test_the_aggregate_has_its_own_stream(venues: Venues) -> None:
+    settings = app_settings(**venues.settings())
+    async with streaming_app(settings) as app, httpx.AsyncClient(timeout=10) as client:
+        await venues.trade(kraken="70000", coinbase="70010", binance="70020")
+        url = f"{app.base_url}/api/v1/ltp/live"
+        seen: list[dict[str, Any]] = []
+        async with client.stream("GET", url, params={"pair": "btc-usd@aggregate"}) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    seen.append(json.loads(line.removeprefix("data:")))
+                    if any(event["data"].get("amount") == 70015.0 for event in seen):
+                        break
+        first = seen[0]
+        assert first["id"] == "BTC/USD@aggregate"
+        assert first["data"]["pair"] == "BTC/USD"
+        assert first["data"]["source"] == "aggregate"
+        bad = await client.get(url, params={"pair": "BTC/USD@best"})
+        assert bad.status_code == 400

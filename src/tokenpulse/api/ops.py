@@ -187,7 +187,7 @@ async def list_pairs(container: ServicesDep) -> Response:
                 "providers": providers,
                 "serving_source": assigned.source if assigned else None,
                 "venues": venues,
-                "aggregate": book.describe(pair, now) if book and book.venues else None,
+                "aggregate": book.describe(pair, now) if book and book.aggregating else None,
             }
         )
     return _envelope(data, started, source="config", count=len(data))

@@ -202,7 +202,7 @@ class LtpEndpoints:
         book = self.supervisor.book if self.supervisor is not None else None
         if book is None or not book.venues:
             return ()
-        return (*book.venues, AGGREGATE)
+        return (*book.venues, AGGREGATE) if book.aggregating else tuple(book.venues)
 
     # ------------------------------------------------------------ GET /api/v1/ltp
 
@@ -283,7 +283,9 @@ class LtpEndpoints:
         now = self.prices.clock()
         book = self.supervisor.book if self.supervisor is not None else None
         data = [
-            book.describe(pair, now) if book is not None else _no_aggregate(pair)
+            book.describe(pair, now)
+            if book is not None and book.aggregating
+            else _no_aggregate(pair)
             for pair in query.pairs
         ]
         body = {"status": "success", "timestamp": isoformat_z(from_epoch(now)), "data": data}
@@ -362,7 +364,7 @@ class LtpEndpoints:
 
 
 def _no_aggregate(pair: Pair) -> dict[str, Any]:
-    """The aggregate on an instance that runs no venue (ROLE=api, or replay only)."""
+    """No aggregate: fewer than two exchange venues run here (one venue, replay, ROLE=api)."""
     return {
         "pair": str(pair),
         "price": None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -24,11 +24,20 @@ from tokenpulse.domain.errors import UpstreamError
 from tokenpulse.domain.events import TickerUpdated
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.ltp.venues import AGGREGATE, VenueBook, venue_of
 from tokenpulse.sources._health import LatestValueBuffer, Source, SourceHealth
 
-__all__ = ["Assignment", "Failover", "RestAnswer", "RestTickers", "SecondaryFeeds", "VenueFeed"]
+__all__ = [
+    "Assignment",
+    "Failover",
+    "RestAnswer",
+    "RestTickers",
+    "SecondaryFeeds",
+    "VenueFeed",
+    "source_report",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -184,6 +193,8 @@ class Failover:
         if self.fallback == "none":
             return None
         if self.fallback == AGGREGATE:
+            if not self.book.aggregating:
+                return None
             return AGGREGATE if self.book.aggregate(pair, time.time()).price is not None else None
         view = self.book.view(self.fallback, pair)
         if view is None or self._stale(view.ticker.source, view.received):
@@ -193,3 +204,36 @@ class Failover:
     def _stale(self, source: str, received: float) -> bool:
         fresh_at = self.prices.fresh_at(source, received)
         return self.prices.is_stale(int((time.time() - fresh_at) * 1000))
+
+
+def source_report(
+    healths: Sequence[SourceHealth],
+    assignments: Mapping[Pair, Assignment],
+    roles: Mapping[str, str],
+    policy: dict[str, Any],
+) -> dict[str, Any]:
+    """``/api/v1/sources``: each source's state and role (primary, fallback, or another
+    ``venue`` feeding the aggregate), who serves each pair and why, and the LTP policy."""
+    serving: dict[str, list[str]] = {}
+    for pair, assignment in assignments.items():
+        serving.setdefault(assignment.source, []).append(str(pair))
+    sources = []
+    for health in healths:
+        entry = health.to_json()
+        entry["role"] = roles.get(health.name, "venue")
+        served = serving.get(health.name, [])
+        if entry["role"] == "venue":  # a failover to a venue is assigned to the venue
+            served = served + serving.get(venue_of(health.name), [])
+        entry["serving"] = sorted(served)
+        sources.append(entry)
+    pairs = {
+        str(pair): {
+            "source": a.source,
+            "reason": a.reason,
+            "since": isoformat_z(from_epoch(a.since)),
+        }
+        for pair, a in sorted(assignments.items())
+    }
+    if AGGREGATE in serving:
+        policy = {**policy, "aggregate_serving": sorted(serving[AGGREGATE])}
+    return {"sources": sources, "pairs": pairs, "ltp": policy}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -28,7 +28,6 @@ from tokenpulse.domain.errors import UpstreamError
 from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
-from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.feeds import (
     Assignment,
@@ -36,6 +35,7 @@ from tokenpulse.services.ltp.feeds import (
     RestAnswer,
     RestTickers,
     SecondaryFeeds,
+    source_report,
 )
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.ltp.venues import AGGREGATE, VenueBook, venue_of
@@ -106,6 +106,8 @@ class LtpSupervisor:
         self._primary_sources = {s.name for s in self.streams} | {self.rest_name}
         self._rest_wanted: set[Pair] = set()
         self._served_aggregate: dict[Pair, LtpView] = {}
+        self._published_aggregate: dict[Pair, LtpView] = {}
+        self.aggregate_publishers: list[Callable[[LtpView], Awaitable[None]]] = []
         self.buffer = buffer
         self.assignments: dict[Pair, Assignment] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -181,11 +183,14 @@ class LtpSupervisor:
 
     async def refresh_aggregates(self, pairs: Sequence[Pair]) -> None:
         """Recompute the aggregates of ``pairs``; serve them where the aggregate serves."""
-        if self.book is None:
+        if self.book is None or not self.book.aggregating:
             return
         now = time.time()
         for pair in pairs:
             _, view = self.book.refresh_aggregate(pair, now)
+            if view is not None and self._published_aggregate.get(pair) is not view:
+                self._published_aggregate[pair] = view
+                await self._publish_aggregate(view)
             assigned = self.assignments.get(pair)
             if assigned is not None and assigned.source in self.book.venues:
                 view = self.book.view(assigned.source, pair)  # failed over to a venue
@@ -198,6 +203,13 @@ class LtpSupervisor:
             if self._served_aggregate.get(pair) is not view:
                 self._served_aggregate[pair] = view
                 await self._accept(view.ticker)
+
+    async def _publish_aggregate(self, view: LtpView) -> None:
+        for publish in self.aggregate_publishers:  # the bus: stream pair:X@aggregate
+            try:
+                await publish(view)
+            except Exception:  # a fan-out failure must not stop ingestion
+                log.exception("publishing an aggregate failed", pair=str(view.ticker.pair))
 
     # ---------------------------------------------------------------- decisions
 
@@ -345,50 +357,15 @@ class LtpSupervisor:
 
     def report(self) -> dict[str, Any]:
         """Every source's state and role, and which source serves each pair and why."""
-        serving: dict[str, list[str]] = {}
-        for pair, assignment in self.assignments.items():
-            serving.setdefault(assignment.source, []).append(str(pair))
-        sources = []
-        for health in self.healths():
-            entry = health.to_json()
-            entry["role"] = self._role(health.name)
-            entry["serving"] = sorted(
-                serving.get(health.name, []) + serving.get(venue_of(health.name), [])
-                if entry["role"] == "venue"
-                else serving.get(health.name, [])
-            )
-            sources.append(entry)
-        pairs = {
-            str(pair): {
-                "source": a.source,
-                "reason": a.reason,
-                "since": isoformat_z(from_epoch(a.since)),
-            }
-            for pair, a in sorted(self.assignments.items())
-        }
+        roles = {name: "primary" for name in self._primary_sources}
+        roles[self.rest_name] = "fallback"
         policy = {"primary": self.primary, "fallback": self.fallback}
-        if AGGREGATE in serving:
-            policy["aggregate_serving"] = sorted(serving[AGGREGATE])  # type: ignore[assignment]
-        return {"sources": sources, "pairs": pairs, "ltp": policy}
-
-    def _role(self, name: str) -> str:
-        if name == self.rest_name:
-            return "fallback"
-        if name in self._primary_sources:
-            return "primary"
-        return "venue"
+        return source_report(self.healths(), self.assignments, roles, policy)
 
 
 def _reason_kind(reason: str) -> str:
-    for kind in (
-        "failover",
-        "disconnected",
-        "silent",
-        "no value",
-        "no subscription",
-        "live",
-        "playing",
-    ):
+    kinds = ("failover", "disconnected", "silent", "no value", "no subscription", "live")
+    for kind in (*kinds, "playing"):
         if kind in reason:
             return kind.replace(" ", "_")
     return "other"

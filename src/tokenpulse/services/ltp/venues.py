@@ -56,6 +56,11 @@ class VenueBook:
         self._views: dict[tuple[str, Pair], LtpView] = {}
         self._aggregate_views: dict[Pair, LtpView] = {}
 
+    @property
+    def aggregating(self) -> bool:
+        """An aggregate exists when more than one exchange venue is enabled (SPEC §4.2)."""
+        return len(self.venues) > 1
+
     # ---------------------------------------------------------------- writes
 
     def record(self, ticker: Ticker) -> str | None:
