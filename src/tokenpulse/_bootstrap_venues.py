@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from tokenpulse.data import coinbase_products
+from tokenpulse._pair_lists import PairList, check_listed, registry_of, start_pair_lists
+from tokenpulse.domain.errors import ConfigError, InvalidParameter
 from tokenpulse.domain.pairs import Pair, PairRegistry, parse_quote_equivalents, venue_symbols
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.feeds import Failover, RestTickers, SecondaryFeeds, VenueFeed
@@ -29,7 +30,48 @@ from tokenpulse.sources.coinbase.ws import CoinbaseWsSource
 from tokenpulse.sources.kraken.rest import KrakenRestClient
 from tokenpulse.sources.kraken.ws import KrakenWsSource
 
-__all__ = ["LtpFeeds", "build_ltp_feeds", "venue_symbol_maps"]
+__all__ = ["LtpFeeds", "build_ltp_feeds", "resolve_pairs_at_start", "venue_symbol_maps"]
+
+
+def resolve_pairs_at_start(
+    settings: Settings,
+) -> tuple[dict[str, PairList], PairRegistry, list[Pair]]:
+    """Each enabled venue's pair list, the registry of every listed pair, SUPPORTED_PAIRS.
+
+    Raises ConfigError when a supported pair is listed by no enabled venue (naming each list
+    used and its age): the start stops rather than serve a pair nobody trades.
+    """
+    venues = [v for v in settings.sources if v in EXCHANGE_VENUES] or ["kraken"]
+    urls = {
+        "kraken": settings.kraken_rest_url,
+        "coinbase": settings.coinbase_rest_url,
+        "binance": settings.binance_rest_url,
+    }
+    fetch = settings.pair_lists_fetch and any(v in settings.sources for v in EXCHANGE_VENUES)
+    lists = start_pair_lists(
+        venues,
+        urls,
+        fetch=fetch,
+        timeout=settings.pair_lists_timeout,
+        cache_dir=settings.pair_lists_dir,
+    )
+    known = {v: pl for v, pl in lists.items() if pl.origin != "none"}
+    registry = registry_of(known)
+    pairs: list[Pair] = []
+    problems: list[str] = []
+    for text in settings.supported_pairs:
+        try:
+            pairs.append(registry.resolve(text))
+        except InvalidParameter:
+            problems.append(f"SUPPORTED_PAIRS: {text} is listed by no enabled venue")
+    equivalents = parse_quote_equivalents(settings.quote_equivalents)
+    if known:
+        problems += [
+            f"SUPPORTED_PAIRS: {p}" for p in check_listed(pairs, known, equivalents=equivalents)
+        ]
+    if problems:
+        raise ConfigError(problems)
+    return lists, registry, pairs
 
 
 @dataclass
@@ -44,19 +86,18 @@ class LtpFeeds:
 
 
 def venue_symbol_maps(
-    settings: Settings, registry: PairRegistry, pairs: list[Pair]
+    settings: Settings, registry: PairRegistry, pairs: list[Pair], lists: dict[str, PairList]
 ) -> dict[str, dict[Pair, str]]:
-    """For each enabled venue, the pairs it serves and their names there."""
+    """For each enabled venue, the pairs it serves (by its list) and their names there."""
     equivalents = parse_quote_equivalents(settings.quote_equivalents)
     maps: dict[str, dict[Pair, str]] = {}
     for venue in (v for v in settings.sources if v in EXCHANGE_VENUES):
         if venue == "kraken":
-            maps[venue] = {p: registry.info(p).ws_v2_symbol for p in pairs if p in registry}
-        elif venue == "coinbase":
-            listed = coinbase_products()
+            maps[venue] = {p: registry.info(p).ws_v2_symbol for p in pairs if p in registry.kraken}
+        else:  # a venue without any list (Binance offline) is assumed to list every pair
+            pair_list = lists.get(venue)
+            listed = pair_list.pairs if pair_list and pair_list.origin != "none" else None
             maps[venue] = venue_symbols(venue, pairs, listed=listed, equivalents=equivalents)
-        else:  # binance: no bundled list; its missing USD markets are known (domain.pairs)
-            maps[venue] = venue_symbols(venue, pairs, listed=None, equivalents=equivalents)
     return maps
 
 
@@ -71,9 +112,10 @@ def build_ltp_feeds(
     kraken_rest: KrakenRestClient | None,
     buffer: TickerBuffer,
     sink: EventSink,
+    lists: dict[str, PairList],
 ) -> LtpFeeds:
     """Every exchange venue's feeds, the primary's apart (replay is added by the caller)."""
-    maps = venue_symbol_maps(settings, registry, pairs)
+    maps = venue_symbol_maps(settings, registry, pairs, lists)
     common: dict[str, Any] = {
         "sink": sink,
         "metrics": metrics,

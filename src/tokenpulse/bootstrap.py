@@ -12,7 +12,8 @@ import httpx
 import structlog
 
 from tokenpulse import __version__
-from tokenpulse._bootstrap_venues import build_ltp_feeds
+from tokenpulse._bootstrap_venues import build_ltp_feeds, resolve_pairs_at_start
+from tokenpulse._pair_lists import PairList
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
@@ -21,7 +22,7 @@ from tokenpulse.bus.topics import (
     make_ltp_publisher,
     make_token_publisher,
 )
-from tokenpulse.data import known_tokens, kraken_pair_registry, unknown_token_symbols
+from tokenpulse.data import known_tokens, unknown_token_symbols
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.domain.time import utcnow
@@ -92,8 +93,7 @@ class Container:
 def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Container:
     """Wire the adapters ``settings`` asks for. Opens no connection yet."""
     metrics = metrics or Metrics()
-    registry = kraken_pair_registry()
-    pairs = [registry.resolve(text) for text in settings.supported_pairs]
+    pair_lists, registry, pairs = resolve_pairs_at_start(settings)  # ConfigError: no venue
 
     cache: Cache
     limiter: RateLimiter | None = None
@@ -162,7 +162,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     supervisor = (
-        _build_supervisor(settings, registry, pairs, prices, metrics, rest, http)
+        _build_supervisor(settings, registry, pairs, prices, metrics, rest, http, pair_lists)
         if settings.ingests
         else None
     )
@@ -247,6 +247,7 @@ def _build_supervisor(
     metrics: Metrics,
     rest: KrakenRestClient | None,
     http: httpx.AsyncClient,
+    pair_lists: dict[str, PairList],
 ) -> LtpSupervisor:
     streaming = sum(
         name in settings.sources for name in ("kraken", "coinbase", "binance", "replay")
@@ -267,6 +268,7 @@ def _build_supervisor(
         kraken_rest=rest,
         buffer=buffer,
         sink=sink,
+        lists=pair_lists,
     )
     streams: list[Source] = list(feeds.streams)
     if "replay" in settings.sources:

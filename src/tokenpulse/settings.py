@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     sources: Annotated[list[str], BeforeValidator(split_list), AfterValidator(check_sources)] = (
         Field(default_factory=lambda: ["kraken", "coingecko"])
     )
+    # pair lists (SPEC §3.3): fetched at start, cached, bundled last (_pair_lists.py); the
+    # fields the SUPPORTED_PAIRS check reads come before it
+    pair_lists_dir: str = "data/pairs"
+    pair_lists_fetch: bool = True
+    pair_lists_timeout: Seconds = duration("3s", "100ms", "1m")
+    quote_equivalents: Annotated[
+        list[str], BeforeValidator(split_list), AfterValidator(check_quote_equivalents)
+    ] = Field(default_factory=list)
     supported_pairs: Annotated[
         list[str], BeforeValidator(split_list), AfterValidator(check_pairs)
     ] = Field(default_factory=lambda: list(DEFAULT_PAIRS))
@@ -123,9 +131,6 @@ class Settings(BaseSettings):
     binance_rest_url: str = "https://api.binance.com"
     venue_ws_max_pairs_per_connection: Annotated[int, Field(ge=1, le=1024)] = 50
     binance_max_connection_age: Seconds = duration("23h", "1m", "24h")
-    quote_equivalents: Annotated[
-        list[str], BeforeValidator(split_list), AfterValidator(check_quote_equivalents)
-    ] = Field(default_factory=list)
     ltp_primary: LtpPrimary = "kraken"
     ltp_fallback: LtpFallback = "aggregate"
     venue_disagree_bps: Annotated[float, Field(ge=0, le=10_000)] = 50.0

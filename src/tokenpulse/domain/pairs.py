@@ -81,6 +81,8 @@ class PairRegistry:
     """Known pairs (from Kraken's AssetPairs) and the aliases that resolve to them."""
 
     kraken: dict[Pair, KrakenPairInfo] = field(default_factory=dict)
+    #: Pairs only other venues list (Coinbase, Binance): known, but with no Kraken names.
+    others: set[Pair] = field(default_factory=set)
     _aliases: dict[str, Pair] = field(default_factory=dict)
 
     @classmethod
@@ -116,15 +118,22 @@ class PairRegistry:
         for name in names:
             self._aliases.setdefault(name.upper(), info.pair)
 
+    def add_listed(self, pair: Pair, names: Iterable[str] = ()) -> None:
+        """Know ``pair`` because another venue lists it (``names``: its spellings there)."""
+        if pair not in self.kraken:
+            self.others.add(pair)
+        for name in (*names, f"{pair.base}{pair.quote}"):
+            self._aliases.setdefault(name.upper(), pair)
+
     def __contains__(self, pair: object) -> bool:
-        return pair in self.kraken
+        return pair in self.kraken or pair in self.others
 
     def __len__(self) -> int:
-        return len(self.kraken)
+        return len(self.kraken) + len(self.others)
 
     @property
     def pairs(self) -> list[Pair]:
-        return sorted(self.kraken)
+        return sorted(self.kraken.keys() | self.others)
 
     def resolve(self, text: str) -> Pair:
         """Any spelling of a known pair -> the canonical Pair.
@@ -134,7 +143,7 @@ class PairRegistry:
         """
         pair = split_pair(text)
         if pair is not None:
-            if pair not in self.kraken:
+            if pair not in self:
                 raise UnsupportedPair(f"unknown pair {pair}", parameter="pair")
             return pair
         cleaned = text.strip().upper()
@@ -243,3 +252,35 @@ def venue_symbols(
                 result[pair] = venue_symbol(venue, stand_in)
                 break
     return result
+
+
+def pairs_from_coinbase_products(payload: object) -> frozenset[Pair]:
+    """The pairs of a Coinbase ``GET /products`` body (products whose trading is disabled
+    are left out). Raises ValueError for a body that is not a list of products."""
+    if not isinstance(payload, list):
+        raise ValueError("a Coinbase product list is a JSON array")
+    pairs = set()
+    for product in payload:
+        if not isinstance(product, Mapping) or product.get("trading_disabled") is True:
+            continue
+        base, quote = product.get("base_currency"), product.get("quote_currency")
+        if isinstance(base, str) and isinstance(quote, str) and base and quote:
+            pairs.add(Pair.of(base, quote))
+    return frozenset(pairs)
+
+
+def pairs_from_binance_exchange_info(payload: object) -> frozenset[Pair]:
+    """The trading pairs of a Binance ``GET /api/v3/exchangeInfo`` body.
+
+    Raises ValueError for a body without a ``symbols`` array."""
+    symbols = payload.get("symbols") if isinstance(payload, Mapping) else None
+    if not isinstance(symbols, list):
+        raise ValueError("a Binance exchangeInfo body has a 'symbols' array")
+    pairs = set()
+    for entry in symbols:
+        if not isinstance(entry, Mapping) or entry.get("status", "TRADING") != "TRADING":
+            continue
+        base, quote = entry.get("baseAsset"), entry.get("quoteAsset")
+        if isinstance(base, str) and isinstance(quote, str) and base and quote:
+            pairs.add(Pair.of(base, quote))
+    return frozenset(pairs)
