@@ -15,7 +15,13 @@ import httpx
 
 from tokenpulse._pair_lists import PairList, check_listed, registry_of, start_pair_lists
 from tokenpulse.domain.errors import ConfigError, InvalidParameter
-from tokenpulse.domain.pairs import Pair, PairRegistry, parse_quote_equivalents, venue_symbols
+from tokenpulse.domain.pairs import (
+    Pair,
+    PairRegistry,
+    parse_quote_equivalents,
+    split_pair,
+    venue_symbols,
+)
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.feeds import Failover, RestTickers, SecondaryFeeds, VenueFeed
 from tokenpulse.services.ltp.prices import PriceService
@@ -59,11 +65,15 @@ def resolve_pairs_at_start(
     registry = registry_of(known)
     pairs: list[Pair] = []
     problems: list[str] = []
-    for text in settings.supported_pairs:
+    for text in settings.supported_pairs:  # canonical BASE/QUOTE already (settings)
         try:
             pairs.append(registry.resolve(text))
         except InvalidParameter:
-            problems.append(f"SUPPORTED_PAIRS: {text} is listed by no enabled venue")
+            pair = split_pair(text)
+            if pair is None:
+                problems.append(f"SUPPORTED_PAIRS: {text} is listed by no enabled venue")
+            else:
+                pairs.append(pair)  # check_listed says which lists lack it
     equivalents = parse_quote_equivalents(settings.quote_equivalents)
     if known:
         problems += [

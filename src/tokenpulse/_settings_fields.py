@@ -102,8 +102,13 @@ def check_pairs(values: list[str], info: ValidationInfo) -> list[str]:
     venues = [v for v in enabled if v in ("kraken", "coinbase", "binance")] or ["kraken"]
     cache_dir = info.data.get("pair_lists_dir", "data/pairs")
     lists = {v: offline_pair_list(v, cache_dir) for v in venues}
-    lists = {v: pl for v, pl in lists.items() if pl.origin != "none"}
-    registry = registry_of(lists)
+    # a venue with no list at all (Binance, offline, never cached) may list any pair: the
+    # start decides, with its fetched list
+    vouching = {v: pl for v, pl in lists.items() if pl.origin != "none"}
+    if len(vouching) < len(lists):
+        vouching = {}
+    registry = registry_of({v: pl for v, pl in lists.items() if pl.origin != "none"})
+    listed = frozenset().union(*(pl.pairs for pl in lists.values()))
     equivalents = parse_quote_equivalents(info.data.get("quote_equivalents") or [])
     canonical: list[str] = []
     problems: list[str] = []
@@ -115,9 +120,10 @@ def check_pairs(values: list[str], info: ValidationInfo) -> list[str]:
             if pair is None:
                 problems.append(f"{value} is not a pair (BASE/QUOTE such as BTC/USD)")
                 continue
-        unlisted = check_listed([pair], lists, equivalents=equivalents) if lists else []
+        unlisted = check_listed([pair], vouching, equivalents=equivalents) if vouching else []
         if unlisted:
-            near = ", ".join(str(p) for p in registry.suggestions(pair))
+            candidates = registry.suggestions(pair, limit=len(registry))
+            near = ", ".join([str(p) for p in candidates if p in listed][:8])
             hint = f" (known pairs with {pair.base} or {pair.quote}: {near})" if near else ""
             problems.append(unlisted[0].replace(str(pair), value, 1) + hint)
             continue
@@ -125,7 +131,7 @@ def check_pairs(values: list[str], info: ValidationInfo) -> list[str]:
     if problems:
         raise ValueError(
             "; ".join(problems)
-            + f"; {len(registry)} pairs are known, `tokenpulse pairs` lists them"
+            + f"; {len(listed)} pairs are listed, `tokenpulse pairs` lists them"
             + " (`tokenpulse pairs --refresh` fetches the venues' current lists)"
         )
     if not canonical:
