@@ -112,6 +112,11 @@ class SourceReport(BaseModel):
     sources: list[dict[str, Any]]
     pairs: dict[str, Any]
     role: str
+    ltp: dict[str, Any] | None = Field(
+        None,
+        description="LTP_PRIMARY and LTP_FALLBACK as running (primary, fallback), and the "
+        "pairs the aggregate serves now (aggregate_serving)",
+    )
     market: dict[str, Any] | None = None
 
 
