@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -194,3 +195,20 @@ async def test_binance_venue_down_backs_off_and_recovers() -> None:
 def test_binance_refuses_more_streams_a_connection_than_binance_allows() -> None:
     with pytest.raises(ValueError, match="1024"):
         Harness(BinanceWsSource, "ws://x", {}, max_pairs_per_connection=2000)
+
+
+async def test_coinbase_drops_a_ticker_whose_sequence_is_not_newer() -> None:
+    async with FakeCoinbaseWs(heartbeat_interval=0.05) as fake:
+        h = Harness(CoinbaseWsSource, fake.url, {SKL: "SKL-USD"})
+        async with h.running():
+            await fake.send_ticker("SKL-USD", price="0.6001")
+            await wait_for(lambda: h.last(SKL) == Decimal("0.6001"), message="trade")
+            late = {**fake.frame("SKL-USD"), "price": "0.5000", "sequence": 1}
+            await fake.send_raw(json.dumps(late))  # an old trade arriving late
+            await wait_for(
+                lambda: h.metric("tokenpulse_source_messages_total", kind="out_of_order") == 1,
+                message="the late ticker counted",
+            )
+            assert h.last(SKL) == Decimal("0.6001")
+            await fake.send_ticker("SKL-USD", price="0.6002")
+            await wait_for(lambda: h.last(SKL) == Decimal("0.6002"), message="next trade")

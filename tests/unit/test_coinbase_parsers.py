@@ -80,6 +80,7 @@ def test_first_recorded_ticker_golden() -> None:
     assert ticker.as_of == datetime(2021, 4, 17, 16, 43, 30, 244075, tzinfo=UTC)
     assert ticker.received_at == AT
     assert ticker.source == "coinbase_ws"
+    assert parse(first).sequence == 333938798  # drops late tickers (the socket loop)
 
 
 def test_subscriptions_ack_names_the_ticker_products() -> None:

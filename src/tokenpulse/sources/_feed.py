@@ -74,6 +74,9 @@ class FeedFrame:
     #: Frames that are understood and deliberately ignored (another channel we did not ask
     #: for, a Binance ``pong``) are not errors; ``ignored`` says so for the metrics.
     ignored: bool = False
+    #: The venue's per-symbol sequence number of a ticker (Coinbase ``sequence``): a ticker
+    #: not above the last one seen for its pair is a duplicate or out of order, and dropped.
+    sequence: int | None = None
 
     def __iter__(self) -> Iterator[FeedMessage]:
         return iter(self.messages)

@@ -256,7 +256,9 @@ class WsTickerFeed:
             self._malformed(error, frame)
         kind = "ignored" if result.ignored else "empty"
         for message in result.messages:
-            if isinstance(message, TickerUpdated):
+            if isinstance(message, TickerUpdated) and not self._in_order(shard, message, result):
+                kind = "out_of_order"
+            elif isinstance(message, TickerUpdated):
                 kind = "ticker"
                 if shard.saw_data(message.ticker.pair):
                     self._refresh_health()
@@ -271,6 +273,18 @@ class WsTickerFeed:
                 self._on_ack(shard, message)
         if self.metrics is not None:
             self.metrics.source_messages.labels(self.name, kind).inc()
+
+    @staticmethod
+    def _in_order(shard: FeedShard, message: TickerUpdated, result: FeedFrame) -> bool:
+        """False for a ticker whose sequence is not above the last one seen for its pair."""
+        if result.sequence is None:
+            return True
+        pair = message.ticker.pair
+        last = shard.sequences.get(pair)
+        if last is not None and result.sequence <= last:
+            return False
+        shard.sequences[pair] = result.sequence
+        return True
 
     def _on_ack(self, shard: FeedShard, ack: FeedAck) -> None:
         pairs = shard.acknowledged(ack)

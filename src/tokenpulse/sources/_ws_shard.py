@@ -1,8 +1,8 @@
 """One connection's share of a venue feed's pairs (a shard) and what the feed knows of it.
 
 Plain state, no I/O: the symbol of each pair, the subscribe requests of a connection and what
-the acks and the data prove subscribed or rejected, and the liveness that resets the
-reconnect backoff. The socket loop that drives it is
+the acks and the data prove subscribed or rejected, the last sequence per pair, and the
+liveness that resets the reconnect backoff. The socket loop that drives it is
 :class:`~tokenpulse.sources._ws.WsTickerFeed`.
 """
 
@@ -42,6 +42,7 @@ class FeedShard:
         self.rejected: dict[Pair, str] = {}
         self.pending: dict[int, list[str]] = {}
         self.last_frame_mono: float | None = None
+        self.sequences: dict[Pair, int] = {}  # the last venue sequence seen per pair
 
     def silent_for(self) -> float | None:
         if self.last_frame_mono is None:

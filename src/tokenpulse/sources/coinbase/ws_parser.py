@@ -102,7 +102,10 @@ def parse_coinbase_ws(
         fail("bad_field", f"'type' must be a string, got {json_type(kind)}")
     if kind == "ticker":
         ticker = _ticker(frame, source=source, received_at=received_at, products=products)
-        return FeedFrame((TickerUpdated(ticker),))
+        sequence = frame.get("sequence")
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            sequence = None
+        return FeedFrame((TickerUpdated(ticker),), sequence=sequence)
     if kind == "heartbeat":
         return FeedFrame((FeedAlive(),))
     if kind == "subscriptions":
