@@ -259,3 +259,26 @@ async def test_the_aggregate_has_its_own_stream(venues: Venues) -> None:
         assert first["data"]["source"] == "aggregate"
         bad = await client.get(url, params={"pair": "BTC/USD@best"})
         assert bad.status_code == 400
+
+
+async def test_a_pair_some_venues_list_is_served_by_those(
+    venues: Venues, http: httpx.AsyncClient
+) -> None:
+    # the bundled Coinbase list (2021-04-17) has no XRP-USD: Kraken and Binance serve XRP/USD
+    async with app_with(venues, supported_pairs="BTC/USD,XRP/USD") as app:
+        await venues.trade(kraken="70000", coinbase="70010", binance="70020")
+
+        async def xrp_priced() -> bool:
+            return (await aggregate(http, app, "XRP/USD"))["price"] is not None
+
+        await wait_for(xrp_priced, 10, message="an XRP/USD aggregate from Kraken")
+        pairs = (await http.get(f"{app.base_url}/api/v1/pairs")).json()["data"]
+        xrp = next(p for p in pairs if p["pair"] == "XRP/USD")
+        assert xrp["venues"] == ["kraken", "binance"]
+        assert "coinbase" not in xrp["providers"]
+        coinbase = by_venue(xrp["aggregate"])["coinbase"]
+        assert coinbase["symbol"] is None
+        assert coinbase["excluded"] == "missing"
+        answer = await http.get(f"{app.base_url}/api/v1/ltp?pair=XRP/USD&source=coinbase")
+        assert answer.status_code == 503
+        assert answer.json()["errors"][0]["message"] == "coinbase does not list XRP/USD"

@@ -328,7 +328,9 @@ class LtpSupervisor:
         Returns the refreshed pairs and, for each pair that failed, why.
         """
         if self.rest is None:
-            reason = "the kraken source is not enabled (SOURCES)"
+            reason = f"LTP_PRIMARY={self.primary} has no REST source to refresh from"
+            if self.primary == "kraken":
+                reason = "the kraken source is not enabled (SOURCES)"
             return [], dict.fromkeys(pairs, reason)
         deadline = time.monotonic() + self.refresh_timeout
         try:
@@ -337,9 +339,12 @@ class LtpSupervisor:
             return [], dict.fromkeys(pairs, exc.message)
         got = {ticker.pair: ticker for ticker in result.tickers}
         for ticker in got.values():
+            if self.book is not None:
+                self.book.record(ticker)
             await self.prices.accept(ticker)
+        venue = self.primary.capitalize()
         failed = {
-            pair: "Kraken returned no ticker for this pair" + _kraken_errors(result.errors)
+            pair: f"{venue} returned no ticker for this pair" + _venue_errors(venue, result.errors)
             for pair in pairs
             if pair not in got
         }
@@ -371,8 +376,8 @@ def _reason_kind(reason: str) -> str:
     return "other"
 
 
-def _kraken_errors(errors: Sequence[str]) -> str:
-    return f" (Kraken said: {', '.join(errors)})" if errors else ""
+def _venue_errors(venue: str, errors: Sequence[str]) -> str:
+    return f" ({venue} said: {', '.join(errors)})" if errors else ""
 
 
 __all__ = [
