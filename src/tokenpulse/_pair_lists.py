@@ -239,7 +239,7 @@ def start_pair_lists(
             log.info("pair list fetched", venue=venue, pairs=len(fetched.pairs))
             continue
         lists[venue] = offline_pair_list(venue, cache_dir)
-        log.info(
+        (log.warning if fetch else log.info)(
             "pair list not fetched; using " + lists[venue].describe(),
             venue=venue,
             reason=fetched,
