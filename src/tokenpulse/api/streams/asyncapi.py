@@ -100,10 +100,7 @@ def _schemas() -> dict[str, Any]:
 
     def update(data: str, changes: str, event: str) -> dict[str, Any]:
         common = {
-            "id": {
-                "type": "string",
-                "description": "pair (BTC/USD, BTC/USD@aggregate) or token id",
-            },
+            "id": {"type": "string", "description": "BTC/USD, BTC/USD@aggregate or a token id"},
             "seq": {"type": "integer", "minimum": 1, "description": "monotonic per key"},
             "ts": {"type": "integer", "description": "server send time, ms since the epoch"},
         }
