@@ -22,6 +22,7 @@ import structlog
 
 from tokenpulse.domain.errors import UpstreamError
 from tokenpulse.domain.events import TickerUpdated
+from tokenpulse.domain.freshness import age_ms
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import from_epoch, isoformat_z
@@ -195,7 +196,7 @@ class Failover:
         if self.fallback == AGGREGATE:
             if not self.book.aggregating:
                 return None
-            return AGGREGATE if self.book.aggregate(pair, time.time()).price is not None else None
+            return AGGREGATE if self.book.aggregate(pair, self.prices.clock()).price else None
         view = self.book.view(self.fallback, pair)
         if view is None or self._stale(view.ticker.source, view.received):
             return None
@@ -203,7 +204,7 @@ class Failover:
 
     def _stale(self, source: str, received: float) -> bool:
         fresh_at = self.prices.fresh_at(source, received)
-        return self.prices.is_stale(int((time.time() - fresh_at) * 1000))
+        return self.prices.is_stale(age_ms(fresh_at, self.prices.clock()))
 
 
 def source_report(

@@ -185,7 +185,7 @@ class LtpSupervisor:
         """Recompute the aggregates of ``pairs``; serve them where the aggregate serves."""
         if self.book is None or not self.book.aggregating:
             return
-        now = time.time()
+        now = self.prices.clock()
         for pair in pairs:
             _, view = self.book.refresh_aggregate(pair, now)
             if view is not None and self._published_aggregate.get(pair) is not view:
