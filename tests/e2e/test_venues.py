@@ -234,6 +234,10 @@ async def test_the_primary_going_down_fails_over_as_configured(
         ready = (await http.get(f"{app.base_url}/ready")).json()
         assert ready["services"]["pairs"]["BTC/USD"]["reason"].startswith("failover")
 
+        venues.kraken_rest.reset()
+        await venues.kraken_ws.start()  # Kraken is back (same port): the primary serves again
+        await wait_for(lambda: served("kraken_ws"), 15, message="back to kraken")
+
 
 async def _all_used(http: httpx.AsyncClient, app: RunningApp) -> bool:
     entry = await aggregate(http, app)

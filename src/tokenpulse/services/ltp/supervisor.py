@@ -192,17 +192,26 @@ class LtpSupervisor:
                 self._published_aggregate[pair] = view
                 await self._publish_aggregate(view)
             assigned = self.assignments.get(pair)
-            if assigned is not None and assigned.source in self.book.venues:
-                view = self.book.view(assigned.source, pair)  # failed over to a venue
-                served = self.prices.view(pair)
-                if view is not None and (served is None or served.ticker is not view.ticker):
-                    await self._accept(view.ticker)
-                continue
-            if view is None or assigned is None or assigned.source != AGGREGATE:
-                continue
-            if self._served_aggregate.get(pair) is not view:
-                self._served_aggregate[pair] = view
-                await self._accept(view.ticker)
+            if assigned is not None:
+                await self._serve_assigned(pair, assigned.source, view)
+
+    async def _serve_assigned(self, pair: Pair, source: str, aggregate: LtpView | None) -> None:
+        """Serve at once what a switch assigned, without waiting for its next trade."""
+        assert self.book is not None
+        served = self.prices.view(pair)
+        if source == AGGREGATE:
+            if aggregate is not None and self._served_aggregate.get(pair) is not aggregate:
+                self._served_aggregate[pair] = aggregate
+                await self._accept(aggregate.ticker)
+            return
+        if source in self._primary_sources:  # back from a failover: the primary's own value
+            if served is None or served.ticker.source in self._primary_sources:
+                return
+            view = self.book.view(self.primary, pair)
+        else:  # failed over to another venue
+            view = self.book.view(source, pair)
+        if view is not None and (served is None or served.ticker is not view.ticker):
+            await self._accept(view.ticker)
 
     async def _publish_aggregate(self, view: LtpView) -> None:
         for publish in self.aggregate_publishers:  # the bus: stream pair:X@aggregate
