@@ -255,9 +255,11 @@ async def test_the_aggregate_has_its_own_stream(venues: Venues) -> None:
             async for line in response.aiter_lines():
                 if line.startswith("data:"):
                     seen.append(json.loads(line.removeprefix("data:")))
-                    if any(event["data"].get("amount") == 70015.0 for event in seen):
+                    fields = [e.get("data") or e.get("changes") or {} for e in seen]
+                    if any(f.get("amount") == 70015.0 for f in fields):  # snapshot or delta
                         break
         first = seen[0]
+        assert first["type"] == "snapshot"
         assert first["id"] == "BTC/USD@aggregate"
         assert first["data"]["pair"] == "BTC/USD"
         assert first["data"]["source"] == "aggregate"
