@@ -187,7 +187,13 @@ def pairs(
         registry_of,
     )
 
-    settings = _load(config).settings
+    try:
+        settings = load_settings(config).settings
+    except ConfigError as exc:
+        if not refresh or not all(p.startswith("SUPPORTED_PAIRS") for p in exc.problems):
+            _config_failed(exc)
+        # a pair listed since the cache was written: refreshing the lists is the fix
+        settings = _load(config, {"supported_pairs": "BTC/USD"}).settings
     venues = [v for v in settings.sources if v in LIST_PATHS] or ["kraken"]
     urls = {
         "kraken": settings.kraken_rest_url,

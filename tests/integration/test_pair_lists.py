@@ -19,7 +19,7 @@ from tokenpulse._bootstrap_venues import resolve_pairs_at_start, venue_symbol_ma
 from tokenpulse.cli import app as cli_app
 from tokenpulse.domain.errors import ConfigError
 from tokenpulse.domain.pairs import Pair
-from tokenpulse.settings import Settings
+from tokenpulse.settings import Settings, load_settings
 
 SOL, BTC, WBTC = Pair("SOL", "USD"), Pair("BTC", "USD"), Pair("WBTC", "USD")
 
@@ -139,3 +139,23 @@ async def test_pairs_refresh_writes_the_cache(lists: FakePairLists, tmp_path: Pa
     )
     assert failed.exit_code == 1
     assert "kraken pair list not fetched: HTTP 500" in failed.output
+
+
+async def test_pairs_refresh_is_how_a_new_listing_becomes_valid(
+    lists: FakePairLists, tmp_path: Path
+) -> None:
+    lists.add("kraken", "PEPE", "USD")
+    env = {
+        "SOURCES": "kraken",
+        "SUPPORTED_PAIRS": "BTC/USD,PEPE/USD",
+        "PAIR_LISTS_DIR": str(tmp_path),
+        "KRAKEN_REST_URL": lists.base_url,
+    }
+    with pytest.raises(ConfigError, match="PEPE/USD is not a pair Kraken lists"):
+        load_settings(None, env)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli_app, ["pairs", "--refresh"], env=env, catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert "PEPE/USD" in result.output
+    assert load_settings(None, env).settings.supported_pairs == ["BTC/USD", "PEPE/USD"]
