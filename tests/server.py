@@ -28,6 +28,7 @@ TEST_DEFAULTS: dict[str, Any] = {
     "kraken_timeout": "3s",
     "shutdown_timeout": "5s",
     "leader_ttl": "1s",
+    "pair_lists_fetch": False,  # no network at start; tests of the fetch turn it on
 }
 
 

@@ -15,13 +15,13 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import annotated_types
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo
 from pydantic.fields import FieldInfo
 
-from tokenpulse.data import kraken_pair_registry
+from tokenpulse._pair_lists import check_listed, offline_pair_list, registry_of
 from tokenpulse.domain.durations import parse_duration
 from tokenpulse.domain.errors import InvalidParameter
-from tokenpulse.domain.pairs import split_pair
+from tokenpulse.domain.pairs import parse_quote_equivalents, split_pair
 
 KNOWN_SOURCES = ("kraken", "coinbase", "binance", "coinmarketcap", "coingecko", "replay")
 SECRET_FIELDS = frozenset({"auth_api_key", "redis_password", "cmc_api_key", "coingecko_api_key"})
@@ -97,26 +97,43 @@ def check_sources(values: list[str]) -> list[str]:
     return list(dict.fromkeys(lowered))
 
 
-def check_pairs(values: list[str]) -> list[str]:
-    registry = kraken_pair_registry()
+def check_pairs(values: list[str], info: ValidationInfo) -> list[str]:
+    """Canonical pairs, each listed by an enabled venue (its cached or bundled list)."""
+    enabled = info.data.get("sources") or ["kraken"]
+    venues = [v for v in enabled if v in ("kraken", "coinbase", "binance")] or ["kraken"]
+    cache_dir = info.data.get("pair_lists_dir", "data/pairs")
+    lists = {v: offline_pair_list(v, cache_dir) for v in venues}
+    # a venue with no list at all (Binance, offline, never cached) may list any pair: the
+    # start decides, with its fetched list
+    vouching = {v: pl for v, pl in lists.items() if pl.origin != "none"}
+    if len(vouching) < len(lists):
+        vouching = {}
+    registry = registry_of({v: pl for v, pl in lists.items() if pl.origin != "none"})
+    listed = frozenset().union(*(pl.pairs for pl in lists.values()))
+    equivalents = parse_quote_equivalents(info.data.get("quote_equivalents") or [])
     canonical: list[str] = []
     problems: list[str] = []
     for value in values:
         try:
             pair = registry.resolve(value)
         except InvalidParameter:
-            split = _safe_split(value)
-            hint = ""
-            if split is not None:
-                near = ", ".join(str(p) for p in registry.suggestions(split))
-                hint = f" (known pairs with {split.base} or {split.quote}: {near})" if near else ""
-            problems.append(f"{value} is not a pair Kraken lists{hint}")
+            pair = _safe_split(value)
+            if pair is None:
+                problems.append(f"{value} is not a pair (BASE/QUOTE such as BTC/USD)")
+                continue
+        unlisted = check_listed([pair], vouching, equivalents=equivalents) if vouching else []
+        if unlisted:
+            candidates = registry.suggestions(pair, limit=len(registry))
+            near = ", ".join([str(p) for p in candidates if p in listed][:8])
+            hint = f" (known pairs with {pair.base} or {pair.quote}: {near})" if near else ""
+            problems.append(unlisted[0].replace(str(pair), value, 1) + hint)
             continue
         canonical.append(str(pair))
     if problems:
         raise ValueError(
             "; ".join(problems)
-            + f"; {len(registry)} pairs are known, `tokenpulse pairs` lists them"
+            + f"; {len(listed)} pairs are listed, `tokenpulse pairs` lists them"
+            + " (`tokenpulse pairs --refresh` fetches the venues' current lists)"
         )
     if not canonical:
         raise ValueError("needs at least one pair, e.g. BTC/USD")

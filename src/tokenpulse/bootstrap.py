@@ -12,23 +12,24 @@ import httpx
 import structlog
 
 from tokenpulse import __version__
+from tokenpulse._bootstrap_venues import build_ltp_feeds, resolve_pairs_at_start
+from tokenpulse._pair_lists import PairList
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
-from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
-from tokenpulse.data import known_tokens, kraken_pair_registry, unknown_token_symbols
+from tokenpulse.bus.topics import (
+    make_aggregate_publisher,
+    make_ltp_publisher,
+    make_token_publisher,
+)
+from tokenpulse.data import known_tokens, unknown_token_symbols
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
-from tokenpulse.services.ltp.supervisor import (
-    LtpSupervisor,
-    TickerBuffer,
-    UnavailableSource,
-    buffer_sink,
-)
+from tokenpulse.services.ltp.supervisor import LtpSupervisor, TickerBuffer, buffer_sink
 from tokenpulse.services.replication import Replicator
 from tokenpulse.services.tokens import ingest
 from tokenpulse.services.tokens.backfill import Backfiller
@@ -42,7 +43,6 @@ from tokenpulse.sources.coinmarketcap.client import CmcClient
 from tokenpulse.sources.coinmarketcap.credits import CreditBudget
 from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
-from tokenpulse.sources.kraken.ws import KrakenWsSource
 from tokenpulse.sources.replay.ltp import ReplaySource
 from tokenpulse.sources.replay.tokens import MarketReplaySource, history_rows
 from tokenpulse.store.cache.base import Cache
@@ -56,11 +56,6 @@ from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRate
 from tokenpulse.wire.ltp import LtpView
 
 log = structlog.get_logger(__name__)
-
-NOT_IN_THIS_RELEASE = {
-    "coinbase": "the Coinbase feed is not part of this release",
-    "binance": "the Binance feed is not part of this release",
-}
 
 
 @dataclass
@@ -98,8 +93,7 @@ class Container:
 def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Container:
     """Wire the adapters ``settings`` asks for. Opens no connection yet."""
     metrics = metrics or Metrics()
-    registry = kraken_pair_registry()
-    pairs = [registry.resolve(text) for text in settings.supported_pairs]
+    pair_lists, registry, pairs = resolve_pairs_at_start(settings)  # ConfigError: no venue
 
     cache: Cache
     limiter: RateLimiter | None = None
@@ -168,7 +162,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     supervisor = (
-        _build_supervisor(settings, registry, pairs, prices, metrics, rest)
+        _build_supervisor(settings, registry, pairs, prices, metrics, rest, http, pair_lists)
         if settings.ingests
         else None
     )
@@ -199,6 +193,8 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     )
     # Every accepted value goes onto the bus: streams on every instance and the replicas read it.
     prices.add_publisher(make_ltp_publisher(bus))
+    if supervisor is not None:  # the cross-venue aggregate: stream pair:X@aggregate
+        supervisor.aggregate_publishers.append(make_aggregate_publisher(bus))
     tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
     election = (
@@ -250,32 +246,31 @@ def _build_supervisor(
     prices: PriceService,
     metrics: Metrics,
     rest: KrakenRestClient | None,
+    http: httpx.AsyncClient,
+    pair_lists: dict[str, PairList],
 ) -> LtpSupervisor:
-    streams: list[Source] = []
-    listed = NOT_IN_THIS_RELEASE.items()
-    unavailable = [UnavailableSource(n, why) for n, why in listed if n in settings.sources]
-    streaming = sum(name in settings.sources for name in ("kraken", "replay"))
+    streaming = sum(
+        name in settings.sources for name in ("kraken", "coinbase", "binance", "replay")
+    )
     buffer = TickerBuffer(  # the sources put, the supervisor's consumer drains
         max_keys=max(64, 4 * len(pairs) * (streaming + 1)),
         on_conflated=metrics.source_buffer_conflated.labels("ingest").inc,
         on_dropped=metrics.source_buffer_dropped.labels("ingest").inc,
     )
     sink = buffer_sink(buffer, prices)
-    if "kraken" in settings.sources:
-        streams.append(
-            KrakenWsSource(
-                url=settings.kraken_ws_url,
-                pairs=pairs,
-                registry=registry,
-                sink=sink,
-                metrics=metrics,
-                idle_timeout=settings.ws_idle_timeout,
-                max_pairs_per_connection=settings.kraken_ws_max_pairs_per_connection,
-                subscribe_batch_size=settings.kraken_subscribe_batch_size,
-                backoff_initial=settings.backoff_initial,
-                backoff_max=settings.backoff_max,
-            )
-        )
+    feeds = build_ltp_feeds(
+        settings,
+        registry=registry,
+        pairs=pairs,
+        prices=prices,
+        metrics=metrics,
+        http=http,
+        kraken_rest=rest,
+        buffer=buffer,
+        sink=sink,
+        lists=pair_lists,
+    )
+    streams: list[Source] = list(feeds.streams)
     if "replay" in settings.sources:
         streams.append(
             ReplaySource(
@@ -290,12 +285,14 @@ def _build_supervisor(
         prices=prices,
         metrics=metrics,
         streams=streams,
-        rest=rest,
+        rest=feeds.rest,
         fallback_timeout=settings.kraken_fallback_timeout,
         poll_interval=settings.rest_poll_interval,
         refresh_timeout=settings.kraken_timeout,
-        unavailable=unavailable,
         buffer=buffer,
+        book=feeds.book,
+        secondary=feeds.secondary,
+        failover=feeds.failover,
     )
 
 

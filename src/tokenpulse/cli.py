@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -39,10 +39,14 @@ def _load(config: Path | None, overrides: dict[str, Any] | None = None) -> Loade
     try:
         return load_settings(config, overrides=overrides)
     except ConfigError as exc:
-        typer.echo("tokenpulse: invalid configuration:", err=True)
-        for problem in exc.problems:
-            typer.echo(f"  {problem}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
+        _config_failed(exc)
+
+
+def _config_failed(exc: ConfigError) -> NoReturn:
+    typer.echo("tokenpulse: invalid configuration:", err=True)
+    for problem in exc.problems:
+        typer.echo(f"  {problem}", err=True)
+    raise typer.Exit(EXIT_CONFIG) from None
 
 
 def _serve(loaded: LoadedSettings) -> None:
@@ -58,7 +62,10 @@ def _serve(loaded: LoadedSettings) -> None:
 
     settings = loaded.settings
     configure_logging(settings.log_level, settings.log_format)
-    runtime = create_runtime(settings)
+    try:
+        runtime = create_runtime(settings)  # checks SUPPORTED_PAIRS against the venues' lists
+    except ConfigError as exc:
+        _config_failed(exc)
     application = create_app(runtime.container, lifecycle=runtime)
     limits = limits_for(settings)
     # Long-lived objects made at start-up are never collected: keep them out of every GC pass,
@@ -178,14 +185,59 @@ def db_current(config: ConfigOption = None) -> None:
 
 
 @app.command()
-def pairs() -> None:
-    """List every pair Kraken's bundled AssetPairs list knows (valid SUPPORTED_PAIRS)."""
-    from tokenpulse.data import kraken_pair_registry
+def pairs(
+    config: ConfigOption = None,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Fetch each enabled venue's list into the cache")
+    ] = False,
+) -> None:
+    """List the pairs the enabled venues list (valid SUPPORTED_PAIRS) and where each list
+    comes from; ``--refresh`` fetches the venues' current lists into PAIR_LISTS_DIR first."""
+    from tokenpulse._pair_lists import (
+        LIST_PATHS,
+        fetch_pair_list,
+        offline_pair_list,
+        registry_of,
+    )
 
-    registry = kraken_pair_registry()
+    try:
+        settings = load_settings(config).settings
+    except ConfigError as exc:
+        if not refresh or not all(p.startswith("SUPPORTED_PAIRS") for p in exc.problems):
+            _config_failed(exc)
+        # a pair listed since the cache was written: refreshing the lists is the fix
+        settings = _load(config, {"supported_pairs": "BTC/USD"}).settings
+    venues = [v for v in settings.sources if v in LIST_PATHS] or ["kraken"]
+    urls = {
+        "kraken": settings.kraken_rest_url,
+        "coinbase": settings.coinbase_rest_url,
+        "binance": settings.binance_rest_url,
+    }
+    failed = False
+    lists = {}
+    for venue in venues:
+        if refresh:
+            fetched = fetch_pair_list(
+                venue,
+                urls[venue],
+                timeout=settings.pair_lists_timeout,
+                cache_dir=settings.pair_lists_dir,
+            )
+            if isinstance(fetched, str):
+                failed = True
+                typer.echo(f"tokenpulse: {venue} pair list not fetched: {fetched}", err=True)
+        lists[venue] = offline_pair_list(venue, settings.pair_lists_dir)
+        typer.echo(f"# {venue}: {lists[venue].describe()}, {len(lists[venue].pairs)} pairs")
+    registry = registry_of({v: pl for v, pl in lists.items() if pl.origin != "none"})
     for pair in registry.pairs:
-        info = registry.info(pair)
-        typer.echo(f"{pair!s:<14} kraken: {info.rest_key} / {info.altname} / {info.wsname}")
+        on = [v for v, pl in lists.items() if pair in pl.pairs]
+        kraken = registry.kraken.get(pair)
+        names = (
+            f"  kraken: {kraken.rest_key} / {kraken.altname} / {kraken.wsname}" if kraken else ""
+        )
+        typer.echo(f"{pair!s:<14} {','.join(on):<24}{names}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

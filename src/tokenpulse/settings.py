@@ -49,6 +49,12 @@ from tokenpulse._settings_fields import (
     split_list,
 )
 from tokenpulse._settings_files import Layer, environment_file, read_yaml
+from tokenpulse._settings_venues import (
+    LtpFallback,
+    LtpPrimary,
+    check_quote_equivalents,
+    check_venue_choice,
+)
 from tokenpulse.domain.durations import format_duration
 from tokenpulse.domain.errors import ConfigError
 
@@ -96,6 +102,14 @@ class Settings(BaseSettings):
     sources: Annotated[list[str], BeforeValidator(split_list), AfterValidator(check_sources)] = (
         Field(default_factory=lambda: ["kraken", "coingecko"])
     )
+    # pair lists (SPEC §3.3): fetched at start, cached, bundled last (_pair_lists.py); the
+    # fields the SUPPORTED_PAIRS check reads come before it
+    pair_lists_dir: str = "data/pairs"
+    pair_lists_fetch: bool = True
+    pair_lists_timeout: Seconds = duration("3s", "100ms", "1m")
+    quote_equivalents: Annotated[
+        list[str], BeforeValidator(split_list), AfterValidator(check_quote_equivalents)
+    ] = Field(default_factory=list)
     supported_pairs: Annotated[
         list[str], BeforeValidator(split_list), AfterValidator(check_pairs)
     ] = Field(default_factory=lambda: list(DEFAULT_PAIRS))
@@ -116,6 +130,14 @@ class Settings(BaseSettings):
     stale_after: Seconds = duration("60s", "100ms", "7d")
     coinbase_ws_url: str = "wss://ws-feed.exchange.coinbase.com"
     binance_ws_url: str = "wss://stream.binance.com:9443/stream"
+    # other venues (SPEC §3.3) and the cross-venue aggregate (§4.2); see _settings_venues.py
+    coinbase_rest_url: str = "https://api.exchange.coinbase.com"
+    binance_rest_url: str = "https://api.binance.com"
+    venue_ws_max_pairs_per_connection: Annotated[int, Field(ge=1, le=1024)] = 50
+    binance_max_connection_age: Seconds = duration("23h", "1m", "24h")
+    ltp_primary: LtpPrimary = "kraken"
+    ltp_fallback: LtpFallback = "aggregate"
+    venue_disagree_bps: Annotated[float, Field(ge=0, le=10_000)] = 50.0
 
     replay_path: str = ""
     replay_speed: Annotated[float, Field(ge=0.01, le=100000)] = 60.0
@@ -187,7 +209,13 @@ class Settings(BaseSettings):
     def _websocket_url(cls, value: str) -> str:
         return check_url(value, ("ws", "wss"), "wss://ws.kraken.com/v2")
 
-    @field_validator("kraken_rest_url", "cmc_base_url", "coingecko_base_url")
+    @field_validator(
+        "kraken_rest_url",
+        "cmc_base_url",
+        "coingecko_base_url",
+        "coinbase_rest_url",
+        "binance_rest_url",
+    )
     @classmethod
     def _rest_url(cls, value: str) -> str:
         return check_url(value, ("http", "https"), "https://api.kraken.com")
@@ -220,6 +248,7 @@ class Settings(BaseSettings):
                 "ROLE: api instances read what the ingest instance publishes through Redis; "
                 "set CACHE_BACKEND=redis (or ROLE=all for one process)"
             )
+        problems.extend(check_venue_choice(self.sources, self.ltp_primary, self.ltp_fallback))
         if "*" in self.cors_origins and not self.auth_enabled:
             problems.append("CORS_ORIGINS: '*' is allowed only with AUTH_ENABLED=true")
         if problems:

@@ -23,6 +23,7 @@ MAX_EXAMPLES = 15
 #: Every operation but the SSE streams, which never end. The document must still have them.
 OPERATIONS = [
     "GET /api/v1/ltp",
+    "GET /api/v1/ltp/aggregate",
     "GET /api/v1/ltp/cached",
     "POST /api/v1/ltp/refresh",
     "GET /api/v1/pairs",

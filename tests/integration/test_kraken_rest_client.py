@@ -450,7 +450,7 @@ async def test_unknown_entries_are_counted_as_parse_errors(
 ) -> None:
     client = make_client()
     fake.raw_response(
-        b'{"error":[],"result":{"XXBTZUSD":{"c":["69767.6","0.1"]},"SUIUSD":{"c":["1.0","1"]}}}'
+        b'{"error":[],"result":{"XXBTZUSD":{"c":["69767.6","0.1"]},"NOSUCHUSD":{"c":["1.0","1"]}}}'
     )
 
     result = await client.fetch_tickers([BTC])

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenpulse.data import kraken_pair_registry
+from tokenpulse.data import data_path, kraken_pair_registry
 from tokenpulse.domain.errors import ParseError
-from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.sources.kraken.rest_parser import (
     RestTickerResult,
     is_retryable_kraken_error,
@@ -72,6 +72,7 @@ def test_16_pair_capture_keeps_result_next_to_error() -> None:
 
     assert result.errors == ["EQuery:Unknown asset pair"]
     by_pair = result.by_pair()
+    newer = {Pair(b, "USD") for b in ("AVAX", "BNB", "INJ", "NEAR", "SOL", "SUI")}
     assert set(by_pair) == {
         Pair("ADA", "USD"),
         Pair("ATOM", "USD"),
@@ -83,16 +84,24 @@ def test_16_pair_capture_keeps_result_next_to_error() -> None:
         Pair("DOGE", "USD"),
         Pair("XLM", "USD"),
         Pair("XRP", "USD"),
+        *newer,  # the bundled list knows this capture's pairs (SOL/USD validates offline)
     }
+    assert result.bad_entries == []
     assert by_pair[BTC_USD].last == Decimal("69767.60000")
     assert str(by_pair[Pair("ETH", "USD")].last) == "2084.53000"  # XETHZUSD
     assert str(by_pair[Pair("DOGE", "USD")].last) == "0.108361200"  # XDGUSD: XDG -> DOGE
     assert str(by_pair[Pair("XRP", "USD")].vwap) == "1.44505041"
-    # Pairs listed after our 2021 AssetPairs snapshot are dropped as entries, not a crash.
-    unknown = sorted(str(error) for error in result.bad_entries)
-    assert {error.kind for error in result.bad_entries} == {"rest_unknown_pair"}
-    assert len(unknown) == 6
-    assert any("'SUIUSD'" in text for text in unknown)
+    # With the 2021 AssetPairs list alone, the newer pairs are dropped entries, not a crash.
+    old_list = json.loads(data_path("kraken_assetpairs.json").read_text(encoding="utf-8"))
+    older = parse_ticker_response(
+        load("rest_ticker_16pairs_2026-02-14_a.json"),
+        registry=PairRegistry.from_kraken_asset_pairs(old_list),
+        source="kraken_rest",
+        received_at=RECEIVED,
+    )
+    assert {error.kind for error in older.bad_entries} == {"rest_unknown_pair"}
+    assert len(older.bad_entries) == len(newer)
+    assert any("'SUIUSD'" in str(error) for error in older.bad_entries)
 
 
 def test_error_without_result_is_not_a_parse_error() -> None:

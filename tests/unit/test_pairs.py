@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 from tokenpulse.data import kraken_pair_registry
 from tokenpulse.domain.errors import InvalidParameter, UnsupportedPair
 from tokenpulse.domain.numbers import parse_decimal
-from tokenpulse.domain.pairs import Pair, parse_pair_list
+from tokenpulse.domain.pairs import (
+    Pair,
+    parse_pair_list,
+    parse_quote_equivalents,
+    venue_symbol,
+    venue_symbols,
+)
 from tokenpulse.wire.numbers import market_number, market_string
 
 REGISTRY = kraken_pair_registry()
@@ -122,3 +128,36 @@ def test_market_forms_keep_the_value(value: Decimal) -> None:
 def test_bad_numbers_are_rejected(bad: object) -> None:
     with pytest.raises(ValueError, match="x"):
         parse_decimal(bad, field="x")
+
+
+# -- other venues ----------------------------------------------------------------------------
+
+
+def test_venue_spellings() -> None:
+    assert venue_symbol("coinbase", Pair("BTC", "USD")) == "BTC-USD"
+    assert venue_symbol("binance", Pair("BTC", "USDT")) == "BTCUSDT"
+    with pytest.raises(ValueError, match="no symbol mapping"):
+        venue_symbol("nosuch", Pair("BTC", "USD"))
+
+
+def test_usdt_is_not_usd_unless_configured() -> None:
+    btc_usd, eth_eur = Pair("BTC", "USD"), Pair("ETH", "EUR")
+    plain = venue_symbols("binance", [btc_usd, eth_eur], listed=None, equivalents={})
+    assert plain == {eth_eur: "ETHEUR"}  # Binance has no USD markets
+    usdt = parse_quote_equivalents(["usdt=usd"])
+    assert usdt == {"USDT": "USD"}
+    assert venue_symbols("binance", [btc_usd], listed=None, equivalents=usdt) == {
+        btc_usd: "BTCUSDT"
+    }
+    listed = {btc_usd, Pair("SOL", "USDT")}
+    sol = Pair("SOL", "USD")
+    assert venue_symbols("coinbase", [btc_usd, sol], listed=listed, equivalents={}) == {
+        btc_usd: "BTC-USD"
+    }
+    assert venue_symbols("coinbase", [sol], listed=listed, equivalents=usdt) == {sol: "SOL-USDT"}
+
+
+@pytest.mark.parametrize("item", ["USDT", "USDT=USDT", "=USD", "US DT=USD", "USDT=USD=EUR"])
+def test_bad_quote_equivalents_are_refused(item: str) -> None:
+    with pytest.raises(ValueError, match="ALIAS=QUOTE"):
+        parse_quote_equivalents([item])

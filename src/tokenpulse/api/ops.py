@@ -161,25 +161,33 @@ async def list_pairs(container: ServicesDep) -> Response:
     """Supported pairs with their provider names and serving source."""
     started = time.perf_counter()
     assignments = container.supervisor.assignments if container.supervisor else {}
+    book = container.supervisor.book if container.supervisor else None
+    now = container.prices.clock()
     data = []
     for pair in container.prices.pairs:
         info = container.registry.info(pair)
         assigned = assignments.get(pair)
+        providers: dict[str, dict[str, str | None]] = {
+            "kraken": {
+                "rest": info.rest_key,
+                "altname": info.altname,
+                "ws_v1": info.wsname,
+                "ws_v2": info.ws_v2_symbol,
+            }
+        }
+        venues = [v for v in book.venues if book.serves(v, pair)] if book else []
+        for venue in venues:
+            if venue != "kraken" and book is not None:
+                providers[venue] = {"symbol": book.symbols[venue][pair]}
         data.append(
             {
                 "pair": str(pair),
                 "base": pair.base,
                 "quote": pair.quote,
-                "providers": {
-                    "kraken": {
-                        "rest": info.rest_key,
-                        "altname": info.altname,
-                        "ws_v1": info.wsname,
-                        "ws_v2": info.ws_v2_symbol,
-                    }
-                },
+                "providers": providers,
                 "serving_source": assigned.source if assigned else None,
-                "aggregate": None,  # one exchange in this release: nothing to aggregate
+                "venues": venues,
+                "aggregate": book.describe(pair, now) if book and book.aggregating else None,
             }
         )
     return _envelope(data, started, source="config", count=len(data))

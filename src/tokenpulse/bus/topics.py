@@ -1,6 +1,7 @@
 """Stream keys and the bus side of streaming: what producers publish and on which topic.
 
-Two kinds of stream key: ``pair:BTC/USD`` (last traded price, event ``ltp_update``) and
+Two kinds of stream key: ``pair:BTC/USD`` (last traded price, event ``ltp_update``; the
+cross-venue aggregate is ``pair:BTC/USD@aggregate``, published on topic ``ltp_aggregate``) and
 ``token:<id>`` (token metrics, event ``token_update``). Producers publish on the
 :class:`~tokenpulse.bus.base.EventBus` — topic ``ltp`` with the ticker's JSON, topic
 ``tokens`` with the token's JSON including its ``id``, both the bytes :mod:`tokenpulse.wire`
@@ -18,6 +19,8 @@ from tokenpulse.wire.ltp import LtpView
 from tokenpulse.wire.tokens import TokenView
 
 LTP_TOPIC = "ltp"
+AGGREGATE_TOPIC = "ltp_aggregate"  # the cross-venue aggregate, stream key pair:BTC/USD@aggregate
+AGGREGATE_SUFFIX = "@aggregate"
 TOKENS_TOPIC = "tokens"
 
 PAIR_PREFIX = "pair:"
@@ -63,6 +66,15 @@ def make_ltp_publisher(bus: EventBus) -> LtpPublisher:
     return publish_ticker
 
 
+def make_aggregate_publisher(bus: EventBus) -> LtpPublisher:
+    """Every new cross-venue aggregate's bytes onto ``ltp_aggregate`` (its ``pair`` is plain)."""
+
+    async def publish_aggregate(view: LtpView) -> None:
+        await bus.publish(AGGREGATE_TOPIC, view.body)
+
+    return publish_aggregate
+
+
 def make_token_publisher(bus: EventBus) -> TokenPublisher:
     """A :meth:`TokenService.add_publisher` callback: every served snapshot's bytes onto
     ``tokens`` (its JSON carries its ``id``).
@@ -78,6 +90,8 @@ def make_token_publisher(bus: EventBus) -> TokenPublisher:
 
 
 __all__ = [
+    "AGGREGATE_SUFFIX",
+    "AGGREGATE_TOPIC",
     "BULK_EVENT",
     "KINDS",
     "LTP_EVENT",
@@ -88,6 +102,7 @@ __all__ = [
     "TOKEN_PREFIX",
     "LtpPublisher",
     "TokenPublisher",
+    "make_aggregate_publisher",
     "make_ltp_publisher",
     "make_token_publisher",
     "pair_key",

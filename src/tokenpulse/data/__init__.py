@@ -22,11 +22,25 @@ def data_path(name: str) -> Path:
     return Path(str(files("tokenpulse.data").joinpath(name)))
 
 
+#: The bundled Kraken pair list: the 2021 AssetPairs capture, then the pairs of a 2026 Ticker
+#: answer it lacks (see data/README.md). The date of the newest is the list's age.
+KRAKEN_PAIR_FILES = ("kraken_assetpairs.json", "kraken_pairs_2026-02-14.json")
+BUNDLED_LIST_DATES = {"kraken": "2026-02-14", "coinbase": "2021-04-17"}
+
+
+def bundled_kraken_asset_pairs() -> dict[str, object]:
+    """The bundled Kraken lists merged into one AssetPairs body."""
+    result: dict[str, object] = {}
+    for name in KRAKEN_PAIR_FILES:
+        payload = json.loads(data_path(name).read_text(encoding="utf-8"))
+        result.update(payload["result"])
+    return {"error": [], "result": result}
+
+
 @lru_cache(maxsize=1)
 def kraken_pair_registry() -> PairRegistry:
-    """The bundled Kraken AssetPairs list as a PairRegistry."""
-    payload = json.loads(data_path("kraken_assetpairs.json").read_text(encoding="utf-8"))
-    return PairRegistry.from_kraken_asset_pairs(payload)
+    """The bundled Kraken pair list as a PairRegistry."""
+    return PairRegistry.from_kraken_asset_pairs(bundled_kraken_asset_pairs())
 
 
 @lru_cache(maxsize=1)
@@ -59,3 +73,8 @@ def unknown_token_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
     """The upper-cased ``symbols`` no bundled table names, in order, each once."""
     known = known_token_symbols()
     return tuple(s for s in dict.fromkeys(s.strip().upper() for s in symbols) if s not in known)
+
+
+def bundled_coinbase_products() -> object:
+    """The bundled Coinbase product list (``GET /products``, 2021-04-17), as decoded JSON."""
+    return json.loads(data_path("coinbase_products.json").read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ them to one :class:`Pair`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,8 @@ class PairRegistry:
     """Known pairs (from Kraken's AssetPairs) and the aliases that resolve to them."""
 
     kraken: dict[Pair, KrakenPairInfo] = field(default_factory=dict)
+    #: Pairs only other venues list (Coinbase, Binance): known, but with no Kraken names.
+    others: set[Pair] = field(default_factory=set)
     _aliases: dict[str, Pair] = field(default_factory=dict)
 
     @classmethod
@@ -116,15 +118,22 @@ class PairRegistry:
         for name in names:
             self._aliases.setdefault(name.upper(), info.pair)
 
+    def add_listed(self, pair: Pair, names: Iterable[str] = ()) -> None:
+        """Know ``pair`` because another venue lists it (``names``: its spellings there)."""
+        if pair not in self.kraken:
+            self.others.add(pair)
+        for name in (*names, f"{pair.base}{pair.quote}"):
+            self._aliases.setdefault(name.upper(), pair)
+
     def __contains__(self, pair: object) -> bool:
-        return pair in self.kraken
+        return pair in self.kraken or pair in self.others
 
     def __len__(self) -> int:
-        return len(self.kraken)
+        return len(self.kraken) + len(self.others)
 
     @property
     def pairs(self) -> list[Pair]:
-        return sorted(self.kraken)
+        return sorted(self.kraken.keys() | self.others)
 
     def resolve(self, text: str) -> Pair:
         """Any spelling of a known pair -> the canonical Pair.
@@ -134,7 +143,7 @@ class PairRegistry:
         """
         pair = split_pair(text)
         if pair is not None:
-            if pair not in self.kraken:
+            if pair not in self:
                 raise UnsupportedPair(f"unknown pair {pair}", parameter="pair")
             return pair
         cleaned = text.strip().upper()
@@ -175,3 +184,103 @@ def parse_pair_list(text: str, registry: PairRegistry) -> list[Pair]:
 
 def unique(pairs: Iterable[Pair]) -> list[Pair]:
     return list(dict.fromkeys(pairs))
+
+
+# -- other venues' spellings ----------------------------------------------------------------
+
+#: Quote currencies a venue has no markets in at all: Binance (binance.com) quotes in USDT,
+#: USDC, … but not in US dollars, so BTC/USD is served there only through an equivalent.
+VENUE_MISSING_QUOTES: Mapping[str, frozenset[str]] = {"binance": frozenset({"USD"})}
+
+
+def venue_symbol(venue: str, pair: Pair) -> str:
+    """How ``venue`` writes ``pair``: ``BTC-USD`` (Coinbase), ``BTCUSDT`` (Binance)."""
+    if venue == "coinbase":
+        return f"{pair.base}-{pair.quote}"
+    if venue == "binance":
+        return f"{pair.base}{pair.quote}"
+    if venue == "kraken":
+        return str(pair)  # WS v2 name; REST uses the registry's altname
+    raise ValueError(f"no symbol mapping for venue {venue!r}")
+
+
+def parse_quote_equivalents(items: Iterable[str]) -> dict[str, str]:
+    """``["USDT=USD"]`` -> ``{"USDT": "USD"}``: a market quoted in USDT may serve a USD pair.
+
+    Raises ValueError for an item that is not ``ALIAS=QUOTE`` with two different assets.
+    """
+    result: dict[str, str] = {}
+    for item in items:
+        alias, sep, quote = item.partition("=")
+        alias, quote = canonical_asset(alias), canonical_asset(quote)
+        if not sep or not _ASSET.match(alias) or not _ASSET.match(quote) or alias == quote:
+            raise ValueError(f"{item.strip()!r} is not ALIAS=QUOTE such as USDT=USD")
+        result[alias] = quote
+    return result
+
+
+def venue_symbols(
+    venue: str,
+    pairs: Iterable[Pair],
+    *,
+    listed: Collection[Pair] | None,
+    equivalents: Mapping[str, str],
+) -> dict[Pair, str]:
+    """The venue symbol serving each pair the venue can serve (pairs it cannot are absent).
+
+    A pair is served by the venue's own market when the venue lists it (``listed`` None: the
+    venue's list is unknown, every pair is assumed listed unless its quote is one the venue
+    has no markets in). Otherwise a market quoted in an equivalent currency
+    (``equivalents``: alias -> quote, e.g. ``USDT`` -> ``USD``) serves it: BTC/USD from
+    Binance's BTCUSDT only when ``USDT=USD`` is configured.
+    """
+    missing = VENUE_MISSING_QUOTES.get(venue, frozenset())
+
+    def lists(candidate: Pair) -> bool:
+        if candidate.quote in missing:
+            return False
+        return listed is None or candidate in listed
+
+    result: dict[Pair, str] = {}
+    for pair in pairs:
+        if lists(pair):
+            result[pair] = venue_symbol(venue, pair)
+            continue
+        for alias, quote in equivalents.items():
+            stand_in = Pair(pair.base, alias)
+            if quote == pair.quote and lists(stand_in):
+                result[pair] = venue_symbol(venue, stand_in)
+                break
+    return result
+
+
+def pairs_from_coinbase_products(payload: object) -> frozenset[Pair]:
+    """The pairs of a Coinbase ``GET /products`` body (products whose trading is disabled
+    are left out). Raises ValueError for a body that is not a list of products."""
+    if not isinstance(payload, list):
+        raise ValueError("a Coinbase product list is a JSON array")
+    pairs = set()
+    for product in payload:
+        if not isinstance(product, Mapping) or product.get("trading_disabled") is True:
+            continue
+        base, quote = product.get("base_currency"), product.get("quote_currency")
+        if isinstance(base, str) and isinstance(quote, str) and base and quote:
+            pairs.add(Pair.of(base, quote))
+    return frozenset(pairs)
+
+
+def pairs_from_binance_exchange_info(payload: object) -> frozenset[Pair]:
+    """The trading pairs of a Binance ``GET /api/v3/exchangeInfo`` body.
+
+    Raises ValueError for a body without a ``symbols`` array."""
+    symbols = payload.get("symbols") if isinstance(payload, Mapping) else None
+    if not isinstance(symbols, list):
+        raise ValueError("a Binance exchangeInfo body has a 'symbols' array")
+    pairs = set()
+    for entry in symbols:
+        if not isinstance(entry, Mapping) or entry.get("status", "TRADING") != "TRADING":
+            continue
+        base, quote = entry.get("baseAsset"), entry.get("quoteAsset")
+        if isinstance(base, str) and isinstance(quote, str) and base and quote:
+            pairs.add(Pair.of(base, quote))
+    return frozenset(pairs)

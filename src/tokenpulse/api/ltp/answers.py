@@ -20,8 +20,10 @@ import orjson
 from tokenpulse.api.errors import flat_error_body
 from tokenpulse.domain.errors import InvalidParameter, StoreError, UnsupportedPair
 from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.ltp.supervisor import LtpSupervisor
+from tokenpulse.services.ltp.venues import AGGREGATE
 from tokenpulse.wire.numbers import NUMBERS_PARAMETER, parse_numbers
 
 MAX_PAIRS_PER_REQUEST = 100
@@ -50,6 +52,7 @@ class LtpQuery:
     max_age_ms: int | None = None
     strings: bool = False  # numbers=string: market values as exact decimal strings
     error: tuple[str, str, dict[str, Any]] | None = None  # code, message, details → 400
+    source: str | None = None  # ?source=: one venue's own value, or the aggregate
 
 
 @dataclass(slots=True)
@@ -96,7 +99,20 @@ class LtpEndpoints:
         raw_pairs = [v for k, v in params if k in {"pair", "pairs"}]
         max_age_ms: int | None = None
         strings = False
+        source: str | None = None
         for key, value in params:
+            if key == "source":
+                source = value.strip().lower()
+                if source not in self.sources():
+                    enabled = ", ".join(self.sources()) or "none on this instance"
+                    return LtpQuery(
+                        pairs=(),
+                        error=(
+                            "INVALID_PARAMETER",
+                            f"source must be one of: {enabled}; got {value[:50]!r}",
+                            {"parameter": "source"},
+                        ),
+                    )
             if key == NUMBERS_PARAMETER:
                 try:
                     strings = parse_numbers(value)
@@ -123,7 +139,12 @@ class LtpEndpoints:
                 error=("INVALID_PARAMETER", "pair is empty", {"parameter": "pair"}),
             )
         if not items:
-            return LtpQuery(pairs=tuple(self.prices.pairs), max_age_ms=max_age_ms, strings=strings)
+            return LtpQuery(
+                pairs=tuple(self.prices.pairs),
+                max_age_ms=max_age_ms,
+                strings=strings,
+                source=source,
+            )
         if len(items) > MAX_PAIRS_PER_REQUEST:
             return LtpQuery(
                 pairs=(),
@@ -169,8 +190,19 @@ class LtpEndpoints:
                 ),
             )
         return LtpQuery(
-            pairs=tuple(pairs), rejected=tuple(rejected), max_age_ms=max_age_ms, strings=strings
+            pairs=tuple(pairs),
+            rejected=tuple(rejected),
+            max_age_ms=max_age_ms,
+            strings=strings,
+            source=source,
         )
+
+    def sources(self) -> tuple[str, ...]:
+        """What ``?source=`` accepts: the enabled venues and, with any, ``aggregate``."""
+        book = self.supervisor.book if self.supervisor is not None else None
+        if book is None or not book.venues:
+            return ()
+        return (*book.venues, AGGREGATE) if book.aggregating else tuple(book.venues)
 
     # ------------------------------------------------------------ GET /api/v1/ltp
 
@@ -187,12 +219,11 @@ class LtpEndpoints:
         stale: list[PairProblem] = []
         max_age = query.max_age_ms
         render = prices.render_strings if query.strings else prices.render
+        book = self.supervisor.book if query.source and self.supervisor else None
         for pair in query.pairs:
-            view = prices.view(pair)
+            view = prices.view(pair) if book is None else book.view(str(query.source), pair)
             if view is None:
-                problems.append(
-                    PairProblem(str(pair), "PRICE_FETCH_ERROR", f"no price for {pair} yet")
-                )
+                problems.append(self._no_price(pair, query.source))
                 continue
             if max_age is not None and prices.age_ms(view, moment) > max_age:
                 stale.append(
@@ -225,6 +256,40 @@ class LtpEndpoints:
             return LtpAnswer(503, body)
         body = b'{"ltp":[' + b",".join(rendered) + b'],"errors":' + orjson.dumps(errors) + b"}"
         return LtpAnswer(206, body)
+
+    def _no_price(self, pair: Pair, source: str | None) -> PairProblem:
+        book = self.supervisor.book if self.supervisor is not None else None
+        if source and source != AGGREGATE and book is not None and not book.serves(source, pair):
+            why = f"{source} does not list {pair}"
+        else:
+            why = f"no price for {pair} yet" + (f" from {source}" if source else "")
+        return PairProblem(str(pair), "PRICE_FETCH_ERROR", why)
+
+    # ------------------------------------------------------------ GET /api/v1/ltp/aggregate
+
+    def aggregate(self, query_string: bytes) -> LtpAnswer:
+        """``{"status","timestamp","data": [aggregate per pair]}``; 400 for a bad pair."""
+        params = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        query = self.parse(
+            b"&".join(f"pair={v}".encode() for k, v in params if k in {"pair", "pairs"})
+        )
+        if query.error is not None or query.rejected:
+            code, message, details = query.error or (
+                query.rejected[0].code,
+                query.rejected[0].message,
+                {"parameter": "pair", "rejected": [p.to_json() for p in query.rejected]},
+            )
+            return LtpAnswer(400, flat_error_body(code, message, details=details))
+        now = self.prices.clock()
+        book = self.supervisor.book if self.supervisor is not None else None
+        data = [
+            book.describe(pair, now)
+            if book is not None and book.aggregating
+            else _no_aggregate(pair)
+            for pair in query.pairs
+        ]
+        body = {"status": "success", "timestamp": isoformat_z(from_epoch(now)), "data": data}
+        return LtpAnswer(200, orjson.dumps(body))
 
     # ------------------------------------------------------------ GET /api/v1/ltp/cached
 
@@ -296,3 +361,17 @@ class LtpEndpoints:
                 {"message": "Prices refreshed successfully", "pairs": [str(p) for p in refreshed]}
             ),
         )
+
+
+def _no_aggregate(pair: Pair) -> dict[str, Any]:
+    """No aggregate: fewer than two exchange venues run here (one venue, replay, ROLE=api)."""
+    return {
+        "pair": str(pair),
+        "price": None,
+        "volume_24h": None,
+        "weighting": "volume",
+        "method": "vwap",
+        "flags": [],
+        "venues_used": 0,
+        "venues": [],
+    }

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from tokenpulse.api.ltp.answers import LtpAnswer, LtpEndpoints
-from tokenpulse.api.schemas import LtpResponse, RefreshResponse
+from tokenpulse.api.schemas import AggregateResponse, LtpResponse, RefreshResponse
+from tokenpulse.api.schemas.aggregate import AGGREGATE_RESPONSES
 from tokenpulse.api.schemas.ltp import CACHED_RESPONSES, LTP_RESPONSES, REFRESH_RESPONSES
 
 
@@ -31,6 +32,14 @@ PairsQuery = Annotated[
 MaxAgeQuery = Annotated[
     int | None,
     Query(ge=0, description="Answer 503 STALE_DATA instead of a value older than this"),
+]
+SourceQuery = Annotated[
+    str | None,
+    Query(
+        description="One venue's own value (`kraken`, `coinbase`, `binance`: enabled ones) or "
+        "the cross-venue `aggregate`; absent: the value LTP_PRIMARY serves (with failover)",
+        examples=["aggregate"],
+    ),
 ]
 NumbersQuery = Annotated[
     str | None,
@@ -67,9 +76,26 @@ async def get_ltp(
     pairs: PairsQuery = None,
     max_age_ms: MaxAgeQuery = None,
     numbers: NumbersQuery = None,
+    source: SourceQuery = None,
 ) -> Response:
     """Prices in request order; 206 with `errors` when some pairs fail (SPEC §6)."""
     return _answer(ltp.ltp(request.scope.get("query_string", b"")))
+
+
+@router.get(
+    "/api/v1/ltp/aggregate",
+    tags=["ltp"],
+    summary="The cross-venue price, with each venue's weight",
+    operation_id="getAggregate",
+    response_model=AggregateResponse,
+    responses=AGGREGATE_RESPONSES,
+)
+async def get_aggregate(
+    request: Request, ltp: LtpDep, pair: PairsQuery = None, pairs: PairsQuery = None
+) -> Response:
+    """Volume-weighted price of the fresh venues; stale, missing and outlier venues are
+    listed with the reason they were left out (SPEC §4.2)."""
+    return _answer(ltp.aggregate(request.scope.get("query_string", b"")))
 
 
 @router.get(

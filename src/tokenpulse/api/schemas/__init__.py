@@ -1,6 +1,7 @@
 """Response models: they document the API in OpenAPI (with examples); the hot paths write the
 same shapes as ready-made bytes. One module per area; every model is importable from here."""
 
+from tokenpulse.api.schemas.aggregate import Aggregate, AggregateResponse, AggregateVenue
 from tokenpulse.api.schemas.envelope import Meta, Success
 from tokenpulse.api.schemas.errors import ErrorDetail, ErrorResponse, FlatError
 from tokenpulse.api.schemas.ltp import (
@@ -38,6 +39,9 @@ from tokenpulse.api.schemas.tokens import (
 )
 
 __all__ = [
+    "Aggregate",
+    "AggregateResponse",
+    "AggregateVenue",
     "CompactSeries",
     "ErrorDetail",
     "ErrorResponse",

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenpulse.api.schemas.aggregate import Aggregate
 from tokenpulse.api.schemas.envelope import Success
 
 
@@ -64,8 +65,11 @@ class PairInfo(BaseModel):
     quote: str
     providers: dict[str, dict[str, str | None]]
     serving_source: str | None
-    aggregate: dict[str, Any] | None = Field(
-        None, description="The aggregate price when several exchanges are enabled"
+    venues: list[str] = Field(
+        default_factory=list, description="The enabled venues that list this pair"
+    )
+    aggregate: Aggregate | None = Field(
+        None, description="The cross-venue price and each venue's part (null: no venue runs here)"
     )
 
 
@@ -108,6 +112,11 @@ class SourceReport(BaseModel):
     sources: list[dict[str, Any]]
     pairs: dict[str, Any]
     role: str
+    ltp: dict[str, Any] | None = Field(
+        None,
+        description="LTP_PRIMARY and LTP_FALLBACK as running (primary, fallback), and the "
+        "pairs the aggregate serves now (aggregate_serving)",
+    )
     market: dict[str, Any] | None = None
 
 

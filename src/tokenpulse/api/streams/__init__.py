@@ -43,6 +43,7 @@ from tokenpulse.bus.topics import (
     split_key,
 )
 from tokenpulse.domain.errors import TokenpulseError
+from tokenpulse.services.ltp.venues import AGGREGATE
 
 DEFAULT_BULK_INTERVAL = 1.0
 
@@ -105,11 +106,17 @@ class Streams:
         prefix, ident = split_key(key)
         if prefix == TOKEN_PREFIX:
             return self.token_seed(ident).get(ident)
+        base, _, kind = ident.partition("@")
         try:
-            pair = self.container.registry.resolve(ident)
+            pair = self.container.registry.resolve(base)
         except TokenpulseError:
             return None
-        view = self.container.prices.view(pair)
+        supervisor = self.container.supervisor
+        if kind:  # pair:BTC/USD@aggregate
+            book = supervisor.book if supervisor is not None else None
+            view = book.view(AGGREGATE, pair) if book is not None else None
+        else:
+            view = self.container.prices.view(pair)
         return None if view is None else orjson.loads(view.body)
 
     def known_keys(self, prefix: str) -> list[str]:

@@ -100,7 +100,7 @@ def _schemas() -> dict[str, Any]:
 
     def update(data: str, changes: str, event: str) -> dict[str, Any]:
         common = {
-            "id": {"type": "string", "description": "the pair (BTC/USD) or the token id"},
+            "id": {"type": "string", "description": "BTC/USD, BTC/USD@aggregate or a token id"},
             "seq": {"type": "integer", "minimum": 1, "description": "monotonic per key"},
             "ts": {"type": "integer", "description": "server send time, ms since the epoch"},
         }

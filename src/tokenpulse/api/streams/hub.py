@@ -43,6 +43,8 @@ from tokenpulse.api.streams.subscriber import Subscriber
 from tokenpulse.api.streams.types import LimitExceeded, Message, Stream, StreamLimits
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.topics import (
+    AGGREGATE_SUFFIX,
+    AGGREGATE_TOPIC,
     KINDS,
     LTP_TOPIC,
     PAIR_PREFIX,
@@ -249,7 +251,11 @@ class StreamHub:
 
     def attach(self, bus: EventBus) -> Callable[[], None]:
         """Feed the hub from the bus topics ``ltp`` and ``tokens``; returns the detach function."""
-        detach = [bus.subscribe(LTP_TOPIC, self._on_bus), bus.subscribe(TOKENS_TOPIC, self._on_bus)]
+        detach = [
+            bus.subscribe(LTP_TOPIC, self._on_bus),
+            bus.subscribe(TOKENS_TOPIC, self._on_bus),
+            bus.subscribe(AGGREGATE_TOPIC, self._on_bus),
+        ]
 
         def detach_all() -> None:
             for undo in detach:
@@ -261,11 +267,13 @@ class StreamHub:
         data = orjson.loads(payload)
         if not isinstance(data, dict):
             raise ValueError(f"bus topic {topic}: not a JSON object")
-        name = "pair" if topic == LTP_TOPIC else "id"
+        name = "id" if topic == TOKENS_TOPIC else "pair"
         ident = data.get(name)
         if not isinstance(ident, str) or not ident:
             raise ValueError(f"bus topic {topic}: no {name!r} in the event")
-        self.publish((PAIR_PREFIX if topic == LTP_TOPIC else TOKEN_PREFIX) + ident, data)
+        if topic == AGGREGATE_TOPIC:
+            ident += AGGREGATE_SUFFIX
+        self.publish((TOKEN_PREFIX if topic == TOKENS_TOPIC else PAIR_PREFIX) + ident, data)
 
     # ------------------------------------------------------------------ connections
 

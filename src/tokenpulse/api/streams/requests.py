@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from tokenpulse.api.streams.hub import LimitExceeded, StreamLimits
+from tokenpulse.bus.topics import AGGREGATE_SUFFIX
 from tokenpulse.domain.errors import (
     AmbiguousToken,
     InvalidParameter,
@@ -143,16 +144,24 @@ def parse_interval_text(text: str | None, limits: StreamLimits) -> int | None:
 def resolve_pairs(
     texts: list[str], registry: PairRegistry, supported: Collection[Pair]
 ) -> list[str]:
-    """Any spelling -> canonical supported pairs (``BTC/USD``), duplicates removed."""
+    """Any spelling -> canonical supported pairs (``BTC/USD``), duplicates removed.
+
+    ``BTC/USD@aggregate`` (any spelling of the pair) names the cross-venue aggregate's stream.
+    """
     out: dict[str, None] = {}
     for text in texts:
-        pair = registry.resolve(text)
+        base, at, kind = text.strip().partition("@")
+        if at and kind.lower() != AGGREGATE_SUFFIX[1:]:
+            raise InvalidParameter(
+                f"{text.strip()[:50]!r}: only @aggregate may follow a pair", parameter="pair"
+            )
+        pair = registry.resolve(base)
         if pair not in supported:
             served = ", ".join(str(p) for p in sorted(supported))
             raise UnsupportedPair(
                 f"pair {pair} is not supported; supported pairs: {served}", parameter="pair"
             )
-        out[str(pair)] = None
+        out[str(pair) + (AGGREGATE_SUFFIX if at else "")] = None
     return list(out)
 
 

@@ -43,7 +43,10 @@ DEFAULT_HEARTBEAT = 15.0
 DEFAULT_SEND_TIMEOUT = 10.0
 RECONNECT_HINT = b"retry: 2000\n\n"
 KEEPALIVE = b": keepalive\n\n"
-PAIRS_DOC = "Comma-separated pairs (any spelling); every supported pair if absent"
+PAIRS_DOC = (
+    "Comma-separated pairs (any spelling); PAIR@aggregate (BTC/USD@aggregate) for the "
+    "cross-venue aggregate; every supported pair if absent"
+)
 IDS_DOC = "Comma-separated token ids; every token if absent"
 INTERVAL_DOC = (
     "At most one message per key per this many milliseconds (within the server's bounds, "

@@ -6,7 +6,12 @@ consumer task drains it into :class:`PriceService`, so a slow cache never stalls
 Streaming sources (Kraken WS, replay) are primary. The Kraken REST client is the fallback: it
 is polled — by this supervisor only, never by a client request — for the pairs whose stream is
 down, silent beyond ``KRAKEN_FALLBACK_TIMEOUT``, or has no value yet, and by the explicit
-refresh endpoint. Every switch is logged, counted, and visible in ``/api/v1/sources``.
+refresh endpoint. When the primary venue has no value younger than ``STALE_AFTER`` (its
+stream and its REST fallback both failing), the pair fails over per ``LTP_FALLBACK`` to the
+cross-venue aggregate or to another venue, and back once the primary recovers. Every switch is
+logged, counted, and visible in ``/ready``, ``/api/v1/sources`` and each value's ``source``.
+Every ticker of every venue is also recorded in the :class:`VenueBook` (per-venue values and
+the aggregate); the other venues' feeds are run by :class:`SecondaryFeeds`.
 """
 
 from __future__ import annotations
@@ -14,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -24,40 +28,29 @@ from tokenpulse.domain.errors import UpstreamError
 from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
-from tokenpulse.domain.time import from_epoch, isoformat_z
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.services.ltp.feeds import (
+    Assignment,
+    Failover,
+    RestAnswer,
+    RestTickers,
+    SecondaryFeeds,
+    source_report,
+)
 from tokenpulse.services.ltp.prices import PriceService
+from tokenpulse.services.ltp.venues import AGGREGATE, VenueBook, venue_of
 from tokenpulse.sources._health import LatestValueBuffer, Source, SourceHealth, bind_health_metrics
+from tokenpulse.wire.ltp import LtpView
 
 log = structlog.get_logger(__name__)
 
 REST = "kraken_rest"
 START_GRACE = 2.0  # seconds a stream gets to deliver its first value before REST steps in
+_NOT_LIVE = "not live: "  # the reason of a stream kept for want of a REST fallback
 
 
 #: What the LTP sources queue for the consumer: the newest event per (source, pair).
 TickerBuffer = LatestValueBuffer[tuple[str, Pair], TickerUpdated]
-
-
-class RestTickers(Protocol):
-    """What the supervisor's fallback polls for prices (the Kraken REST client)."""
-
-    @property
-    def health(self) -> SourceHealth: ...
-
-    async def fetch_tickers(
-        self, pairs: Sequence[Pair], *, deadline: float | None = None
-    ) -> RestAnswer: ...
-
-
-class RestAnswer(Protocol):
-    """One REST answer: the tickers read and the provider's own error strings."""
-
-    @property
-    def tickers(self) -> Sequence[Ticker]: ...
-
-    @property
-    def errors(self) -> Sequence[str]: ...
 
 
 def buffer_sink(buffer: TickerBuffer, prices: PriceService) -> Callable[[DomainEvent], None]:
@@ -79,35 +72,6 @@ class PairFeed(Protocol):
     def pair_state(self, pair: Pair) -> Any: ...
 
 
-@dataclass(slots=True)
-class Assignment:
-    """Which source serves a pair, why, and since when."""
-
-    source: str
-    reason: str
-    since: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "reason": self.reason, "since": self.since}
-
-
-@dataclass(frozen=True, slots=True)
-class UnavailableSource:
-    """A configured source this build cannot run; listed so nothing is silently missing."""
-
-    name: str
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": "unavailable",
-            "connected": False,
-            "state": "unavailable",
-            "detail": self.reason,
-        }
-
-
 class LtpSupervisor:
     """Owns the LTP sources and their tasks."""
 
@@ -122,7 +86,9 @@ class LtpSupervisor:
         fallback_timeout: float,
         poll_interval: float,
         refresh_timeout: float,
-        unavailable: Sequence[UnavailableSource] = (),
+        book: VenueBook | None = None,
+        secondary: SecondaryFeeds | None = None,
+        failover: Failover | None = None,
     ) -> None:
         self.prices = prices
         self.metrics = metrics
@@ -131,7 +97,17 @@ class LtpSupervisor:
         self.fallback_timeout = fallback_timeout
         self.poll_interval = poll_interval
         self.refresh_timeout = refresh_timeout
-        self.unavailable = list(unavailable)
+        self.book = book
+        self.secondary = secondary
+        self.failover = failover
+        self.primary = failover.primary if failover is not None else "kraken"
+        self.fallback = failover.fallback if failover is not None else "none"
+        self.rest_name = rest.name if rest is not None else REST
+        self._primary_sources = {s.name for s in self.streams} | {self.rest_name}
+        self._rest_wanted: set[Pair] = set()
+        self._served_aggregate: dict[Pair, LtpView] = {}
+        self._published_aggregate: dict[Pair, LtpView] = {}
+        self.aggregate_publishers: list[Callable[[LtpView], Awaitable[None]]] = []
         self.buffer = buffer
         self.assignments: dict[Pair, Assignment] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -152,6 +128,9 @@ class LtpSupervisor:
         self._spawn(self._supervise(), "ingest-supervisor")
         if self.rest is not None:
             self._spawn(self._poll_fallback(), "ingest-rest-fallback")
+        if self.secondary is not None:
+            for make, name in self.secondary.tasks():
+                self._spawn(make(), name)
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -180,23 +159,90 @@ class LtpSupervisor:
             await self._apply(events)
 
     async def _apply(self, events: list[TickerUpdated]) -> None:
+        touched: dict[Pair, None] = {}
         for event in events:
             ticker = event.ticker
-            if ticker.source == REST:
-                assigned = self.assignments.get(ticker.pair)
-                if assigned is not None and assigned.source != REST:
-                    continue  # a live stream serves this pair; REST must not overwrite it
+            if self.book is not None and self.book.record(ticker) is not None:
+                touched[ticker.pair] = None
+            assigned = self.assignments.get(ticker.pair)
+            if ticker.source in self._primary_sources:
+                rest_overruled = assigned is not None and assigned.source != self.rest_name
+                if ticker.source == self.rest_name and rest_overruled:
+                    continue  # a live stream (or a failover) serves this pair
+            elif assigned is None or venue_of(ticker.source) != assigned.source:
+                continue  # another venue's value: the book has it, /ltp does not serve it
+            await self._accept(ticker)
+        if touched:
+            await self.refresh_aggregates(list(touched))
+
+    async def _accept(self, ticker: Ticker) -> None:
+        try:
+            await self.prices.accept(ticker)
+        except Exception:  # never let one bad value stop ingestion
+            log.exception("applying a ticker failed", pair=str(ticker.pair))
+
+    async def refresh_aggregates(self, pairs: Sequence[Pair]) -> None:
+        """Recompute the aggregates of ``pairs``; serve them where the aggregate serves."""
+        if self.book is None or not self.book.aggregating:
+            return
+        now = self.prices.clock()
+        for pair in pairs:
+            _, view = self.book.refresh_aggregate(pair, now)
+            if view is not None and self._published_aggregate.get(pair) is not view:
+                self._published_aggregate[pair] = view
+                await self._publish_aggregate(view)
+            assigned = self.assignments.get(pair)
+            if assigned is not None:
+                await self._serve_assigned(pair, assigned.source, view)
+
+    async def _serve_assigned(self, pair: Pair, source: str, aggregate: LtpView | None) -> None:
+        """Serve at once what a switch assigned, without waiting for its next trade."""
+        assert self.book is not None
+        served = self.prices.view(pair)
+        if source == AGGREGATE:
+            if aggregate is not None and self._served_aggregate.get(pair) is not aggregate:
+                self._served_aggregate[pair] = aggregate
+                await self._accept(aggregate.ticker)
+            return
+        if source in self._primary_sources:  # back from a failover: the primary's own value
+            if served is None or served.ticker.source in self._primary_sources:
+                return
+            view = self.book.view(self.primary, pair)
+        else:  # failed over to another venue
+            view = self.book.view(source, pair)
+        if view is not None and (served is None or served.ticker is not view.ticker):
+            await self._accept(view.ticker)
+
+    async def _publish_aggregate(self, view: LtpView) -> None:
+        for publish in self.aggregate_publishers:  # the bus: stream pair:X@aggregate
             try:
-                await self.prices.accept(ticker)
-            except Exception:  # never let one bad value stop ingestion
-                log.exception("applying a ticker failed", pair=str(ticker.pair))
+                await publish(view)
+            except Exception:  # a fan-out failure must not stop ingestion
+                log.exception("publishing an aggregate failed", pair=str(view.ticker.pair))
 
     # ---------------------------------------------------------------- decisions
 
     def _decide(self, pair: Pair) -> tuple[str, str]:
+        if self.primary == AGGREGATE:
+            return AGGREGATE, "LTP_PRIMARY=aggregate"
+        source, reason = self._decide_primary(pair)
+        if source != self.rest_name and not reason.startswith(_NOT_LIVE):
+            self._rest_wanted.discard(pair)
+            return source, reason
+        self._rest_wanted.add(pair)
+        failover = self.failover
+        if failover is None or time.monotonic() - self._started < START_GRACE:
+            return source, reason
+        target = None if failover.primary_fresh(pair) else failover.target(pair)
+        if target is None:
+            return source, reason
+        why = f"failover (LTP_FALLBACK={self.fallback}): {self.primary} has no value younger "
+        return target, why + f"than STALE_AFTER {self.prices.stale_after:g}s; {reason}"
+
+    def _decide_primary(self, pair: Pair) -> tuple[str, str]:
         view = self.prices.view(pair)
         if not self.streams:
-            return REST, "no streaming source configured"
+            return self.rest_name, "no streaming source configured"
         problems: list[str] = []
         for source in self.streams:
             state_fn = getattr(source, "pair_state", None)
@@ -215,7 +261,7 @@ class LtpSupervisor:
                     f"{source.name} silent for {state.silent_for:.1f}s "
                     f"(> KRAKEN_FALLBACK_TIMEOUT {self.fallback_timeout:g}s)"
                 )
-            elif view is None or view.ticker.source == REST:
+            elif view is None or view.ticker.source not in self._primary_sources - {self.rest_name}:
                 if view is None and time.monotonic() - self._started < START_GRACE:
                     return source.name, f"{source.name} subscribed, waiting for its snapshot"
                 if view is None:
@@ -225,8 +271,8 @@ class LtpSupervisor:
             else:
                 return source.name, f"{source.name} live"
         if self.rest is None:
-            return self.streams[0].name, "; ".join(problems) or "waiting"
-        return REST, "fallback: " + "; ".join(problems)
+            return self.streams[0].name, _NOT_LIVE + ("; ".join(problems) or "waiting")
+        return self.rest_name, "fallback: " + "; ".join(problems)
 
     def reassign(self) -> None:
         """Recompute every pair's serving source (logged and counted when it changes)."""
@@ -250,19 +296,21 @@ class LtpSupervisor:
                 )
                 self.metrics.source_failovers.labels(name, source, _reason_kind(reason)).inc()
             self.metrics.source_serving.labels(name, source).set(1)
-            if source == REST:
+            if source == self.rest_name:
                 self._wake_poller.set()
 
     async def _supervise(self) -> None:
         interval = min(0.25, self.fallback_timeout / 4)
         while True:
             self.reassign()
+            await self.refresh_aggregates(self.prices.pairs)  # venues go stale without a tick
             await asyncio.sleep(interval)
 
     # ---------------------------------------------------------------- REST fallback
 
     def _rest_pairs(self) -> list[Pair]:
-        return [pair for pair, a in self.assignments.items() if a.source == REST]
+        """The pairs the primary's stream cannot serve (also while failed over elsewhere)."""
+        return [pair for pair in self.assignments if pair in self._rest_wanted]
 
     async def _poll_fallback(self) -> None:
         assert self.rest is not None
@@ -289,7 +337,9 @@ class LtpSupervisor:
         Returns the refreshed pairs and, for each pair that failed, why.
         """
         if self.rest is None:
-            reason = "the kraken source is not enabled (SOURCES)"
+            reason = f"LTP_PRIMARY={self.primary} has no REST source to refresh from"
+            if self.primary == "kraken":
+                reason = "the kraken source is not enabled (SOURCES)"
             return [], dict.fromkeys(pairs, reason)
         deadline = time.monotonic() + self.refresh_timeout
         try:
@@ -298,9 +348,12 @@ class LtpSupervisor:
             return [], dict.fromkeys(pairs, exc.message)
         got = {ticker.pair: ticker for ticker in result.tickers}
         for ticker in got.values():
+            if self.book is not None:
+                self.book.record(ticker)
             await self.prices.accept(ticker)
+        venue = self.primary.capitalize()
         failed = {
-            pair: "Kraken returned no ticker for this pair" + _kraken_errors(result.errors)
+            pair: f"{venue} returned no ticker for this pair" + _venue_errors(venue, result.errors)
             for pair in pairs
             if pair not in got
         }
@@ -312,52 +365,36 @@ class LtpSupervisor:
         healths = [source.health for source in self.streams]
         if self.rest is not None:
             healths.append(self.rest.health)
+        if self.secondary is not None:
+            healths.extend(self.secondary.healths())
         return healths
 
     def report(self) -> dict[str, Any]:
         """Every source's state and role, and which source serves each pair and why."""
-        serving: dict[str, list[str]] = {}
-        for pair, assignment in self.assignments.items():
-            serving.setdefault(assignment.source, []).append(str(pair))
-        sources = []
-        for health in self.healths():
-            entry = health.to_json()
-            entry["role"] = "fallback" if health.name == REST else "primary"
-            entry["serving"] = sorted(serving.get(health.name, []))
-            sources.append(entry)
-        for missing in self.unavailable:
-            entry = missing.to_json()
-            entry["role"] = "none"
-            entry["serving"] = []
-            sources.append(entry)
-        pairs = {
-            str(pair): {
-                "source": a.source,
-                "reason": a.reason,
-                "since": isoformat_z(from_epoch(a.since)),
-            }
-            for pair, a in sorted(self.assignments.items())
-        }
-        return {"sources": sources, "pairs": pairs}
+        roles = {name: "primary" for name in self._primary_sources}
+        roles[self.rest_name] = "fallback"
+        policy = {"primary": self.primary, "fallback": self.fallback}
+        return source_report(self.healths(), self.assignments, roles, policy)
 
 
 def _reason_kind(reason: str) -> str:
-    for kind in ("disconnected", "silent", "no value", "no subscription", "live", "playing"):
+    kinds = ("failover", "disconnected", "silent", "no value", "no subscription", "live")
+    for kind in (*kinds, "playing"):
         if kind in reason:
             return kind.replace(" ", "_")
     return "other"
 
 
-def _kraken_errors(errors: Sequence[str]) -> str:
-    return f" (Kraken said: {', '.join(errors)})" if errors else ""
+def _venue_errors(venue: str, errors: Sequence[str]) -> str:
+    return f" ({venue} said: {', '.join(errors)})" if errors else ""
 
 
 __all__ = [
     "REST",
     "Assignment",
     "LtpSupervisor",
+    "RestAnswer",
     "RestTickers",
     "TickerBuffer",
-    "UnavailableSource",
     "buffer_sink",
 ]

@@ -100,12 +100,13 @@ class KrakenRestClient(ProviderClient):
         """Fetch the tickers of ``pairs`` in one request, retrying transient failures.
 
         ``deadline`` is a :func:`time.monotonic` value no attempt or wait runs past. A pair
-        missing from a successful answer is simply absent from the result. Raises
-        :class:`UpstreamError` when the circuit is open or when it gives up.
+        missing from a successful answer is simply absent from the result, and so is a pair
+        Kraken does not list (only another venue does). Raises :class:`UpstreamError` when
+        the circuit is open or when it gives up.
         """
-        wanted = list(dict.fromkeys(pairs))
+        wanted = [pair for pair in dict.fromkeys(pairs) if pair in self.registry.kraken]
         if not wanted:
-            return RestTickerResult()
+            return RestTickerResult(errors=[f"{p}: not a Kraken pair" for p in pairs])
         altnames = ",".join(self.altname(pair) for pair in wanted)
         label = ", ".join(str(pair) for pair in wanted)
         return await self._get(

@@ -101,7 +101,7 @@ class KrakenWsSource:
             raise ValueError(
                 f"need 0 < backoff_initial <= backoff_max, got {backoff_initial}, {backoff_max}"
             )
-        unknown = [str(pair) for pair in pairs if pair not in registry]
+        unknown = [str(pair) for pair in pairs if pair not in registry.kraken]
         if unknown:
             raise ValueError(f"pairs not listed by Kraken: {', '.join(unknown)}")
 

@@ -1,0 +1,1 @@
+"""Coinbase Exchange: WebSocket ``ticker`` channel (LTP feed) and REST product ticker (fallback)."""
