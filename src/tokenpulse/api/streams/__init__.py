@@ -26,8 +26,10 @@ import socketio
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from tokenpulse.api.access import AccessServices
 from tokenpulse.api.auth import Authenticator, authenticator_for
 from tokenpulse.api.deps import ApiServices
+from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.asyncapi import ASYNCAPI_PATH, asyncapi_document
 from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
@@ -68,8 +70,10 @@ class Streams:
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         token_seed: TokenSeed | None = None,
         authenticator: Authenticator | None = None,
+        access: AccessServices | None = None,
     ) -> None:
-        """``authenticator``: the app's (by default the one ``AUTH_ENABLED`` asks for)."""
+        """``authenticator``: the app's (by default the one ``AUTH_ENABLED`` asks for);
+        ``access``: tiers, session tokens and revocations (SPEC §8)."""
         self.container = container
         limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
         self.hub = StreamHub(
@@ -97,6 +101,7 @@ class Streams:
             ping_timeout=ping_timeout,
             send_timeout=send_timeout,
             max_backlog=max_backlog,
+            access=_stream_access(access),
         )
         self._detach: Any = None
 
@@ -171,6 +176,21 @@ class Streams:
         if self._detach is not None:
             self._detach()
             self._detach = None
+
+
+def _stream_access(access: AccessServices | None) -> StreamAccess | None:
+    """The streams' side of access control: tier limits, token expiry, revocations."""
+    if access is None:
+        return None
+    usage = access.metrics.usage
+    stream_access = StreamAccess(
+        tiers=access.tiers,
+        verify_token=access.sessions.verify if access.sessions is not None else None,
+        count=lambda key_id, tier: usage.count(key_id, tier, 2),
+    )
+    if access.keys is not None:
+        access.keys.on_revoked(stream_access.revoked)
+    return stream_access
 
 
 class StreamsApp(socketio.ASGIApp):  # type: ignore[misc]
