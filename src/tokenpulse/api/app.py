@@ -86,13 +86,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await lifecycle.start()
-        if access is not None:  # after start: SQLite is migrated by then
-            await access.start()
         try:
             yield
         finally:
-            if access is not None:
-                await access.stop()
             try:
                 await asyncio.wait_for(lifecycle.stop(), settings.shutdown_timeout)
             except TimeoutError:

@@ -289,7 +289,7 @@ class KeyService:
             tier=_checked(check_tier, tier, "tier"),
             role=_checked(check_role, role, "role"),
             secret_hash=hash_secret(self._pepper, new.secret),
-            created_at=utcnow(),
+            created_at=utcnow().replace(microsecond=0),
             expires_at=expires_at,
             allowed_origins=tuple(allowed_origins),
             allowed_ips=tuple(allowed_ips),
