@@ -44,7 +44,8 @@ def test_a_generated_key_has_the_visible_prefix_an_id_and_a_256_bit_secret() -> 
         parts = split_key(text)
         assert parts is not None
         key_id, secret = parts
-        assert len(key_id) == 12 and len(secret) == 43
+        assert len(key_id) == 12
+        assert len(secret) == 43
 
 
 @pytest.mark.parametrize(
@@ -75,7 +76,8 @@ def test_secrets_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(hmac, "compare_digest", recording)
     secret = generate_key().secret
     assert secret_matches(PEPPER, secret, hash_secret(PEPPER, secret))
-    assert calls and all(len(a) == len(b) == 64 for a, b in calls)
+    assert calls
+    assert all(len(a) == len(b) == 64 for a, b in calls)
 
 
 def test_a_rotated_secret_works_only_within_its_grace_period() -> None:

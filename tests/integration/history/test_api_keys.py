@@ -25,7 +25,7 @@ async def dump_text(url: str) -> str:
             names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
             chunks = []
             for name in names:
-                rows = (await conn.execute(sa.text(f'SELECT * FROM "{name}"'))).all()
+                rows = (await conn.execute(sa.text(f'SELECT * FROM "{name}"'))).all()  # noqa: S608
                 chunks.append(repr(rows))
         return "\n".join(chunks)
     finally:
@@ -55,10 +55,12 @@ async def test_key_lifecycle(keys: KeyService) -> None:
     assert (await keys.set_tier(record.key_id, "enterprise")).tier == "enterprise"
     assert (await keys.set_role(record.key_id, "reader")).role == "reader"
     principal = keys.authenticate(text.encode())
-    assert principal is not None and (principal.tier, principal.role) == ("enterprise", "reader")
+    assert principal is not None
+    assert (principal.tier, principal.role) == ("enterprise", "reader")
 
     rotated, new_text = await keys.rotate(record.key_id, grace=3600)
-    assert new_text != text and rotated.previous_expires_at is not None
+    assert new_text != text
+    assert rotated.previous_expires_at is not None
     assert keys.authenticate(new_text.encode()) is not None
     assert keys.authenticate(text.encode()) is not None  # the grace period
     _, newest = await keys.rotate(record.key_id, grace=0)
@@ -66,7 +68,8 @@ async def test_key_lifecycle(keys: KeyService) -> None:
     assert keys.authenticate(newest.encode()) is not None
 
     revoked = await keys.revoke(record.key_id)
-    assert revoked.revoked_at is not None and revoked.status(revoked.revoked_at) == "revoked"
+    assert revoked.revoked_at is not None
+    assert revoked.status(revoked.revoked_at) == "revoked"
     assert keys.authenticate(newest.encode()) is None
     assert (await keys.revoke(record.key_id)).revoked_at == revoked.revoked_at  # idempotent
 
