@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from tokenpulse.api.access.guard import FailedAuthGuard
-from tokenpulse.domain.access import TierLimits
+from tokenpulse.domain.access import ROLE_HISTORY_SECONDS, Principal, TierLimits
 from tokenpulse.observability._access_metrics import AccessMetrics
 from tokenpulse.services.access.keys import KeyService
 from tokenpulse.services.access.sessions import SessionSigner
@@ -29,6 +29,18 @@ class AccessServices:
     sessions: SessionSigner | None = None
     guard: FailedAuthGuard | None = None
     rotate_grace: float = 86400.0
+
+    def history_seconds(self, principal: Principal | None) -> float | None:
+        """How far back ``principal`` may read history: the shorter of its role's depth
+        (reader: 24 h) and its tier's; None for no limit (auth off, the bootstrap key)."""
+        if principal is None:
+            return None
+        depths = [ROLE_HISTORY_SECONDS.get(principal.role)]
+        tier = self.tiers.get(principal.tier)
+        if tier is not None:
+            depths.append(tier.history_seconds)
+        known = [depth for depth in depths if depth is not None]
+        return min(known) if known else None
 
     async def start(self) -> None:
         """Load the keys and the running IP blocks; listen for changes."""

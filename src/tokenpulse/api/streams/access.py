@@ -46,6 +46,7 @@ class StreamAccess:
     _principals: dict[str, Principal] = field(default_factory=dict)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _sio: Any = None
+    _ending: set[str] = field(default_factory=set)
 
     def bind(self, sio: Any) -> None:
         """The Socket.IO server whose clients are told why they are disconnected."""
@@ -66,9 +67,8 @@ class StreamAccess:
             raise StreamRefused("UNAUTHORIZED", "session tokens are not enabled")
         try:
             return self.verify_token(token)
-        except Exception as exc:
-            code = getattr(exc, "code", "INVALID_TOKEN")
-            raise StreamRefused(str(code), str(getattr(exc, "message", exc))) from None
+        except Exception as exc:  # SessionError: expired, forged, or its key revoked
+            raise StreamRefused("UNAUTHORIZED", str(getattr(exc, "message", exc))) from None
 
     def open(self, sid: str, principal: Principal) -> None:
         """Admit a connection of ``principal`` (LimitExceeded past its tier's connections)."""
@@ -91,6 +91,7 @@ class StreamAccess:
     def close(self, sid: str) -> None:
         """Forget a connection."""
         principal = self._principals.pop(sid, None)
+        self._ending.discard(sid)
         timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
@@ -111,8 +112,9 @@ class StreamAccess:
         self._finish(sid, "TOKEN_EXPIRED", "session token expired: refresh it and reconnect")
 
     def _finish(self, sid: str, code: str, message: str) -> None:
-        if self._sio is None:
+        if self._sio is None or sid in self._ending:
             return
+        self._ending.add(sid)
         task = asyncio.get_running_loop().create_task(
             self.end(sid, {"code": code, "message": message})
         )
