@@ -42,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 ACCESS_TOPIC = "access"
 TOUCH_INTERVAL = 10.0  # seconds between last-used writes
+MAX_VERIFIED = 10_000  # keys remembered as verified (the cache is cleared past it)
 
 
 class KeyStorePort(Protocol):
@@ -111,6 +112,10 @@ class KeyService:
         self.refresh_interval = refresh_interval
         self.clock = clock
         self._entries: dict[str, _Entry] = {}
+        # key text -> (the entry it was verified against, whether by the previous secret):
+        # a repeat caller costs a dict lookup instead of a regex and an HMAC. Valid only while
+        # that entry is the current one (any change, revocation or reload replaces it).
+        self._verified: dict[bytes, tuple[_Entry, bool]] = {}
         self._used: dict[str, float] = {}
         self._on_revoked: list[Callable[[str], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -122,6 +127,25 @@ class KeyService:
 
     def authenticate(self, api_key: bytes) -> Principal | None:
         """The principal of a valid, active stored key; None otherwise. No I/O."""
+        hit = self._verified.get(api_key)
+        if hit is not None:
+            entry, by_previous = hit
+            record = entry.record
+            if self._entries.get(record.key_id) is entry:
+                now = self.clock()
+                if (
+                    now < entry.revoked
+                    and now < entry.expires
+                    and (not by_previous or now < entry.previous_until)
+                ):
+                    self._used[record.key_id] = now
+                    return entry.principal
+                return None
+            del self._verified[api_key]
+        return self._verify(api_key)
+
+    def _verify(self, api_key: bytes) -> Principal | None:
+        """The full check: parse, find the key id, one HMAC, constant-time comparisons."""
         try:
             parts = split_key(api_key.decode("ascii"))
         except UnicodeDecodeError:
@@ -136,10 +160,14 @@ class KeyService:
             return None
         digest = hash_secret(self._pepper, parts[1]).encode()
         ok = hmac.compare_digest(digest, entry.record.secret_hash.encode())
+        by_previous = False
         if not ok and now < entry.previous_until and entry.record.previous_hash is not None:
-            ok = hmac.compare_digest(digest, entry.record.previous_hash.encode())
+            ok = by_previous = hmac.compare_digest(digest, entry.record.previous_hash.encode())
         if not ok:
             return None
+        if len(self._verified) >= MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[api_key] = (entry, by_previous)
         self._used[entry.record.key_id] = now
         return entry.principal
 
