@@ -144,17 +144,32 @@ async def test_revoking_a_key_ends_its_streams_and_its_tokens(
         assert (await refused(app, {"api_key": created["key"]}))["code"] == "UNAUTHORIZED"
 
 
-async def test_sse_with_a_session_token(http: httpx.AsyncClient, tmp_path: Path) -> None:
-    async with running_app(settings_for(tmp_path)) as app:
-        created = await create_key(http, app)
+async def test_sse_with_a_session_token_limits_and_expiry(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path, auth_session_ttl="2s", tier_free_stream_connections=1)
+    async with running_app(settings) as app:
+        created = await create_key(http, app, tier="free")
         token = await session(http, app, created["key"])
         url = f"{app.base_url}/api/v1/ltp/live?pair=BTC/USD"
         assert (await http.get(f"{url}&token=forged")).status_code == 401
+        events: list[str] = []
         async with http.stream("GET", f"{url}&token={token}") as response:
             assert response.status_code == 200
-            async for line in response.aiter_lines():
-                if line.startswith("event: ltp_update"):
-                    break
+            # the free tier's one stream connection is taken: a second one is refused
+            second = await http.get(url, headers={"X-API-Key": created["key"]})
+            assert second.status_code == 429
+            assert second.json()["error"]["code"] == "LIMIT_EXCEEDED"
+            async for line in response.aiter_lines():  # ends when the token expires
+                if line.startswith("event: "):
+                    events.append(line.removeprefix("event: "))
+                elif line.startswith("data: ") and events[-1] == "session_expired":
+                    assert '"code":"TOKEN_EXPIRED"' in line
+        assert events[0] == "ltp_update"
+        assert events[-1] == "session_expired"
+        # the slot is free again once the stream ended
+        async with http.stream("GET", url, headers={"X-API-Key": created["key"]}) as again:
+            assert again.status_code == 200
 
 
 @pytest.mark.services

@@ -33,7 +33,7 @@ API_PREFIX = "/api/"
 HEADER_SCHEME = "ApiKeyHeader"
 QUERY_SCHEME = "ApiKeyQuery"
 BEARER_SCHEME = "SessionToken"
-TOKEN_QUERY_SCHEME = "SessionTokenQuery"
+TOKEN_QUERY_SCHEME = "SessionTokenQuery"  # noqa: S105 - a scheme name
 #: Answered without credentials: the session token in the request is the credential.
 NO_KEY_PATHS = frozenset({"/api/v1/sessions/refresh"})
 SCHEMA_REF = "#/components/schemas/{model}"

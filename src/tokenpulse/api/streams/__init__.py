@@ -87,6 +87,7 @@ class Streams:
         self.token_seed = token_seed or self.served_tokens
         self.send_timeout = send_timeout
         self.sse_heartbeat = sse_heartbeat
+        self.access = _stream_access(access)
         self.gateway = SocketIoGateway(
             self.hub,
             registry=container.registry,
@@ -101,7 +102,7 @@ class Streams:
             ping_timeout=ping_timeout,
             send_timeout=send_timeout,
             max_backlog=max_backlog,
-            access=_stream_access(access),
+            access=self.access,
         )
         self._detach: Any = None
 
@@ -148,6 +149,7 @@ class Streams:
             send_timeout=self.send_timeout,
             seed=self.seed,
             known_keys=self.known_keys,
+            access=self.access,
         )
         document = orjson.dumps(asyncapi_document(self.hub.limits))
 

@@ -47,6 +47,7 @@ class StreamAccess:
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _sio: Any = None
     _ending: set[str] = field(default_factory=set)
+    _enders: dict[str, Callable[[dict[str, str]], None]] = field(default_factory=dict)
 
     def bind(self, sio: Any) -> None:
         """The Socket.IO server whose clients are told why they are disconnected."""
@@ -70,8 +71,16 @@ class StreamAccess:
         except Exception as exc:  # SessionError: expired, forged, or its key revoked
             raise StreamRefused("UNAUTHORIZED", str(getattr(exc, "message", exc))) from None
 
-    def open(self, sid: str, principal: Principal) -> None:
-        """Admit a connection of ``principal`` (LimitExceeded past its tier's connections)."""
+    def open(
+        self,
+        sid: str,
+        principal: Principal,
+        end: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
+        """Admit a connection of ``principal`` (LimitExceeded past its tier's connections).
+
+        ``end(reason)`` ends it when its token expires or its key is revoked (default: the
+        Socket.IO client ``sid`` is told and disconnected)."""
         limits = self.tiers.get(principal.tier)
         sids = self._by_key.setdefault(principal.key_id, set())
         if limits is not None and len(sids) >= limits.stream_connections:
@@ -81,9 +90,11 @@ class StreamAccess:
             )
         sids.add(sid)
         self._principals[sid] = principal
+        if end is not None:
+            self._enders[sid] = end
         if self.count is not None:
             self.count(principal.key_id, principal.tier)
-        if principal.expires_at is not None and self._sio is not None:
+        if principal.expires_at is not None and (self._sio is not None or end is not None):
             delay = max(0.0, principal.expires_at - self.clock())
             loop = asyncio.get_running_loop()
             self._timers[sid] = loop.call_later(delay, self._expire, sid)
@@ -92,6 +103,7 @@ class StreamAccess:
         """Forget a connection."""
         principal = self._principals.pop(sid, None)
         self._ending.discard(sid)
+        self._enders.pop(sid, None)
         timer = self._timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
@@ -112,12 +124,18 @@ class StreamAccess:
         self._finish(sid, "TOKEN_EXPIRED", "session token expired: refresh it and reconnect")
 
     def _finish(self, sid: str, code: str, message: str) -> None:
-        if self._sio is None or sid in self._ending:
+        if sid in self._ending:
+            return
+        reason = {"code": code, "message": message}
+        ender = self._enders.get(sid)
+        if ender is not None:
+            self._ending.add(sid)
+            ender(reason)
+            return
+        if self._sio is None:
             return
         self._ending.add(sid)
-        task = asyncio.get_running_loop().create_task(
-            self.end(sid, {"code": code, "message": message})
-        )
+        task = asyncio.get_running_loop().create_task(self.end(sid, reason))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
     def check_subscriptions(self, sid: str, current: int, adding: int) -> None:
