@@ -261,3 +261,18 @@ async def test_admin_input_is_validated(http: httpx.AsyncClient) -> None:
         response = await http.post("/api/v1/admin/keys", json=body, headers=admin())
         assert response.status_code == 400, body
     assert (await http.get("/api/v1/admin/keys", headers=admin())).json()["keys"] == []
+
+
+async def test_a_key_limited_to_networks_and_origins(http: httpx.AsyncClient) -> None:
+    by_ip = key(await create_key(http, allowed_ips=["10.0.0.0/8"]))
+    assert (await http.get("/api/v1/pairs", headers=by_ip)).status_code == 403
+    inside = {**by_ip, "X-Forwarded-For": "10.1.2.3"}
+    assert (await http.get("/api/v1/pairs", headers=inside)).status_code == 200
+    by_origin = key(await create_key(http, allowed_origins=["https://dash.example"]))
+    refused = await http.get("/api/v1/pairs", headers=by_origin)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "FORBIDDEN"
+    other = {**by_origin, "Origin": "https://evil.example"}
+    assert (await http.get("/api/v1/pairs", headers=other)).status_code == 403
+    allowed = {**by_origin, "Origin": "https://dash.example"}
+    assert (await http.get("/api/v1/pairs", headers=allowed)).status_code == 200

@@ -115,9 +115,13 @@ async def test_socketio_session_token_tier_limits_and_expiry(
         expired = await refused(app, {"token": token})
         assert expired["code"] == "UNAUTHORIZED"
         assert "expired" in expired["message"]
-        # the connection's slot is free again: the key connects
-        async with connected(app, {"api_key": created["key"]}) as (client, _):
-            assert client.connected
+        # refreshed without the key, the session goes on (and the slot is free again)
+        refreshed = await http.post(
+            f"{app.base_url}/api/v1/sessions/refresh", json={"token": token}
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        async with connected(app, {"token": refreshed.json()["token"]}) as (client, _):
+            assert (await client.call("subscribe_pair", {"pair": "BTC/USD"}))["ok"] is True
 
 
 async def test_revoking_a_key_ends_its_streams_and_its_tokens(

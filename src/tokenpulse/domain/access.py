@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -98,6 +99,31 @@ def hash_secret(pepper: bytes, secret: str) -> str:
 def secret_matches(pepper: bytes, secret: str, stored: str) -> bool:
     """Whether ``secret`` hashes to ``stored``, compared in constant time."""
     return hmac.compare_digest(hash_secret(pepper, secret).encode(), stored.encode())
+
+
+def ip_allowed(ip: str | None, networks: tuple[str, ...]) -> bool:
+    """Whether ``ip`` is in one of ``networks`` (addresses or CIDR); always with none."""
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    for network in networks:
+        try:
+            if address in ipaddress.ip_network(network, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def origin_allowed(origin: str | None, origins: tuple[str, ...]) -> bool:
+    """Whether a request from ``origin`` may use a key limited to ``origins`` (always when
+    the key has none; never without an Origin when it has some)."""
+    if not origins:
+        return True
+    return origin is not None and origin.rstrip("/") in {o.rstrip("/") for o in origins}
 
 
 def role_allows(role: str, required: str) -> bool:

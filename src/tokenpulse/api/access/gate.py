@@ -11,7 +11,6 @@ it is in memory but the bucket (Redis when shared) and a failure's bookkeeping.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -20,7 +19,7 @@ from urllib.parse import parse_qsl
 from tokenpulse.api.access.guard import FailedAuthGuard
 from tokenpulse.api.auth import Authenticator, requires_auth
 from tokenpulse.api.clientip import ClientIpResolver
-from tokenpulse.domain.access import Principal, role_allows
+from tokenpulse.domain.access import Principal, ip_allowed, origin_allowed, role_allows
 from tokenpulse.domain.errors import Forbidden, RateLimited, TokenpulseError, Unauthorized
 from tokenpulse.observability._access_metrics import KeyUsage
 from tokenpulse.observability.metrics import Metrics
@@ -114,10 +113,14 @@ class AccessGate:
                     f"it needs role {required!r}",
                     details={"role": principal.role, "required": required},
                 )
-            if principal.allowed_ips and not _ip_allowed(
+            if principal.allowed_ips and not ip_allowed(
                 self.ip(scope, forwarded), principal.allowed_ips
             ):
                 return Forbidden("this key may not be used from this address")
+            if principal.allowed_origins and not origin_allowed(
+                _origin(scope), principal.allowed_origins
+            ):
+                return Forbidden("this key may not be used from this origin")
         scope["state"]["principal"] = principal
         if self.limiter is None:
             return None
@@ -201,18 +204,11 @@ def _capped(costs: Mapping[str, float], limiter: RateLimiter | None) -> dict[str
     return {path: min(cost, float(capacity)) for path, cost in costs.items()}
 
 
-def _ip_allowed(ip: str, allowed: tuple[str, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    for network in allowed:
-        try:
-            if address in ipaddress.ip_network(network, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+def _origin(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _query_credentials(scope: Scope) -> tuple[bytes | None, str | None]:

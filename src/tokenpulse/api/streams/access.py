@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenpulse.api.auth import Authenticator
-from tokenpulse.domain.access import Principal, TierLimits
+from tokenpulse.domain.access import Principal, TierLimits, ip_allowed, origin_allowed
 from tokenpulse.domain.errors import InvalidParameter, LimitExceeded
 
 
@@ -209,6 +209,11 @@ def handshake(
         principal = access.token_principal(token)
     if principal is None:
         raise StreamRefused("UNAUTHORIZED", "invalid API key")
+    origin = environ.get("HTTP_ORIGIN")
+    if not ip_allowed(environ.get("REMOTE_ADDR"), principal.allowed_ips) or not origin_allowed(
+        origin if isinstance(origin, str) else None, principal.allowed_origins
+    ):
+        raise StreamRefused("FORBIDDEN", "this key may not be used from this address or origin")
     if access is not None:
         try:
             access.open(sid, principal)

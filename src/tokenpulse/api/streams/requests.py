@@ -14,6 +14,7 @@ from typing import Any
 from tokenpulse.api.streams.hub import LimitExceeded, StreamLimits
 from tokenpulse.domain.errors import (
     AmbiguousToken,
+    Forbidden,
     InvalidParameter,
     RateLimited,
     TokenNotFound,
@@ -54,6 +55,7 @@ ACK_ERROR_CODES: tuple[str, ...] = (
 #: Every ``code`` a refused handshake (``connect_error``) can carry.
 CONNECT_ERROR_CODES: tuple[str, ...] = (
     Unauthorized.code,
+    Forbidden.code,
     LimitExceeded.code,
     InvalidParameter.code,
 )
