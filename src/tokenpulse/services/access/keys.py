@@ -42,6 +42,7 @@ log = structlog.get_logger(__name__)
 
 ACCESS_TOPIC = "access"
 TOUCH_INTERVAL = 10.0  # seconds between last-used writes
+STOP_FLUSH_TIMEOUT = 1.0  # seconds the last-used write may take at shutdown
 MAX_VERIFIED = 10_000  # keys remembered as verified (the cache is cleared past it)
 
 
@@ -209,8 +210,9 @@ class KeyService:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._loop_task = None
-        with contextlib.suppress(StoreError):
-            await self.flush_usage()
+        # Last-used times are a convenience: never let them hold shutdown up.
+        with contextlib.suppress(StoreError, TimeoutError):
+            await asyncio.wait_for(self.flush_usage(), STOP_FLUSH_TIMEOUT)
 
     async def reload(self) -> None:
         """Replace the cache with what the store holds."""
