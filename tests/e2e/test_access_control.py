@@ -148,6 +148,26 @@ async def test_revoking_a_key_ends_its_streams_and_its_tokens(
         assert (await refused(app, {"api_key": created["key"]}))["code"] == "UNAUTHORIZED"
 
 
+async def test_wrong_handshakes_are_throttled_then_blocked(
+    http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        tmp_path, auth_failure_capacity=2, auth_failure_refill_rate=0.001, auth_block_after=4
+    )
+    async with running_app(settings) as app:
+        codes = []
+        for auth in ({"api_key": "wrong"}, {"token": "forged"}, {"api_key": "x"}, {"token": "y"}):
+            codes.append((await refused(app, auth))["code"])
+        assert codes[:3] == ["UNAUTHORIZED", "UNAUTHORIZED", "RATE_LIMIT_EXCEEDED"]
+        assert codes[3] == "RATE_LIMIT_EXCEEDED"
+        blocked = await refused(app, {"api_key": ADMIN})  # this address is blocked now
+        assert blocked["code"] == "RATE_LIMIT_EXCEEDED"
+        assert "blocked" in blocked["message"]
+        assert (
+            await http.get(f"{app.base_url}/api/v1/pairs", headers=ADMIN_HEADERS)
+        ).status_code == 429
+
+
 async def test_sse_with_a_session_token_limits_and_expiry(
     http: httpx.AsyncClient, tmp_path: Path
 ) -> None:

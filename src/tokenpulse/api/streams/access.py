@@ -20,7 +20,10 @@ from typing import Any
 
 from tokenpulse.api.auth import Authenticator
 from tokenpulse.domain.access import Principal, TierLimits, ip_allowed, origin_allowed
-from tokenpulse.domain.errors import InvalidParameter, LimitExceeded
+from tokenpulse.domain.errors import InvalidParameter, LimitExceeded, RateLimited
+
+#: The ``stream_rejected`` reason of a refused handshake, by its code (else unauthorized).
+REFUSAL_REASONS = {LimitExceeded.code: "too_many_connections", RateLimited.code: "throttled"}
 
 
 class StreamRefused(Exception):
@@ -39,6 +42,7 @@ class StreamAccess:
 
     tiers: Mapping[str, TierLimits]
     verify_token: Callable[[str], Principal] | None = None  # raises an error with .code
+    guard: Any = None  # api.access.guard.FailedAuthGuard: failed handshakes count too
     count: Callable[[str, str], None] | None = None  # usage: (key id, tier)
     clock: Callable[[], float] = time.time
     fastest_adaptive_ms: int = 100  # the hub's adaptive interval while a price moves
@@ -187,14 +191,24 @@ def credentials(environ: Mapping[str, Any], auth: Any) -> tuple[str | None, str 
     )
 
 
-def handshake(
+async def handshake(
     authenticator: Authenticator,
     access: StreamAccess | None,
     environ: Mapping[str, Any],
     auth: Any,
     sid: str,
 ) -> Principal:
-    """The principal of a Socket.IO handshake, admitted under its tier; StreamRefused if not."""
+    """The principal of a Socket.IO handshake, admitted under its tier; StreamRefused if not.
+
+    A blocked client IP is refused, and a wrong key or token counts as a failed
+    authentication (the same per-IP bucket and block as on REST)."""
+    guard = access.guard if access is not None else None
+    ip = environ.get("REMOTE_ADDR")
+    ip = ip if isinstance(ip, str) else None
+    if guard is not None and ip is not None and guard.any_blocked:
+        left = guard.blocked_for(ip)
+        if left > 0:
+            raise StreamRefused(RateLimited.code, guard.blocked_error(left).message)
     key, token = credentials(environ, auth)
     if key is None and token is None:
         raise StreamRefused(
@@ -203,14 +217,22 @@ def handshake(
             "missing",
         )
     principal: Principal | None = None
+    refusal = StreamRefused("UNAUTHORIZED", "invalid API key")
     if key is not None:
         principal = authenticator.authenticate(key.encode())
     elif access is not None and token is not None:
-        principal = access.token_principal(token)
+        try:
+            principal = access.token_principal(token)
+        except StreamRefused as exc:
+            refusal = exc
     if principal is None:
-        raise StreamRefused("UNAUTHORIZED", "invalid API key")
+        if guard is not None and ip is not None:
+            throttled = await guard.failed(ip)
+            if throttled is not None:
+                raise StreamRefused(throttled.code, throttled.message)
+        raise refusal
     origin = environ.get("HTTP_ORIGIN")
-    if not ip_allowed(environ.get("REMOTE_ADDR"), principal.allowed_ips) or not origin_allowed(
+    if not ip_allowed(ip, principal.allowed_ips) or not origin_allowed(
         origin if isinstance(origin, str) else None, principal.allowed_origins
     ):
         raise StreamRefused("FORBIDDEN", "this key may not be used from this address or origin")

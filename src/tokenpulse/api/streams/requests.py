@@ -56,6 +56,7 @@ ACK_ERROR_CODES: tuple[str, ...] = (
 CONNECT_ERROR_CODES: tuple[str, ...] = (
     Unauthorized.code,
     Forbidden.code,
+    RateLimited.code,
     LimitExceeded.code,
     InvalidParameter.code,
 )

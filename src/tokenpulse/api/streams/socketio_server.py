@@ -29,8 +29,8 @@ import socketio
 import structlog
 
 from tokenpulse.api.auth import Authenticator
+from tokenpulse.api.streams import access as acc
 from tokenpulse.api.streams import requests as req
-from tokenpulse.api.streams.access import StreamAccess, StreamRefused, handshake
 from tokenpulse.api.streams.delivery import (
     DEFAULT_MAX_BACKLOG,
     EVENT_BUCKET_CAPACITY,
@@ -89,7 +89,7 @@ class SocketIoGateway:
         ping_timeout: float = 20.0,
         send_timeout: float = 10.0,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
-        access: StreamAccess | None = None,
+        access: acc.StreamAccess | None = None,
     ) -> None:
         self.hub = hub
         self.access = access
@@ -180,7 +180,7 @@ class SocketIoGateway:
             self.sio.on(event, self._guarded(event, handler))
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        principal = self._authenticate(environ, auth, sid)
+        principal = await self._authenticate(environ, auth, sid)
         try:
             strings = req.numbers_form(auth)
         except InvalidParameter as exc:
@@ -200,13 +200,13 @@ class SocketIoGateway:
         if isinstance(resume_id, str):
             self._restore(conn, resume_id)
 
-    def _authenticate(self, environ: dict[str, Any], auth: Any, sid: str) -> str | None:
+    async def _authenticate(self, environ: dict[str, Any], auth: Any, sid: str) -> str | None:
         if self.authenticator is None:
             return None
         try:
-            principal = handshake(self.authenticator, self.access, environ, auth, sid)
-        except StreamRefused as exc:
-            reason = "too_many_connections" if exc.code == LimitExceeded.code else "unauthorized"
+            principal = await acc.handshake(self.authenticator, self.access, environ, auth, sid)
+        except acc.StreamRefused as exc:
+            reason = acc.REFUSAL_REASONS.get(exc.code, "unauthorized")
             self.metrics.stream_rejected.labels(TRANSPORT, reason).inc()
             if reason == "unauthorized":
                 self.metrics.auth_failures.labels(exc.reason).inc()
