@@ -191,6 +191,11 @@ async def test_sse_with_a_session_token_limits_and_expiry(
                     assert '"code":"TOKEN_EXPIRED"' in line
         assert events[0] == "ltp_update"
         assert events[-1] == "session_expired"
+        contract = (await http.get(f"{app.base_url}/asyncapi.json")).json()
+        for channel in ("socketio", "sseLtp"):
+            assert {"session_expired", "key_revoked"} <= set(
+                contract["channels"][channel]["messages"]
+            )
         # the slot is free again once the stream ended
         async with http.stream("GET", url, headers={"X-API-Key": created["key"]}) as again:
             assert again.status_code == 200

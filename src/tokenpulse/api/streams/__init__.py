@@ -29,6 +29,7 @@ from fastapi.responses import Response
 from tokenpulse.api.access import AccessServices
 from tokenpulse.api.auth import Authenticator, authenticator_for
 from tokenpulse.api.deps import ApiServices
+from tokenpulse.api.streams._asyncapi_access import add_access
 from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.asyncapi import ASYNCAPI_PATH, asyncapi_document
 from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
@@ -151,7 +152,7 @@ class Streams:
             known_keys=self.known_keys,
             access=self.access,
         )
-        document = orjson.dumps(asyncapi_document(self.hub.limits))
+        document = orjson.dumps(add_access(asyncapi_document(self.hub.limits)))
 
         async def get_asyncapi() -> Response:
             """The AsyncAPI 3.0 document of the Socket.IO events and the SSE streams."""
