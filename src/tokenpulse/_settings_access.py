@@ -63,6 +63,11 @@ class AccessSettings(BaseModel):
                 f"AUTH_KEY_PEPPER: must be at least {MIN_PEPPER_LENGTH} characters "
                 "(e.g. the output of `openssl rand -base64 32`)"
             )
+        if pepper and not getattr(self, "history_enabled", True):
+            raise ValueError(
+                "AUTH_KEY_PEPPER: stored API keys live in the history database: "
+                "set HISTORY_ENABLED=true, or leave AUTH_KEY_PEPPER empty"
+            )
         return self
 
     def tier_limits(self) -> dict[str, TierLimits]:

@@ -368,6 +368,10 @@ def test_access_settings_are_validated_and_shape_the_tiers() -> None:
         ({"AUTH_KEY_PEPPER": "short"}, "AUTH_KEY_PEPPER: must be at least 16 characters"),
         ({"TIER_FREE_CAPACITY": "0"}, "TIER_FREE_CAPACITY='0'"),
         ({"AUTH_SESSION_TTL": "2d"}, "AUTH_SESSION_TTL='2d'"),
+        (
+            {"AUTH_KEY_PEPPER": "p" * 20, "HISTORY_ENABLED": "false"},
+            "AUTH_KEY_PEPPER: stored API keys live in the history database",
+        ),
     ):
         with pytest.raises(ConfigError) as raised:
             load_settings(None, environ)
