@@ -3,7 +3,10 @@ tier limits, SSE with ``?token=``, and two instances sharing keys, limits and bl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +14,11 @@ from typing import Any
 import httpx
 import pytest
 import socketio
+from typer.testing import CliRunner
 
 from tests.helpers import wait_for
 from tests.server import RunningApp, app_settings, running_app
+from tokenpulse.cli import app as cli
 
 ADMIN = "bootstrap-admin-key-0123456789"
 PEPPER = "pepper-for-the-tests-0123456789"
@@ -45,6 +50,19 @@ async def session(http: httpx.AsyncClient, app: RunningApp, api_key: str) -> str
     assert response.status_code == 201, response.text
     token: str = response.json()["token"]
     return token
+
+
+_PROBES = itertools.count(1)
+
+
+async def _status(
+    http: httpx.AsyncClient, app: RunningApp, headers: dict[str, str], status: int
+) -> bool:
+    """Whether a call answers ``status``, each from an address of its own: a probe refused
+    with 401 is a failed authentication, and the test must not get itself blocked."""
+    n = next(_PROBES)
+    probe = {**headers, "X-Forwarded-For": f"198.18.{n // 250}.{n % 250 + 1}"}
+    return (await http.get(f"{app.base_url}/api/v1/pairs", headers=probe)).status_code == status
 
 
 @contextlib.asynccontextmanager
@@ -219,12 +237,9 @@ async def test_two_instances_share_keys_revocations_limits_and_blocks(
         created = await create_key(http, one, tier="free")
         headers = {"X-API-Key": created["key"]}
 
-        async def known_on_two() -> bool:
-            return (
-                await http.get(f"{two.base_url}/api/v1/pairs", headers=headers)
-            ).status_code == 200
-
-        await wait_for(known_on_two, 5, message="the new key to work on the other instance")
+        await wait_for(
+            lambda: _status(http, two, headers, 200), 5, message="the new key known on two"
+        )
         # four tokens in the shared bucket: one spent above, three more across both instances
         statuses = [
             (await http.get(f"{app.base_url}/api/v1/pairs", headers=headers)).status_code
@@ -237,14 +252,35 @@ async def test_two_instances_share_keys_revocations_limits_and_blocks(
         )
         assert revoked.status_code == 200
 
-        async def refused_on_two() -> bool:
-            return (
-                await http.get(f"{two.base_url}/api/v1/pairs", headers=headers)
-            ).status_code == 401
-
-        assert (
-            await wait_for(refused_on_two, 5, message="the revocation to reach instance two") < 1.0
+        took = await wait_for(
+            lambda: _status(http, two, headers, 401), 5, message="the revocation on two"
         )
+        assert took < 1.0
+
+        # the CLI revokes through Redis too: both instances refuse the key within a second
+        other = await create_key(http, one, tier="pro")
+        other_headers = {"X-API-Key": other["key"]}
+
+        async def known_everywhere() -> bool:
+            return all([await _status(http, app, other_headers, 200) for app in (one, two)])
+
+        await wait_for(known_everywhere, 5, message="the second key known on both")
+        cli_env = {
+            "DATABASE_URL": settings.database_url,
+            "AUTH_KEY_PEPPER": PEPPER,
+            "CACHE_BACKEND": "redis",
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": redis_prefix,
+        }
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["keys", "revoke", other["key_id"]], env=cli_env
+        )
+        assert result.exit_code == 0, result.output
+
+        revoked_at = time.monotonic()
+        for app in (one, two):
+            await wait_for(lambda app=app: _status(http, app, other_headers, 401), 5)
+        assert time.monotonic() - revoked_at < 1.0
 
         attacker = {"X-Forwarded-For": "203.0.113.5"}
         wrong = {**attacker, "X-API-Key": "tp_live_0123456789ab_" + "x" * 43}
