@@ -206,9 +206,8 @@ class KeyService:
         tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:  # wait() neither raises their errors nor swallows our own cancellation
+            await asyncio.wait(tasks)
         self._loop_task = None
         # Last-used times are a convenience: never let them hold shutdown up.
         with contextlib.suppress(StoreError, TimeoutError):
