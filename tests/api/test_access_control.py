@@ -176,7 +176,7 @@ async def test_usage_is_counted_per_key(http: httpx.AsyncClient) -> None:
 
 
 async def test_session_issue_refresh_expiry_and_revocation(tmp_path: Path) -> None:
-    async with access_client(tmp_path, auth_session_ttl="1s") as http:
+    async with access_client(tmp_path, auth_session_ttl="4s") as http:
         created = await create_key(http, tier="pro", role="analyst")
         issued = await http.post("/api/v1/sessions", headers=key(created))
         assert issued.status_code == 201, issued.text
@@ -196,7 +196,7 @@ async def test_session_issue_refresh_expiry_and_revocation(tmp_path: Path) -> No
             response = await http.get("/api/v1/pairs", headers=bearer)
             return response.status_code == 401
 
-        await wait_for(expired, 5, message="the 1 s token to expire")
+        await wait_for(expired, 15, message="the 4 s token to expire")
         answer = (await http.get("/api/v1/pairs", headers=bearer)).json()
         assert answer["error"]["details"]["reason"] == "TOKEN_EXPIRED"
 

@@ -96,7 +96,7 @@ async def test_socketio_session_token_tier_limits_and_expiry(
 ) -> None:
     settings = settings_for(
         tmp_path,
-        auth_session_ttl="2s",
+        auth_session_ttl="4s",
         tier_free_stream_connections=1,
         tier_free_subscriptions=2,
         tier_free_min_interval_ms=1000,
@@ -120,7 +120,7 @@ async def test_socketio_session_token_tier_limits_and_expiry(
             second = await refused(app, {"api_key": created["key"]})
             assert second["code"] == "LIMIT_EXCEEDED"
 
-            await wait_for(lambda: not client.connected, 10, message="the token to expire")
+            await wait_for(lambda: not client.connected, 20, message="the token to expire")
             assert events == [
                 (
                     "session_expired",
@@ -189,7 +189,7 @@ async def test_wrong_handshakes_are_throttled_then_blocked(
 async def test_sse_with_a_session_token_limits_and_expiry(
     http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    settings = settings_for(tmp_path, auth_session_ttl="2s", tier_free_stream_connections=1)
+    settings = settings_for(tmp_path, auth_session_ttl="4s", tier_free_stream_connections=1)
     async with running_app(settings) as app:
         created = await create_key(http, app, tier="free")
         token = await session(http, app, created["key"])
