@@ -1,9 +1,8 @@
 """Socket.IO streaming (SPEC §7.1) on python-socketio's ASGI server, protocol v5.
 
-Handshake auth ``auth: {api_key}`` or ``auth: {token}`` (``access.py``: tiers, expiry,
-revocation) when auth is on; a refused connection gets ``connect_error`` whose data is
-``{message, code, data: {code, message}}`` (the JS client shows ``err.message`` and
-``err.data.code``). Events, each acknowledged with
+Handshake auth ``auth: {api_key}`` or ``auth: {token}`` (see ``access.py``); a refused
+connection gets ``connect_error`` whose data is ``{message, code, data: {code, message}}``
+(the JS client shows ``err.message`` and ``err.data.code``). Events, each acknowledged with
 ``{ok: true, subscribed: […], resume}`` or ``{ok: false, error: {code, message}}``:
 ``subscribe_pair`` / ``unsubscribe_pair`` (``{pair}`` or ``{pairs: […]}``),
 ``subscribe_token`` / ``unsubscribe_token`` (``{token_id}`` or ``{token_ids: […]}``), both
