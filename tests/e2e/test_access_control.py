@@ -140,6 +140,13 @@ async def test_socketio_session_token_tier_limits_and_expiry(
         assert refreshed.status_code == 200, refreshed.text
         async with connected(app, {"token": refreshed.json()["token"]}) as (client, _):
             assert (await client.call("subscribe_pair", {"pair": "BTC/USD"}))["ok"] is True
+            usage_url = f"{app.base_url}/api/v1/admin/keys/{created['key_id']}/usage"
+
+            async def messages_counted() -> bool:
+                usage = await http.get(usage_url, headers=ADMIN_HEADERS)
+                return bool(usage.json()["stream_messages"] >= 1)
+
+            await wait_for(messages_counted, 10, message="the key's stream messages counted")
 
 
 async def test_revoking_a_key_ends_its_streams_and_its_tokens(
@@ -209,6 +216,11 @@ async def test_sse_with_a_session_token_limits_and_expiry(
                     assert '"code":"TOKEN_EXPIRED"' in line
         assert events[0] == "ltp_update"
         assert events[-1] == "session_expired"
+        usage = await http.get(
+            f"{app.base_url}/api/v1/admin/keys/{created['key_id']}/usage", headers=ADMIN_HEADERS
+        )
+        assert usage.json()["stream_connections"] == 1
+        assert usage.json()["stream_messages"] >= 1
         contract = (await http.get(f"{app.base_url}/asyncapi.json")).json()
         for channel in ("socketio", "sseLtp"):
             assert {"session_expired", "key_revoked"} <= set(

@@ -15,7 +15,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 DEFAULT_TOP = 10
-OUTCOMES = ("allowed", "limited", "stream_connections")
+OUTCOMES = ("allowed", "limited", "stream_connections", "stream_messages")
+FIELDS = ("requests", "rate_limited", "stream_connections", "stream_messages")
 
 
 class KeyUsage(Collector):
@@ -31,14 +32,20 @@ class KeyUsage(Collector):
         """One request (0 allowed, 1 limited) or stream connection (2) of a key."""
         counts = self._counts.get(key_id)
         if counts is None:
-            counts = self._counts[key_id] = [0, 0, 0]
+            counts = self._counts[key_id] = [0, 0, 0, 0]
             self._tiers[key_id] = tier
         counts[outcome] += 1
 
+    def messages(self, key_id: str, sent: int) -> None:
+        """Stream messages written to a connection of a key (counted once it connected)."""
+        counts = self._counts.get(key_id)
+        if counts is not None:
+            counts[3] += sent
+
     def usage(self, key_id: str) -> dict[str, int]:
         """This instance's counts for one key."""
-        counts = self._counts.get(key_id, [0, 0, 0])
-        return dict(zip(("requests", "rate_limited", "stream_connections"), counts, strict=True))
+        counts = self._counts.get(key_id, [0, 0, 0, 0])
+        return dict(zip(FIELDS, counts, strict=True))
 
     def forget(self, key_id: str) -> None:
         """Drop a deleted key's counts."""

@@ -134,6 +134,7 @@ class KeyUsageOut(BaseModel):
                 "requests": 1200,
                 "rate_limited": 3,
                 "stream_connections": 2,
+                "stream_messages": 5400,
             }
         }
     )
@@ -143,6 +144,7 @@ class KeyUsageOut(BaseModel):
     requests: int
     rate_limited: int
     stream_connections: int
+    stream_messages: int
 
 
 class SessionOut(BaseModel):

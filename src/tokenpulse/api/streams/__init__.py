@@ -190,6 +190,7 @@ def _stream_access(access: AccessServices | None) -> StreamAccess | None:
         tiers=access.tiers,
         verify_token=access.sessions.verify if access.sessions is not None else None,
         count=lambda key_id, tier: usage.count(key_id, tier, 2),
+        messages=usage.messages,
         guard=access.guard,
     )
     if access.keys is not None:

@@ -44,6 +44,7 @@ class StreamAccess:
     verify_token: Callable[[str], Principal] | None = None  # raises an error with .code
     guard: Any = None  # api.access.guard.FailedAuthGuard: failed handshakes count too
     count: Callable[[str, str], None] | None = None  # usage: (key id, tier)
+    messages: Callable[[str, int], None] | None = None  # usage: (key id, messages sent)
     clock: Callable[[], float] = time.time
     fastest_adaptive_ms: int = 100  # the hub's adaptive interval while a price moves
     _by_key: dict[str, set[str]] = field(default_factory=dict)
@@ -53,9 +54,11 @@ class StreamAccess:
     _ending: set[str] = field(default_factory=set)
     _enders: dict[str, Callable[[dict[str, str]], None]] = field(default_factory=dict)
 
-    def bind(self, sio: Any) -> None:
-        """The Socket.IO server whose clients are told why they are disconnected."""
+    def bind(self, sio: Any, delivery: Any) -> None:
+        """The Socket.IO server whose clients are told why they are disconnected, and the
+        dispatcher whose writes count as the keys' stream messages."""
         self._sio = sio
+        delivery.on_sent = self.messages
 
     async def end(self, sid: str, reason: dict[str, str]) -> None:
         """Tell a client why its connection ends (``session_expired`` or ``key_revoked``,

@@ -110,8 +110,6 @@ class SocketIoGateway:
             logger=False,
             engineio_logger=False,
         )
-        if access is not None:
-            access.bind(self.sio)
         self._conns: dict[str, Connection] = {}
         self._resume = ResumeStore()
         self.delivery = Dispatcher(
@@ -121,6 +119,8 @@ class SocketIoGateway:
             max_backlog=max_backlog,
             send_timeout=send_timeout,
         )
+        if access is not None:
+            access.bind(self.sio, self.delivery)
         self._failures: set[tuple[str, str]] = set()
         self._register()
 

@@ -111,6 +111,7 @@ class EventStream(Response):
     ) -> None:
         """``strings``: market values as exact decimal strings (``numbers=string``)."""
         self.access = access
+        self.key_id: str | None = None  # the caller's key, once admitted
         self.status_code = 200
         self.background = None
         self.init_headers(SSE_HEADERS)
@@ -185,6 +186,7 @@ class EventStream(Response):
             self.hub.close(subscriber, "session_end")
             wake.set()
 
+        self.key_id = principal.key_id
         try:
             self.access.open(sid, principal, end)
         except LimitExceeded as exc:
@@ -225,6 +227,8 @@ class EventStream(Response):
                 for message in messages:
                     latency.observe(now - message.accepted_at)
                     self.metrics.stream_messages_sent.labels(TRANSPORT, message.event).inc()
+                if self.key_id is not None and self.access and self.access.messages:
+                    self.access.messages(self.key_id, len(messages))
                 last_write = loop.time()
                 continue
             idle = loop.time() - last_write
