@@ -22,10 +22,12 @@ imported from this folder: use raw sockets (``_server.http_get``), not urllib.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -119,6 +121,26 @@ def server_environment(
     return {**inherited, **explicit}, explicit
 
 
+#: A stored key's tier bucket, sized like the RATE_LIMIT_* one: it runs, it never throttles.
+STORED_KEY_ENV = {
+    "TIER_ENTERPRISE_CAPACITY": UNTHROTTLED,
+    "TIER_ENTERPRISE_REFILL_RATE": UNTHROTTLED,
+}
+
+
+def create_stored_key(env: dict[str, str], data_dir: Path) -> str:
+    """A new enterprise reader key in the bench database, from the CLI an operator uses."""
+    command = [sys.executable, "-m", "tokenpulse", "keys", "create", "--name", "bench"]
+    command += ["--tier", "enterprise", "--role", "reader", "--json"]
+    done = subprocess.run(
+        command, env=env, cwd=data_dir, capture_output=True, text=True, timeout=60, check=False
+    )
+    if done.returncode != 0:
+        raise ServerError(f"tokenpulse keys create failed: {done.stderr.strip()}")
+    key: str = json.loads(done.stdout)["key"]
+    return key
+
+
 def rate_limit_note(env: dict[str, str]) -> str:
     """How the rate limiter was configured, in words for the output."""
     if env.get("RATE_LIMIT_ENABLED", "").lower() != "true":
@@ -201,6 +223,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-write", action="store_true", help="do not append to BENCHMARKS.md (JSON is written)"
+    )
+    parser.add_argument(
+        "--stored-key",
+        action="store_true",
+        help="call with a key from `tokenpulse keys create` (enterprise tier, its bucket 1e9) "
+        "instead of the bootstrap AUTH_API_KEY",
     )
     # For testing the harness itself against a stand-in server: a command line
     # in which {port} is replaced; it gets the same environment.
@@ -308,7 +336,18 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="tokenpulse-bench-") as tmp:
         tmp_dir = Path(tmp)
-        env, explicit_env = server_environment(port, api_key, tmp_dir, dict(args.server_env))
+        overrides = dict(args.server_env)
+        if args.stored_key:
+            overrides = {
+                **STORED_KEY_ENV,
+                "AUTH_KEY_PEPPER": secrets.token_urlsafe(32),
+                **overrides,
+            }
+        env, explicit_env = server_environment(port, api_key, tmp_dir, overrides)
+        if args.stored_key:
+            api_key = create_stored_key(env, tmp_dir)
+            headers = {"X-API-Key": api_key}
+            _log("calling with a stored key (tokenpulse keys create --tier enterprise)")
         server = ServerProcess(server_cmd, env, tmp_dir, tmp_dir / "server.log")
         _log(f"starting {server_shown} on {LOOPBACK}:{port}")
         try:
@@ -389,7 +428,16 @@ def main(argv: list[str] | None = None) -> int:
                 "description": shutdown.describe(),
             },
         },
-        notes=[rate_limit_note(explicit_env), *_nginx_notes(results)],
+        notes=[rate_limit_note(explicit_env), *_nginx_notes(results)]
+        + (
+            [
+                "**Key:** a stored key (`tokenpulse keys create --tier enterprise`): resolved "
+                "from the in-process key cache (HMAC-SHA-256 with AUTH_KEY_PEPPER), the "
+                "enterprise tier's bucket (capacity and refill 1e9)"
+            ]
+            if args.stored_key
+            else ["**Key:** the bootstrap AUTH_API_KEY (static key)"]
+        ),
         commands=commands,
         results=results,
     )

@@ -24,7 +24,9 @@ from tokenpulse.domain.errors import InvalidParameter
 from tokenpulse.domain.pairs import parse_quote_equivalents, split_pair
 
 KNOWN_SOURCES = ("kraken", "coinbase", "binance", "coinmarketcap", "coingecko", "replay")
-SECRET_FIELDS = frozenset({"auth_api_key", "redis_password", "cmc_api_key", "coingecko_api_key"})
+SECRET_FIELDS = frozenset(
+    {"auth_api_key", "auth_key_pepper", "redis_password", "cmc_api_key", "coingecko_api_key"}
+)
 URL_FIELDS_WITH_CREDENTIALS = frozenset({"redis_url", "database_url"})
 _RANGE = "valid_range"  # json_schema_extra key of a duration: its range as written
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # one label of a DNS host name

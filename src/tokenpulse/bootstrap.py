@@ -12,8 +12,10 @@ import httpx
 import structlog
 
 from tokenpulse import __version__
+from tokenpulse._access_wiring import build_access
 from tokenpulse._bootstrap_venues import build_ltp_feeds, resolve_pairs_at_start
 from tokenpulse._pair_lists import PairList
+from tokenpulse.api.access import AccessServices
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
@@ -88,6 +90,7 @@ class Container:
     state: RunState = field(default_factory=RunState)
     started_at: datetime = field(default_factory=utcnow)
     unknown_tracked_tokens: tuple[str, ...] = ()  # TRACKED_TOKENS the bundled tables lack
+    access: AccessServices | None = None  # keys, tiers, sessions, abuse defence (§8)
 
 
 def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Container:
@@ -236,6 +239,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         redis=redis_client,
         state=state,
         unknown_tracked_tokens=unknown,
+        access=build_access(settings, metrics, history, redis_client, bus),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from tokenpulse import __version__
+from tokenpulse.cli_keys import keys_app
 from tokenpulse.settings import ConfigError, LoadedSettings, describe_settings, load_settings
 
 EXIT_CONFIG = 2
@@ -23,6 +24,7 @@ config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 db_app = typer.Typer(help="The history database (migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 ConfigOption = Annotated[
     Path | None,

@@ -42,6 +42,8 @@ class Runtime:
         """Prepare the history store, then ingest: at once, or when elected leader."""
         c = self.container
         await self._prepare_history()
+        if c.access is not None:  # keys load from the (now migrated) history store
+            await c.access.start()
         if isinstance(c.bus, RedisBus):
             await c.bus.start()
         if c.replicator is not None:
@@ -94,6 +96,8 @@ class Runtime:
         if c.market is not None:
             with contextlib.suppress(Exception):
                 await c.market.stop(c.settings.shutdown_timeout / 2)
+        if c.access is not None:
+            await c.access.stop()
         await self._close_adapters(step_timeout=None)
 
     async def abort(self) -> None:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tokenpulse._settings_access import AccessSettings
 from tokenpulse._settings_fields import (
     KNOWN_SOURCES,
     SECRET_FIELDS,
@@ -77,7 +78,7 @@ DEFAULT_PAIRS = ("BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD")
 # --------------------------------------------------------------------------- the settings
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, AccessSettings):
     """Every setting of tokenpulse. Field ``foo_bar`` is env ``FOO_BAR`` and YAML ``foo.bar``."""
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)

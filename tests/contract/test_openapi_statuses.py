@@ -164,9 +164,11 @@ def test_the_document_states_the_contract(openapi_document: dict[str, Any]) -> N
     assert all(re.fullmatch(r"[a-z]+(?:[A-Z][a-z]+)*", i) for i in ids), ids
     assert {"getLtp", "listTokens", "getToken", "streamTokens", "getHealth"} <= set(ids)
     schemes = openapi_document["components"]["securitySchemes"]
-    assert {(s["in"], s["name"]) for s in schemes.values()} == {
+    assert {(s.get("in"), s.get("name") or s.get("scheme")) for s in schemes.values()} == {
         ("header", "X-API-Key"),
         ("query", "api_key"),
+        (None, "bearer"),
+        ("query", "token"),
     }
     models = set(openapi_document["components"]["schemas"])
     assert {"Token", "Pagination", "Trend", "Velocity", "HistoryPoint", "LtpEntry"} <= models
@@ -174,7 +176,7 @@ def test_the_document_states_the_contract(openapi_document: dict[str, Any]) -> N
     for method, path, found in operations(openapi_document):
         responses = found["responses"]
         if path.startswith("/api/"):
-            assert {"401", "429"} <= set(responses), f"{method} {path}"
+            assert {"401", "403", "429"} <= set(responses), f"{method} {path}"
             assert found["security"], f"{method} {path}"
         for status, answer in responses.items():
             assert "X-Request-ID" in answer["headers"], f"{method} {path} {status}"
@@ -185,7 +187,7 @@ def test_the_document_states_the_contract(openapi_document: dict[str, Any]) -> N
                 assert has_example, f"{method} {path} {status} {media}: no example"
         flat = path.startswith("/api/v1/ltp")
         shape = "FlatError" if flat else "ErrorResponse"
-        for status in ("401", "429"):
+        for status in ("401", "403", "429"):
             if status in responses:
                 schema = responses[status]["content"]["application/json"]["schema"]
                 assert schema["$ref"].endswith(shape), f"{method} {path} {status}"

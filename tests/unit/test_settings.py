@@ -352,3 +352,27 @@ def test_env_example_lists_every_variable_compose_reads_with_a_comment() -> None
             assert lines[number - 1].startswith("#"), f"{name} has no comment"
     assert set(listed) == used
     assert all(value and "secret" not in value.lower() for value in listed.values())
+
+
+def test_access_settings_are_validated_and_shape_the_tiers() -> None:
+    from tokenpulse.settings import ConfigError, load_settings
+
+    loaded = load_settings(
+        None, {"TIER_PRO_CAPACITY": "500", "TIER_FREE_HISTORY_DEPTH": "2d", "AUTH_BLOCK_FOR": "1h"}
+    ).settings
+    tiers = loaded.tier_limits()
+    assert tiers["pro"].capacity == 500
+    assert tiers["free"].history_seconds == 2 * 86400
+    assert loaded.auth_block_for == 3600
+    for environ, text in (
+        ({"AUTH_KEY_PEPPER": "short"}, "AUTH_KEY_PEPPER: must be at least 16 characters"),
+        ({"TIER_FREE_CAPACITY": "0"}, "TIER_FREE_CAPACITY='0'"),
+        ({"AUTH_SESSION_TTL": "2d"}, "AUTH_SESSION_TTL='2d'"),
+        (
+            {"AUTH_KEY_PEPPER": "p" * 20, "HISTORY_ENABLED": "false"},
+            "AUTH_KEY_PEPPER: stored API keys live in the history database",
+        ),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            load_settings(None, environ)
+        assert any(text in problem for problem in raised.value.problems), raised.value.problems

@@ -18,8 +18,10 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from tokenpulse import __version__
+from tokenpulse.api.access.gate import AccessGate
+from tokenpulse.api.access.routes import access_router
 from tokenpulse.api.access_log import AccessLog, access_logged
-from tokenpulse.api.auth import authenticator_for
+from tokenpulse.api.auth import CombinedAuthenticator, authenticator_for
 from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.api.cors import CorsPolicy
 from tokenpulse.api.dashboard import install_dashboard
@@ -61,7 +63,10 @@ def create_app(
     front of FastAPI; it has ``.container`` and ``.streams``.
     """
     settings = container.settings
+    access = container.access
     authenticator = authenticator_for(settings)
+    if access is not None and access.keys is not None:
+        authenticator = CombinedAuthenticator(authenticator, access.keys)
     ltp = LtpEndpoints(
         prices=container.prices, registry=container.registry, supervisor=container.supervisor
     )
@@ -76,6 +81,7 @@ def create_app(
         bulk_interval=settings.bulk_interval,
         sse_heartbeat=settings.sse_heartbeat,
         authenticator=authenticator,
+        access=access,
     )
 
     @asynccontextmanager
@@ -109,6 +115,8 @@ def create_app(
     api.include_router(streams.sse_router())
     api.include_router(token_router)
     install_dashboard(api, auth_enabled=settings.auth_enabled, stale_after=settings.stale_after)
+    if access is not None:
+        api.include_router(access_router(access))
     install_openapi(api, auth_enabled=settings.auth_enabled)
 
     app: Any = api  # CORS is the edge's, for every route (api/cors.py)
@@ -159,6 +167,17 @@ def create_app(
         return "unmatched"
 
     client_ip = ClientIpResolver(settings.forwarded_allow_ips)
+    gate = AccessGate(
+        authenticator=authenticator,
+        limiter=container.limiter,
+        client_ip=client_ip,
+        metrics=container.metrics,
+        costs=ENDPOINT_COSTS,
+        tier_limiters=access.tier_limiters if access is not None else None,
+        sessions=access.sessions if access is not None else None,
+        guard=access.guard if access is not None else None,
+        usage=access.metrics.usage if access is not None else None,
+    )
     # Socket.IO sits inside the edge: the fast routes are answered before any other layer,
     # and /socket.io/ long-polling still gets request ids and metrics.
     edge = EdgeMiddleware(
@@ -172,8 +191,7 @@ def create_app(
             ("GET", "/health"): fast(health_answer),
             ("GET", "/api/v1/tokens"): fast(tokens_answer),
         },
-        costs=ENDPOINT_COSTS,
-        max_cost=float(settings.rate_limit_capacity),
+        gate=gate,
         route_of=route_of,
         cors=CorsPolicy(settings.cors_origins),
         limits=limits_for(settings),

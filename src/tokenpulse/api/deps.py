@@ -14,6 +14,7 @@ from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
 
+from tokenpulse.api.access import AccessServices
 from tokenpulse.bus.base import EventBus
 from tokenpulse.domain.pairs import PairRegistry
 from tokenpulse.observability.metrics import Metrics
@@ -67,6 +68,8 @@ class ApiServices(Protocol):
     def state(self) -> RunStatus: ...
     @property
     def unknown_tracked_tokens(self) -> tuple[str, ...]: ...
+    @property
+    def access(self) -> AccessServices | None: ...
 
 
 class Lifecycle(Protocol):

@@ -1,8 +1,9 @@
 """The edge of every HTTP request, as one raw ASGI middleware (no per-request framework cost).
 
 In order: request id (echoed or generated), the header and body limits (``api/limits.py``),
-CORS (``api/cors.py``: a preflight is answered here, before auth and the rate limiter), API key
-on ``/api/*`` when auth is on, the token bucket (per key, else per client IP), then the
+CORS (``api/cors.py``: a preflight is answered here, before auth and the rate limiter), then
+admission (``api/access/gate.py``: blocked IPs, API key or session token on ``/api/*`` when
+auth is on, the route's role, the token bucket of the key's tier or the client IP), then the
 handler — the LTP fast path or the FastAPI app, with Socket.IO and SSE behind it — and finally
 metrics by route template and the access line (``api/access_log.py``).
 """
@@ -10,7 +11,6 @@ metrics by route template and the access line (``api/access_log.py``).
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -18,8 +18,9 @@ from typing import Any
 
 import structlog
 
+from tokenpulse.api.access.gate import AccessGate
 from tokenpulse.api.access_log import AccessLog
-from tokenpulse.api.auth import Authenticator, Principal, requires_auth
+from tokenpulse.api.auth import Authenticator
 from tokenpulse.api.clientip import ClientIpResolver
 from tokenpulse.api.cors import CorsPolicy, without_cors
 from tokenpulse.api.errors import (
@@ -31,7 +32,7 @@ from tokenpulse.api.errors import (
     uses_flat_errors,
 )
 from tokenpulse.api.limits import RequestLimits, read_body_capped, replay
-from tokenpulse.domain.errors import RateLimited, TokenpulseError, Unauthorized
+from tokenpulse.domain.errors import TokenpulseError
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.ratelimit import RateLimiter
 
@@ -90,7 +91,7 @@ class EdgeMiddleware:
         client_ip: ClientIpResolver,
         fast_routes: dict[tuple[str, str], FastHandler],
         costs: dict[str, float] | None = None,
-        max_cost: float = 1.0,
+        gate: AccessGate | None = None,
         route_of: Callable[[Scope], str] | None = None,
         cors: CorsPolicy | None = None,
         limits: RequestLimits | None = None,
@@ -102,8 +103,13 @@ class EdgeMiddleware:
         self.limiter = limiter
         self.client_ip = client_ip
         self.fast_routes = fast_routes
-        # A cost above the bucket's capacity could never be paid: cap it at the capacity.
-        self.costs = {path: min(cost, max_cost) for path, cost in (costs or {}).items()}
+        self.gate = gate or AccessGate(
+            authenticator=authenticator,
+            limiter=limiter,
+            client_ip=client_ip,
+            metrics=metrics,
+            costs=costs,
+        )
         self.route_of = route_of or (lambda scope: "unmatched")
         self.cors = cors or CorsPolicy(())
         self.limits = limits or RequestLimits()
@@ -121,7 +127,7 @@ class EdgeMiddleware:
                 await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = api_key = forwarded = length = origin = chunked = None
+        request_id = api_key = forwarded = length = origin = chunked = bearer = None
         header_bytes = 0
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value)
@@ -137,6 +143,8 @@ class EdgeMiddleware:
                 origin = value
             elif name == b"transfer-encoding":
                 chunked = value
+            elif name == b"authorization":
+                bearer = value
         if request_id is None or not _valid_request_id(request_id):
             request_id = b"%s%012x" % (_ID_PREFIX, next(_ID_COUNTER))
         state = scope.get("state")
@@ -173,9 +181,7 @@ class EdgeMiddleware:
                 else:
                     receive = replay(messages, receive)
             if status == 0 and path.startswith("/api/"):
-                rejection = self._authenticate(scope, path, api_key)
-                if rejection is None and self.limiter is not None:
-                    rejection = await self._limit(scope, path, forwarded, headers)
+                rejection = await self.gate.admit(scope, path, api_key, bearer, forwarded, headers)
                 if rejection is not None:
                     status, size = await self._send_error(path, rejection, send, headers, state)
             if status == 0:
@@ -194,49 +200,7 @@ class EdgeMiddleware:
                     scope, route, status or 500, started, size, forwarded, state.get("stream")
                 )
 
-    # ------------------------------------------------------------ admission
-
-    def _authenticate(
-        self, scope: Scope, path: str, api_key: bytes | None
-    ) -> TokenpulseError | None:
-        principal: Principal | None = None
-        if self.authenticator is not None and requires_auth(path):
-            if api_key is None:
-                api_key = _query_api_key(scope)
-            if not api_key:  # None or empty
-                self.metrics.auth_failures.labels("missing").inc()
-                return Unauthorized("missing API key: send it in the X-API-Key header")
-            principal = self.authenticator.authenticate(api_key)
-            if principal is None:
-                self.metrics.auth_failures.labels("invalid").inc()
-                return Unauthorized("invalid API key")
-        scope["state"]["principal"] = principal
-        return None
-
-    async def _limit(
-        self,
-        scope: Scope,
-        path: str,
-        forwarded: bytes | None,
-        headers: list[tuple[bytes, bytes]],
-    ) -> TokenpulseError | None:
-        """Take from the caller's bucket: per key when authenticated, else per client IP."""
-        assert self.limiter is not None
-        principal: Principal | None = scope["state"]["principal"]
-        if principal is not None:
-            bucket = principal.key_id
-        else:
-            client = scope.get("client")
-            bucket = "ip:" + self.client_ip.resolve(client[0] if client else None, forwarded)
-        decision = await self.limiter.acquire(bucket, self.costs.get(path, 1.0))
-        headers.append((b"x-ratelimit-limit", str(decision.limit).encode()))
-        headers.append((b"x-ratelimit-remaining", str(decision.remaining).encode()))
-        if not decision.allowed:
-            return RateLimited(
-                f"rate limit exceeded; retry in {math.ceil(decision.retry_after)}s",
-                retry_after=decision.retry_after,
-            )
-        return None
+    # ------------------------------------------------------------ answers
 
     async def _send_error(
         self,
@@ -356,16 +320,3 @@ def _is_event_stream(headers: Any) -> bool:
         name == b"content-type" and value.startswith(b"text/event-stream")
         for name, value in headers
     )
-
-
-def _query_api_key(scope: Scope) -> bytes | None:
-    """``api_key`` from the query string (browsers' EventSource cannot set headers)."""
-    query: bytes = scope.get("query_string", b"")
-    if b"api_key=" not in query:
-        return None
-    from urllib.parse import parse_qsl
-
-    for key, value in parse_qsl(query.decode("latin-1")):
-        if key == "api_key":
-            return value.encode("latin-1")
-    return None

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tokenpulse.domain.errors import (
     AmbiguousToken,
+    Forbidden,
     InvalidParameter,
     LimitExceeded,
     RateLimited,
@@ -46,6 +47,7 @@ STATUSES: dict[type[TokenpulseError], int] = {
     TokenpulseError: 500,
     InvalidParameter: 400,  # and UnsupportedPair
     Unauthorized: 401,
+    Forbidden: 403,
     TokenNotFound: 404,
     AmbiguousToken: 409,
     RateLimited: 429,

@@ -4,10 +4,11 @@ FastAPI generates the document from the routes; :func:`complete_document` then s
 routes cannot say for themselves, because the edge (``api/edge.py``) answers it before any
 route runs:
 
-* 401 and 429 on every ``/api/v1`` operation, in the flat shape on the LTP paths and the
-  standard shape elsewhere, with ``Retry-After`` and ``X-RateLimit-*``;
-* the ``X-API-Key`` security scheme (and the ``api_key`` query parameter the streams accept,
-  since browsers' EventSource cannot set headers), so Swagger's "Authorize" works;
+* 401, 403 and 429 on every ``/api/v1`` operation, in the flat shape on the LTP paths and
+  the standard shape elsewhere, with ``Retry-After`` and ``X-RateLimit-*``;
+* the security schemes (SPEC §8): the ``X-API-Key`` header, a session token as
+  ``Authorization: Bearer``, and for the streams the ``api_key`` and ``token`` query
+  parameters (browsers' EventSource cannot set headers), so Swagger's "Authorize" works;
 * 400 wherever a parameter can be malformed — the app maps validation errors to 400, so
   FastAPI's default 422 is removed everywhere, with its schemas;
 * ``X-Request-ID`` on every answer; short operation ids for the stream routes.
@@ -31,6 +32,10 @@ from tokenpulse.api.schemas.errors import ErrorResponse, FlatError, documented_e
 API_PREFIX = "/api/"
 HEADER_SCHEME = "ApiKeyHeader"
 QUERY_SCHEME = "ApiKeyQuery"
+BEARER_SCHEME = "SessionToken"
+TOKEN_QUERY_SCHEME = "SessionTokenQuery"  # noqa: S105 - a scheme name
+#: Answered without credentials: the session token in the request is the credential.
+NO_KEY_PATHS = frozenset({"/api/v1/sessions/refresh"})
 SCHEMA_REF = "#/components/schemas/{model}"
 
 #: Operation ids of routes declared outside this package's route modules (the streams).
@@ -71,13 +76,26 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "type": "apiKey",
         "in": "header",
         "name": "X-API-Key",
-        "description": "An API key (AUTH_API_KEY); needed on /api/* when AUTH_ENABLED",
+        "description": "An API key (tp_live_…, or the bootstrap AUTH_API_KEY); needed on "
+        "/api/* when AUTH_ENABLED",
+    },
+    BEARER_SCHEME: {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A session token from POST /api/v1/sessions (AUTH_SESSION_TTL)",
     },
     QUERY_SCHEME: {
         "type": "apiKey",
         "in": "query",
         "name": "api_key",
         "description": "The same key as a query parameter, for EventSource (SSE) clients",
+    },
+    TOKEN_QUERY_SCHEME: {
+        "type": "apiKey",
+        "in": "query",
+        "name": "token",
+        "description": "A session token as a query parameter, for EventSource (SSE) clients",
     },
 }
 
@@ -86,6 +104,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "tokens", "description": "Token market data, velocity, trends and history"},
     {"name": "streams", "description": "Server-Sent Events (Socket.IO is at /socket.io/)"},
     {"name": "ops", "description": "Health, readiness, metrics and sources"},
+    {"name": "access", "description": "Session tokens and, for admins, API keys and IP blocks"},
 ]
 
 SSE_EXAMPLE = (
@@ -138,12 +157,12 @@ def _complete_operation(
         responses.setdefault("400", _error_entry(400, path))
     on_api = path.startswith(API_PREFIX)
     if on_api:
-        responses.setdefault("401", _error_entry(401, path))
-        responses.setdefault("429", _error_entry(429, path))
-        schemes: list[dict[str, list[str]]] = [{HEADER_SCHEME: []}]
+        for status in (401, 403, 429):
+            responses.setdefault(str(status), _error_entry(status, path))
+        schemes: list[dict[str, list[str]]] = [{HEADER_SCHEME: []}, {BEARER_SCHEME: []}]
         if is_stream:
-            schemes.append({QUERY_SCHEME: []})
-        if not auth_enabled:
+            schemes += [{QUERY_SCHEME: []}, {TOKEN_QUERY_SCHEME: []}]
+        if not auth_enabled or path in NO_KEY_PATHS:
             schemes.append({})  # this instance answers without a key
         operation["security"] = schemes
     for code, response in responses.items():

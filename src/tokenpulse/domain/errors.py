@@ -6,6 +6,7 @@
     ├── TokenNotFound                    TOKEN_NOT_FOUND
     ├── AmbiguousToken                   AMBIGUOUS_TOKEN
     ├── Unauthorized                     UNAUTHORIZED
+    ├── Forbidden                        FORBIDDEN               (a valid key, not allowed)
     ├── RateLimited(retry_after)         RATE_LIMIT_EXCEEDED     (a caller's bucket is empty)
     ├── LimitExceeded                    LIMIT_EXCEEDED          (a streaming limit)
     ├── StaleData(retry_after)           STALE_DATA
@@ -83,6 +84,13 @@ class Unauthorized(TokenpulseError):
 
     code = "UNAUTHORIZED"
     remediation = "Send a valid API key in the X-API-Key header."
+
+
+class Forbidden(TokenpulseError):
+    """A valid key whose role (or tier, or allowed origins/IPs) does not allow this call."""
+
+    code = "FORBIDDEN"
+    remediation = "Use a key with the role named in the message, or ask an admin."
 
 
 class RateLimited(TokenpulseError):

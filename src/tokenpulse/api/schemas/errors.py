@@ -97,6 +97,11 @@ ERROR_CASES: dict[int, tuple[str, str, str]] = {
         "missing API key: send it in the X-API-Key header",
         "Missing or invalid API key (when AUTH_ENABLED)",
     ),
+    403: (
+        "FORBIDDEN",
+        "this key's role 'reader' may not call /api/v1/admin/keys: it needs role 'admin'",
+        "FORBIDDEN: a valid key whose role (or allowed IPs) does not allow this call",
+    ),
     404: (
         "TOKEN_NOT_FOUND",
         "unknown token 'nosuchcoin'",

@@ -26,8 +26,11 @@ import socketio
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from tokenpulse.api.access import AccessServices
 from tokenpulse.api.auth import Authenticator, authenticator_for
 from tokenpulse.api.deps import ApiServices
+from tokenpulse.api.streams._asyncapi_access import add_access
+from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.asyncapi import ASYNCAPI_PATH, asyncapi_document
 from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
@@ -69,8 +72,10 @@ class Streams:
         max_backlog: int = DEFAULT_MAX_BACKLOG,
         token_seed: TokenSeed | None = None,
         authenticator: Authenticator | None = None,
+        access: AccessServices | None = None,
     ) -> None:
-        """``authenticator``: the app's (by default the one ``AUTH_ENABLED`` asks for)."""
+        """``authenticator``: the app's (by default the one ``AUTH_ENABLED`` asks for);
+        ``access``: tiers, session tokens and revocations (SPEC §8)."""
         self.container = container
         limits = dataclasses.replace(limits or StreamLimits(), bulk_interval=bulk_interval)
         self.hub = StreamHub(
@@ -84,6 +89,7 @@ class Streams:
         self.token_seed = token_seed or self.served_tokens
         self.send_timeout = send_timeout
         self.sse_heartbeat = sse_heartbeat
+        self.access = _stream_access(access)
         self.gateway = SocketIoGateway(
             self.hub,
             registry=container.registry,
@@ -98,6 +104,7 @@ class Streams:
             ping_timeout=ping_timeout,
             send_timeout=send_timeout,
             max_backlog=max_backlog,
+            access=self.access,
         )
         self._detach: Any = None
 
@@ -150,8 +157,9 @@ class Streams:
             send_timeout=self.send_timeout,
             seed=self.seed,
             known_keys=self.known_keys,
+            access=self.access,
         )
-        document = orjson.dumps(asyncapi_document(self.hub.limits))
+        document = orjson.dumps(add_access(asyncapi_document(self.hub.limits)))
 
         async def get_asyncapi() -> Response:
             """The AsyncAPI 3.0 document of the Socket.IO events and the SSE streams."""
@@ -178,6 +186,23 @@ class Streams:
         if self._detach is not None:
             self._detach()
             self._detach = None
+
+
+def _stream_access(access: AccessServices | None) -> StreamAccess | None:
+    """The streams' side of access control: tier limits, token expiry, revocations."""
+    if access is None:
+        return None
+    usage = access.metrics.usage
+    stream_access = StreamAccess(
+        tiers=access.tiers,
+        verify_token=access.sessions.verify if access.sessions is not None else None,
+        count=lambda key_id, tier: usage.count(key_id, tier, 2),
+        messages=usage.messages,
+        guard=access.guard,
+    )
+    if access.keys is not None:
+        access.keys.on_revoked(stream_access.revoked)
+    return stream_access
 
 
 class StreamsApp(socketio.ASGIApp):  # type: ignore[misc]

@@ -70,6 +70,7 @@ class Dispatcher:
         self.max_backlog = max_backlog
         self.send_timeout = send_timeout
         self.max_backlog_seen = 0
+        self.on_sent: Callable[[str, int], None] | None = None  # (key id, messages): usage
         self._ready: dict[str, Connection] = {}
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -136,7 +137,10 @@ class Dispatcher:
                 conn.drain = asyncio.create_task(self._await_drain(conn, sock))
                 continue
             strings = conn.subscriber.strings
-            for message in conn.subscriber.take():
+            taken = conn.subscriber.take()
+            if self.on_sent is not None and conn.principal is not None and taken:
+                self.on_sent(conn.principal, len(taken))
+            for message in taken:
                 # Clients in step share one Message object (the hub keeps it alive for this
                 # seq), so its id (and the number form) names the frame; a bulk is per client.
                 shared = message.kind != "bulk"

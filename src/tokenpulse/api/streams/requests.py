@@ -15,6 +15,7 @@ from tokenpulse.api.streams.hub import LimitExceeded, StreamLimits
 from tokenpulse.bus.topics import AGGREGATE_SUFFIX
 from tokenpulse.domain.errors import (
     AmbiguousToken,
+    Forbidden,
     InvalidParameter,
     RateLimited,
     TokenNotFound,
@@ -55,6 +56,8 @@ ACK_ERROR_CODES: tuple[str, ...] = (
 #: Every ``code`` a refused handshake (``connect_error``) can carry.
 CONNECT_ERROR_CODES: tuple[str, ...] = (
     Unauthorized.code,
+    Forbidden.code,
+    RateLimited.code,
     LimitExceeded.code,
     InvalidParameter.code,
 )

@@ -1,6 +1,6 @@
 """Socket.IO streaming (SPEC §7.1) on python-socketio's ASGI server, protocol v5.
 
-Handshake auth ``auth: {api_key}`` (or the ``X-API-Key`` header) when auth is on; a refused
+Handshake auth ``auth: {api_key}`` or ``auth: {token}`` (see ``access.py``); a refused
 connection gets ``connect_error`` whose data is ``{message, code, data: {code, message}}``
 (the JS client shows ``err.message`` and ``err.data.code``). Events, each acknowledged with
 ``{ok: true, subscribed: […], resume}`` or ``{ok: false, error: {code, message}}``:
@@ -28,7 +28,8 @@ from typing import Any
 import socketio
 import structlog
 
-from tokenpulse.api.auth import Authenticator, Principal
+from tokenpulse.api.auth import Authenticator
+from tokenpulse.api.streams import access as acc
 from tokenpulse.api.streams import requests as req
 from tokenpulse.api.streams.delivery import (
     DEFAULT_MAX_BACKLOG,
@@ -88,8 +89,10 @@ class SocketIoGateway:
         ping_timeout: float = 20.0,
         send_timeout: float = 10.0,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
+        access: acc.StreamAccess | None = None,
     ) -> None:
         self.hub = hub
+        self.access = access
         self.registry = registry
         self.supported_pairs = supported_pairs
         self.authenticator = authenticator
@@ -116,6 +119,8 @@ class SocketIoGateway:
             max_backlog=max_backlog,
             send_timeout=send_timeout,
         )
+        if access is not None:
+            access.bind(self.sio, self.delivery)
         self._failures: set[tuple[str, str]] = set()
         self._register()
 
@@ -175,7 +180,7 @@ class SocketIoGateway:
             self.sio.on(event, self._guarded(event, handler))
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        principal = self._authenticate(environ, auth)
+        principal = await self._authenticate(environ, auth, sid)
         try:
             strings = req.numbers_form(auth)
         except InvalidParameter as exc:
@@ -184,6 +189,8 @@ class SocketIoGateway:
             subscriber = self.hub.open(TRANSPORT, lambda: self._ready(sid), principal=principal)
         except LimitExceeded as exc:
             self.metrics.stream_rejected.labels(TRANSPORT, "too_many_connections").inc()
+            if self.access is not None:
+                self.access.close(sid)
             raise Refused(exc.code, exc.message) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         conn = Connection(sid, eio_sid, subscriber, principal, secrets.token_urlsafe(12))
@@ -193,21 +200,17 @@ class SocketIoGateway:
         if isinstance(resume_id, str):
             self._restore(conn, resume_id)
 
-    def _authenticate(self, environ: dict[str, Any], auth: Any) -> str | None:
+    async def _authenticate(self, environ: dict[str, Any], auth: Any, sid: str) -> str | None:
         if self.authenticator is None:
             return None
-        key = auth.get("api_key") if isinstance(auth, dict) else None
-        if key is None:
-            key = environ.get("HTTP_X_API_KEY")
-        if not isinstance(key, str) or not key:
-            self.metrics.auth_failures.labels("missing").inc()
-            self.metrics.stream_rejected.labels(TRANSPORT, "unauthorized").inc()
-            raise Refused("UNAUTHORIZED", "missing API key: connect with auth: {api_key: …}")
-        principal: Principal | None = self.authenticator.authenticate(key.encode())
-        if principal is None:
-            self.metrics.auth_failures.labels("invalid").inc()
-            self.metrics.stream_rejected.labels(TRANSPORT, "unauthorized").inc()
-            raise Refused("UNAUTHORIZED", "invalid API key")
+        try:
+            principal = await acc.handshake(self.authenticator, self.access, environ, auth, sid)
+        except acc.StreamRefused as exc:
+            reason = acc.REFUSAL_REASONS.get(exc.code, "unauthorized")
+            self.metrics.stream_rejected.labels(TRANSPORT, reason).inc()
+            if reason == "unauthorized":
+                self.metrics.auth_failures.labels(exc.reason).inc()
+            raise Refused(exc.code, exc.message) from None
         return principal.key_id
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -219,6 +222,8 @@ class SocketIoGateway:
         """Remember the subscriptions for resume, then drop every trace of the connection."""
         if self._conns.pop(conn.sid, None) is None:
             return
+        if self.access is not None:
+            self.access.close(conn.sid)
         self.delivery.forget(conn)
         sub = conn.subscriber
         self._resume.save(conn.resume_id, conn.principal, sub.intervals(), dict(sub.wildcards))
@@ -295,10 +300,10 @@ class SocketIoGateway:
     async def _subscribe_pair(self, conn: Connection, data: Any) -> dict[str, Any]:
         limit = self.hub.limits.max_subscriptions
         texts = req.names(data, "pair", "pairs", limit=limit)
-        interval = req.interval_ms(data.get("min_interval_ms"), self.hub.limits)
+        interval = self._interval(conn, data)
         strings = req.numbers_form(data)
         pairs = req.resolve_pairs(texts, self.registry, self.supported_pairs)
-        keys = [pair_key(p) for p in pairs]
+        keys = self._capped(conn, [pair_key(p) for p in pairs])
         self._seed(keys)
         self._set_numbers(conn, strings)
         conn.subscriber.subscribe(keys, interval)
@@ -316,10 +321,10 @@ class SocketIoGateway:
     async def _subscribe_token(self, conn: Connection, data: Any) -> dict[str, Any]:
         limit = self.hub.limits.max_subscriptions
         texts = req.names(data, "token_id", "token_ids", limit=limit)
-        interval = req.interval_ms(data.get("min_interval_ms"), self.hub.limits)
+        interval = self._interval(conn, data)
         strings = req.numbers_form(data)
         ids = req.resolve_tokens(texts, self.token_resolver)
-        keys = [token_key(t) for t in ids]
+        keys = self._capped(conn, [token_key(t) for t in ids])
         self._seed(keys)
         self._set_numbers(conn, strings)
         conn.subscriber.subscribe(keys, interval)
@@ -357,6 +362,16 @@ class SocketIoGateway:
         self._set_numbers(conn, req.numbers_form(data))
         restored = self._restore(conn, resume_id)
         return self._ok(conn, subscribed=[k.partition(":")[2] for k in restored])
+
+    def _interval(self, conn: Connection, data: Any) -> int | None:
+        asked = req.interval_ms(data.get("min_interval_ms"), self.hub.limits)
+        return asked if self.access is None else self.access.interval(conn.sid, asked)
+
+    def _capped(self, conn: Connection, keys: list[str]) -> list[str]:
+        if self.access is not None:
+            have = set(conn.subscriber.keys())
+            self.access.check_subscriptions(conn.sid, len(have), len(set(keys) - have))
+        return keys
 
     def _ready(self, sid: str) -> None:
         conn = self._conns.get(sid)

@@ -8,10 +8,12 @@ Socket.IO (a ``snapshot`` first, then ``delta``s with ``base_seq``). A comment
 ``: keepalive`` goes out when nothing else was written for ``heartbeat`` seconds. A
 reconnecting client (``Last-Event-ID``) gets fresh snapshots: nothing is replayed.
 
-Auth and rate limiting are the edge middleware's (``X-API-Key`` or ``?api_key=`` on
-``/api/*``). The stream ends when the client disconnects, when the service shuts down, or
-when a write blocks longer than ``send_timeout`` (a client that stopped reading); it then
-leaves no subscription, task or buffer behind.
+Auth and rate limiting are the edge middleware's (``X-API-Key``, ``?api_key=`` or a session
+``?token=`` on ``/api/*``); a key holds at most its tier's stream connections (429 beyond).
+The stream ends when the client disconnects, when the service shuts down, when a write
+blocks longer than ``send_timeout`` (a client that stopped reading), or — with a last
+``event: session_expired`` / ``key_revoked`` ``{code, message}`` — when its session token
+expires or its key is revoked; it then leaves no subscription, task or buffer behind.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tokenpulse.api.streams import requests as req
+from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
 from tokenpulse.api.streams.subscriber import Message
 from tokenpulse.bus.topics import TOKEN_PREFIX, pair_key, token_key
@@ -107,8 +110,11 @@ class EventStream(Response):
         heartbeat: float,
         send_timeout: float,
         strings: bool = False,
+        access: StreamAccess | None = None,
     ) -> None:
         """``strings``: market values as exact decimal strings (``numbers=string``)."""
+        self.access = access
+        self.key_id: str | None = None  # the caller's key, once admitted
         self.status_code = 200
         self.background = None
         self.init_headers(SSE_HEADERS)
@@ -126,6 +132,10 @@ class EventStream(Response):
         subscriber = self.hub.open(TRANSPORT, wake.set, principal=None)
         subscriber.strings = self.strings
         gone = asyncio.Event()
+        ended: dict[str, str] = {}
+        sid = f"sse-{id(subscriber)}"
+        if not await self._admit(scope, sid, subscriber, ended, wake, send):
+            return
 
         async def watch_disconnect() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -145,6 +155,11 @@ class EventStream(Response):
                 reason = "slow_client"
                 return
             reason = await self._pump(subscriber, wake, gone, send)
+            if ended:  # the session expired or the key was revoked: say so, then end
+                event = "session_expired" if ended["code"] == "TOKEN_EXPIRED" else "key_revoked"
+                await self._write(
+                    send, b"event: %s\ndata: %s\n\n" % (event.encode(), orjson.dumps(ended))
+                )
             if reason == "shutdown":  # finish the response cleanly; a client reconnects
                 await self._send(send, {"type": "http.response.body", "body": b""})
         finally:
@@ -152,6 +167,46 @@ class EventStream(Response):
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             self.hub.close(subscriber, reason)
+            if self.access is not None:
+                self.access.close(sid)
+
+    async def _admit(
+        self,
+        scope: Scope,
+        sid: str,
+        subscriber: Any,
+        ended: dict[str, str],
+        wake: asyncio.Event,
+        send: Send,
+    ) -> bool:
+        """Count the connection against its key's tier; answer 429 when it has no room."""
+        principal = scope.get("state", {}).get("principal")
+        if self.access is None or principal is None:
+            return True
+
+        def end(reason: dict[str, str]) -> None:
+            ended.update(reason)
+            self.hub.close(subscriber, "session_end")
+            wake.set()
+
+        self.key_id = principal.key_id
+        try:
+            self.access.open(sid, principal, end)
+        except LimitExceeded as exc:
+            self.hub.close(subscriber, "limit")
+            body = orjson.dumps(
+                {"status": "error", "error": {"code": exc.code, "message": exc.message}}
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1")],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return False
+        return True
 
     async def _pump(
         self, subscriber: Any, wake: asyncio.Event, gone: asyncio.Event, send: Send
@@ -175,6 +230,8 @@ class EventStream(Response):
                 for message in messages:
                     latency.observe(now - message.accepted_at)
                     self.metrics.stream_messages_sent.labels(TRANSPORT, message.event).inc()
+                if self.key_id is not None and self.access and self.access.messages:
+                    self.access.messages(self.key_id, len(messages))
                 last_write = loop.time()
                 continue
             idle = loop.time() - last_write
@@ -214,6 +271,7 @@ def sse_router(
     send_timeout: float = DEFAULT_SEND_TIMEOUT,
     seed: Callable[[str], dict[str, Any] | None] | None = None,
     known_keys: Callable[[str], list[str]] | None = None,
+    access: StreamAccess | None = None,
 ) -> APIRouter:
     """The SSE routes bound to ``hub``. Include it before any ``/api/v1/tokens/{token_id}``."""
     router = APIRouter(tags=["streams"])
@@ -241,6 +299,7 @@ def sse_router(
             heartbeat=heartbeat,
             send_timeout=send_timeout,
             strings=strings,
+            access=access,
         )
 
     def split(text: str | None, name: str) -> list[str]:

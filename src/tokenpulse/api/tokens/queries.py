@@ -14,8 +14,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from urllib.parse import parse_qsl
 
-from tokenpulse.domain.errors import InvalidParameter
-from tokenpulse.domain.time import from_epoch, parse_iso
+from tokenpulse.api.access import AccessServices
+from tokenpulse.domain.access import Principal
+from tokenpulse.domain.durations import format_duration
+from tokenpulse.domain.errors import Forbidden, InvalidParameter
+from tokenpulse.domain.time import from_epoch, parse_iso, utcnow
 from tokenpulse.services.tokens.service import SORT_KEYS, TokenFilter
 from tokenpulse.wire.numbers import NUMBERS_PARAMETER, parse_numbers
 from tokenpulse.wire.tokens import DETAILS
@@ -182,3 +185,23 @@ __all__ = [
     "parse_list_query",
     "parse_time",
 ]
+
+
+def check_history_depth(
+    access: AccessServices, principal: Principal | None, start: str | None, end: str | None
+) -> None:
+    """Forbidden when the range starts further back than the caller's role and tier allow."""
+    depth = access.history_seconds(principal)
+    if depth is None or principal is None:
+        return
+    now = utcnow()
+    if start:
+        first = parse_time("from", start)
+    else:  # the default range: the day before ``to``
+        first = (parse_time("to", end) if end else now) - timedelta(days=1)
+    if first < now - timedelta(seconds=depth):
+        raise Forbidden(
+            f"this key (role {principal.role!r}, tier {principal.tier!r}) may read "
+            f"{format_duration(depth)} of history; an analyst key reads further",
+            details={"history_depth_seconds": depth},
+        )

@@ -14,6 +14,7 @@ from tokenpulse.api.deps import ApiServices, ServicesDep
 from tokenpulse.api.schemas import HistoryResponse, TokenList, TokenResponse, VelocityResponse
 from tokenpulse.api.schemas.errors import documented_error, documented_errors
 from tokenpulse.api.tokens.answers import TokenEndpoints
+from tokenpulse.api.tokens.queries import check_history_depth
 from tokenpulse.domain.errors import TokenNotFound
 from tokenpulse.domain.time import isoformat_z, utcnow
 
@@ -158,11 +159,12 @@ async def get_velocity(
             description="A malformed parameter, or more than 10 000 points (the message "
             "names a coarser granularity)",
         ),
-        **documented_errors(404, 409),
+        **documented_errors(403, 404, 409),
         500: documented_error(500),
     },
 )
 async def get_history(
+    request: Request,
     container: ServicesDep,
     tokens: TokensDep,
     token_id: TokenId,
@@ -176,8 +178,11 @@ async def get_history(
     fields: Annotated[str | None, Query(examples=["close,velocity"])] = None,
     numbers: NumbersQuery = None,
 ) -> Response:
-    """At most 10 000 points per answer; `gaps` names the stretches without data."""
+    """At most 10 000 points per answer; `gaps` names the stretches without data. A key
+    reads as far back as its role (reader: 24 h) and tier allow (403 beyond)."""
     started = time.perf_counter()
+    if container.access is not None:
+        check_history_depth(container.access, request.scope["state"].get("principal"), from_, to)
     data = await tokens.series(
         token_id,
         start_text=from_,

@@ -240,3 +240,27 @@ rollup_queue = sa.Table(
 RAW_TABLES = {KIND_TOKEN: token_snapshots, KIND_PAIR: ltp_samples}
 ROLLUP_TABLES = {KIND_TOKEN: token_rollups, KIND_PAIR: ltp_rollups}
 KEY_COLUMNS = {KIND_TOKEN: "token_id", KIND_PAIR: "pair"}
+
+
+# --------------------------------------------------------------------------- access (§8.1)
+#: Stored API keys (``store/keys.py``): never a secret, only its HMAC-SHA-256 keyed with
+#: AUTH_KEY_PEPPER; the previous hash stays valid until ``previous_expires_at`` after a
+#: rotation. Allowed origins/IPs are comma-separated (empty: any).
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("previous_hash", sa.String(64)),
+    sa.Column("previous_expires_at", UtcSecond()),
+    sa.Column("created_at", UtcSecond(), nullable=False),
+    sa.Column("last_used_at", UtcSecond()),
+    sa.Column("expires_at", UtcSecond()),
+    sa.Column("revoked_at", UtcSecond()),
+    sa.Column("allowed_origins", sa.Text(), nullable=False),
+    sa.Column("allowed_ips", sa.Text(), nullable=False),
+)
