@@ -43,8 +43,9 @@ from tokenpulse.sources.coinmarketcap.credits import CreditBudget
 from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
 from tokenpulse.sources.kraken.ws import KrakenWsSource
+from tokenpulse.sources.replay import ReplayKit, replay_kit
 from tokenpulse.sources.replay.ltp import ReplaySource
-from tokenpulse.sources.replay.tokens import MarketReplaySource, history_rows
+from tokenpulse.sources.replay.tokens import MarketReplaySource
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
 from tokenpulse.store.cache.redis import RedisCache
@@ -100,6 +101,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     metrics = metrics or Metrics()
     registry = kraken_pair_registry()
     pairs = [registry.resolve(text) for text in settings.supported_pairs]
+    kit = replay_kit(settings.replay_speed) if "replay" in settings.sources else None
 
     cache: Cache
     limiter: RateLimiter | None = None
@@ -168,7 +170,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     supervisor = (
-        _build_supervisor(settings, registry, pairs, prices, metrics, rest)
+        _build_supervisor(settings, registry, pairs, prices, metrics, rest, kit)
         if settings.ingests
         else None
     )
@@ -193,7 +195,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     market = (
-        _build_market(settings, metrics, http, tokens, prices, history, rest, registry, pairs)
+        _build_market(settings, metrics, http, tokens, prices, history, rest, pairs, kit)
         if settings.ingests
         else None
     )
@@ -250,6 +252,7 @@ def _build_supervisor(
     prices: PriceService,
     metrics: Metrics,
     rest: KrakenRestClient | None,
+    kit: ReplayKit | None,
 ) -> LtpSupervisor:
     streams: list[Source] = []
     listed = NOT_IN_THIS_RELEASE.items()
@@ -284,6 +287,7 @@ def _build_supervisor(
                 registry=registry,
                 sink=sink,
                 metrics=metrics,
+                timeline=None if settings.replay_path or kit is None else kit.timeline,
             )
         )
     return LtpSupervisor(
@@ -307,11 +311,10 @@ def _build_market(
     prices: PriceService,
     history: HistoryRepository | None,
     rest: KrakenRestClient | None,
-    registry: PairRegistry,
     pairs: list[Pair],
+    kit: ReplayKit | None,
 ) -> MarketIngest:
     """Token ingestion: the market scheduler (or the replay), history writer and backfill."""
-    replay = "replay" in settings.sources
     cmc: CmcClient | None = None
     coingecko: CoinGeckoClient | None = None
     budget = CreditBudget(settings.cmc_monthly_credits)
@@ -340,12 +343,13 @@ def _build_market(
     buffer = ingest.QuoteBuffer(max_keys=16)  # the quote source puts, the ingest drains
     sink = ingest.quote_sink(buffer)
     source: Any = None
-    if replay:
+    if kit is not None:
         source = MarketReplaySource(
             sink=sink,
             interval=settings.market_poll_interval,
             speed=settings.replay_speed,
             metrics=metrics,
+            timeline=kit.timeline,
         )
     elif cmc is not None or coingecko is not None:
         source = MarketScheduler(
@@ -359,19 +363,14 @@ def _build_market(
             metrics=metrics,
         )
     if writer is not None:
-        if replay:
-            tokens.add_history_sink(lambda s: writer.add_token(ingest.replay_time(s)))
-        else:
-            tokens.add_history_sink(writer.add_token)
+        tokens.add_history_sink(writer.add_token)
 
         async def record_ltp(view: LtpView) -> None:
-            ticker = view.ticker
-            replayed = ticker.source == "replay"
-            writer.add_ltp(ingest.replay_ticker_time(ticker) if replayed else ticker)
+            writer.add_ltp(view.ticker)
 
         prices.add_publisher(record_ltp)
     backfiller = None
-    if history is not None and not replay:
+    if history is not None:  # replay seeds history from its recording, through the backfill
         ohlc = KrakenOhlcClient.from_rest_client(rest) if rest is not None else None
 
         def coin_id_for(token_id: str) -> str | None:
@@ -379,8 +378,14 @@ def _build_market(
             return identity.coingecko_id if identity is not None else None
 
         backfiller = Backfiller(
-            history, charts=coingecko, ohlc=ohlc, metrics=metrics, coin_id_for=coin_id_for
+            history,
+            charts=coingecko if kit is None else kit.history,
+            ohlc=ohlc if kit is None else kit.history,
+            metrics=metrics,
+            coin_id_for=coin_id_for,
         )
+        if kit is not None:
+            backfiller.chart_source = backfiller.candle_source = "replay"
     return MarketIngest(
         tokens=tokens,
         source=source,
@@ -390,9 +395,7 @@ def _build_market(
         pairs=pairs,
         raw_retention=timedelta(seconds=settings.history_raw_retention),
         rollup_retention=timedelta(seconds=settings.history_rollup_retention),
-        replay=replay,
         buffer=buffer,
-        history_seed=history_rows if replay else None,
     )
 
 

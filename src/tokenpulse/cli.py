@@ -81,7 +81,14 @@ def _serve(loaded: LoadedSettings) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
+    try:
+        server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
+    except SystemExit:  # uvicorn exits 3 when the start failed
+        if runtime.refused is None:
+            raise
+    if runtime.refused is not None:  # e.g. a live start on a replay store (SPEC §3.6)
+        typer.echo(f"tokenpulse: {runtime.refused}", err=True)
+        raise typer.Exit(2)
     if not server.started:
         raise typer.Exit(1)
 

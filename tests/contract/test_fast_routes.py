@@ -32,9 +32,10 @@ from tokenpulse.api.edge import EdgeMiddleware
 FAST_ROUTES = [("GET", "/api/v1/ltp"), ("GET", "/api/v1/tokens"), ("GET", "/health")]
 #: Fields whose value depends on the moment of asking (or on which of two calls came first),
 #: and the wording of error messages (the two validators word them differently; the status,
-#: the error code and the named parameter must agree).
+#: the error code and the named parameter must agree). The replay re-bases provider times
+#: (``as_of``) to each app's own start, and the two apps start a moment apart.
 MOMENTARY = {"timestamp", "received_at", "age_ms", "uptime_seconds", "processing_time_ms", "cache"}
-NOT_COMPARED = MOMENTARY | {"message", "request_id"}
+NOT_COMPARED = MOMENTARY | {"message", "request_id", "as_of"}
 
 
 def documentation_app(app: Any) -> FastAPI:

@@ -46,7 +46,7 @@ async def test_upgrade_downgrade_upgrade(fresh_backend: FreshBackend) -> None:
 
     await migrate.upgrade(url)
     tables, differences = await inspect_schema(url)
-    assert await migrate.current_revision(url) == migrate.head() == "0001"
+    assert await migrate.current_revision(url) == migrate.head() == "0003"
     assert tables == HISTORY_TABLES | {migrate.VERSION_TABLE}
     assert differences == []  # the migration builds exactly what models.py describes
 
@@ -64,7 +64,7 @@ async def test_upgrade_downgrade_upgrade(fresh_backend: FreshBackend) -> None:
     await migrate.upgrade(url)
     await migrate.upgrade(url)  # already at head: nothing to do
     tables, _ = await inspect_schema(url)
-    assert await migrate.current_revision(url) == "0001"
+    assert await migrate.current_revision(url) == "0003"
     assert tables == HISTORY_TABLES | {migrate.VERSION_TABLE}
 
 
@@ -75,12 +75,12 @@ async def test_sqlite_upgrade_creates_the_directory(tmp_path: Path) -> None:
     await migrate.upgrade(url)
 
     assert target.is_file()
-    assert await migrate.current_revision(url) == "0001"
-    assert migrate.current(url) == "0001"  # the CLI's synchronous form, inside a loop too
+    assert await migrate.current_revision(url) == "0003"
+    assert migrate.current(url) == "0003"  # the CLI's synchronous form, inside a loop too
 
 
 def test_the_alembic_environment_ships_inside_the_package() -> None:
     folder = migrate.MIGRATIONS_DIR
     assert (folder / "env.py").is_file()
     assert (folder / "script.py.mako").is_file()
-    assert [p.name for p in sorted((folder / "versions").glob("0*.py"))] == ["0001_initial.py"]
+    assert [p.name for p in sorted((folder / "versions").glob("0*.py"))] == ["0001_initial.py", "0003_store_mode.py"]

@@ -16,7 +16,8 @@ For each key and tier the store is asked for holes longer than twice the tier's
 resolution (in the raw rows, or for hourly tiers in the 1m rollup, which is brought up to
 date first and has one row a minute where raw LTP has one a second); only when there is
 one is the provider called (once per key and tier, through
-its own rate limiter), and only points strictly inside a hole are written. The store skips
+its own rate limiter), and only points strictly inside a hole are written; each key that got
+rows is rolled up at once, so its trends show before the next key is asked. The store skips
 points it already holds and never replaces live rows, so a second run writes nothing.
 Holes the provider had no data for are remembered and not asked for again.
 """
@@ -231,6 +232,13 @@ class Backfiller:
         self._count_run(kind, "filled" if rows else "complete")
         if rows and self.metrics is not None:
             self.metrics.backfill_rows.labels(kind).inc(rows)
+        if rows:
+            # Roll this key up at once: trends read the 1m rollup, and the next key's
+            # backfill may take a while (a rate-limited provider call per key and tier).
+            try:
+                await self.repo.rollup(now)
+            except TokenpulseError as exc:
+                report.failures.append(f"rollup after {kind} {key}: {exc.message}")
         return rows
 
     async def _fill_token(self, token_id: str, now: datetime, report: FillReport) -> int:
