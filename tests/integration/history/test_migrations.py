@@ -83,4 +83,5 @@ def test_the_alembic_environment_ships_inside_the_package() -> None:
     folder = migrate.MIGRATIONS_DIR
     assert (folder / "env.py").is_file()
     assert (folder / "script.py.mako").is_file()
-    assert [p.name for p in sorted((folder / "versions").glob("0*.py"))] == ["0001_initial.py", "0003_store_mode.py"]
+    versions = [p.name for p in sorted((folder / "versions").glob("0*.py"))]
+    assert versions == ["0001_initial.py", "0003_store_mode.py"]
