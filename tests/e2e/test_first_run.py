@@ -61,9 +61,7 @@ def first_run(folder: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[
                 process.wait(15)
 
 
-def poll(
-    client: httpx.Client, deadline: float, check: Callable[[], Any], what: str
-) -> Any:
+def poll(client: httpx.Client, deadline: float, check: Callable[[], Any], what: str) -> Any:
     """Call ``check`` until it returns something truthy (transport errors retried)."""
     last: Any = None
     while time.monotonic() < deadline:
