@@ -6,16 +6,22 @@ Every test runs on SQLite and a real PostgreSQL (``repo`` fixture).
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, wait_for
 from tests.integration.history.builders import BTC_USD, snapshot, ticker
+from tokenpulse.data import known_tokens
 from tokenpulse.domain.errors import StoreModeConflict
-from tokenpulse.domain.velocity import TREND_WINDOWS, window_duration
+from tokenpulse.domain.identity import IdentityRegistry
+from tokenpulse.domain.velocity import TREND_WINDOWS, VelocityPolicy, window_duration
+from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.tokens.backfill import Backfiller
+from tokenpulse.services.tokens.ingest import MarketIngest, QuoteBuffer
+from tokenpulse.services.tokens.service import TokenService
 from tokenpulse.sources.replay.history import ReplayHistory
 from tokenpulse.sources.replay.recording import ReplayTimeline, bundled_recording
 from tokenpulse.store.history.repository import HistoryRepository
@@ -141,3 +147,36 @@ async def test_gaps_never_cover_a_span_that_holds_data(repo: HistoryRepository) 
     lone = (now - timedelta(minutes=25)).replace(second=0)
     assert (lone + timedelta(minutes=1), first_bucket) in gaps
     assert Decimal(1) == (await repo.token_series("bitcoin", lone, now, "1m"))[0]["close"]
+
+
+async def test_a_closed_minute_is_rolled_up_within_seconds(repo: HistoryRepository) -> None:
+    """Issue 11: the 1m bucket of a closed minute exists within 5 s (the maintenance pass
+    runs every ROLLUP_INTERVAL), so trends and 1m history never lag a minute or two."""
+    tokens = TokenService(
+        identities=IdentityRegistry(known_tokens()), policy=VelocityPolicy(), metrics=Metrics()
+    )
+    market = MarketIngest(
+        tokens=tokens,
+        source=None,
+        history=repo,
+        writer=None,
+        backfiller=None,
+        pairs=[],
+        raw_retention=timedelta(days=7),
+        rollup_retention=timedelta(days=365),
+        buffer=QuoteBuffer(max_keys=4),
+    )
+    await market.start()
+    try:
+        closed = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+        await repo.write_tokens([snapshot(closed + timedelta(seconds=30), "27000")])
+        written = time.monotonic()
+
+        async def rolled_up() -> bool:
+            rows = await repo.token_series("bitcoin", closed, closed + timedelta(minutes=1), "1m")
+            return bool(rows)
+
+        await wait_for(rolled_up, 10, message="the closed minute's 1m bucket")
+        assert time.monotonic() - written <= 5.0
+    finally:
+        await market.stop()
