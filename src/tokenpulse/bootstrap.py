@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,8 +43,6 @@ from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
 from tokenpulse.sources.kraken.ws import KrakenWsSource
 from tokenpulse.sources.replay import ReplayKit, replay_kit
-from tokenpulse.sources.replay.ltp import ReplaySource
-from tokenpulse.sources.replay.tokens import MarketReplaySource
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
 from tokenpulse.store.cache.redis import RedisCache
@@ -279,17 +276,8 @@ def _build_supervisor(
                 backoff_max=settings.backoff_max,
             )
         )
-    if "replay" in settings.sources:
-        streams.append(
-            ReplaySource(
-                path=Path(settings.replay_path) if settings.replay_path else None,
-                speed=settings.replay_speed,
-                registry=registry,
-                sink=sink,
-                metrics=metrics,
-                timeline=None if settings.replay_path or kit is None else kit.timeline,
-            )
-        )
+    if kit is not None:
+        streams.append(kit.ltp_source(settings.replay_path, registry, sink, metrics))
     return LtpSupervisor(
         prices=prices,
         metrics=metrics,
@@ -344,13 +332,7 @@ def _build_market(
     sink = ingest.quote_sink(buffer)
     source: Any = None
     if kit is not None:
-        source = MarketReplaySource(
-            sink=sink,
-            interval=settings.market_poll_interval,
-            speed=settings.replay_speed,
-            metrics=metrics,
-            timeline=kit.timeline,
-        )
+        source = kit.token_source(sink, settings.market_poll_interval, metrics)
     elif cmc is not None or coingecko is not None:
         source = MarketScheduler(
             cmc=cmc,

@@ -396,3 +396,33 @@ async def test_exchange_timestamps_are_re_based_to_now(tmp_path: Path) -> None:
     assert stamps[1] is not None
     assert started <= stamps[0] <= datetime.now(UTC)
     assert stamps[1] > stamps[0]  # an hour of recording is a second at 3600x
+
+
+async def test_a_long_recorded_pause_is_filled_with_heartbeats(tmp_path: Path) -> None:
+    """A live socket confirms its values with heartbeats; so does the replay between frames
+    recorded far apart, so ``stale`` means the same as live."""
+    path = tmp_path / "pause.jsonl"
+    frames = [
+        envelope(0, ticker_frame("BTC/USD", "100.5")),
+        envelope(4, ticker_frame("BTC/USD", "101.5")),
+    ]
+    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
+    events: list[DomainEvent] = []
+    fake_time = FakeTime()
+    source = ReplaySource(
+        path=path,
+        speed=1.0,
+        registry=kraken_pair_registry(),
+        sink=events.append,
+        metrics=None,
+        loop_forever=False,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        heartbeat_every=1.0,
+    )
+
+    await source.run()
+
+    assert fake_time.sleeps == pytest.approx([1.0] * 4)
+    names = [type(event).__name__ for event in events]
+    assert names == ["TickerUpdated", *["SourceHeartbeat"] * 3, "TickerUpdated"]

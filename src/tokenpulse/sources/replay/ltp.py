@@ -175,6 +175,7 @@ class ReplaySource:
         max_gap: float = DEFAULT_MAX_GAP,
         timeline: ReplayTimeline | None = None,
         now: Callable[[], datetime] = utcnow,
+        heartbeat_every: float | None = None,
     ) -> None:
         if not speed > 0 or not math.isfinite(speed):
             raise ValueError(f"replay speed must be a positive number, got {speed!r}")
@@ -189,6 +190,9 @@ class ReplaySource:
         self.passes = 0  # completed passes over the file
         self.health = SourceHealth(name=name, kind="replay")
         self.timeline = timeline
+        # Between frames further apart than this, a heartbeat keeps the values current (a
+        # live socket's heartbeats do the same), so ``stale`` means what it means live.
+        self.heartbeat_every = heartbeat_every
         self._clock = clock
         self._sleep = sleep
         self._now = now
@@ -279,10 +283,13 @@ class ReplaySource:
         for frame, offset in zip(frames, offsets, strict=True):
             due = timeline.start_mono + (loop * span + offset) / self.speed
             delay = due - self._clock()
-            if delay > 0:
-                await self._sleep(delay)
-            else:
+            if delay <= 0:
                 await asyncio.sleep(0)  # behind schedule: still never starve the event loop
+            while delay > 0:  # in a long pause, heartbeats confirm the values
+                await self._sleep(min(delay, self.heartbeat_every or delay))
+                delay = due - self._clock()
+                if delay > 0:
+                    self.sink(SourceHeartbeat(source=self.name, at=self._now()))
             shift = timeline.start.timestamp() + loop * span / self.speed - first / self.speed
             self._emit(frame, loop, shift)
 
