@@ -24,11 +24,13 @@ Holes the provider had no data for are remembered and not asked for again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -44,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 Series = Sequence[tuple[datetime, Decimal]]
 P = TypeVar("P")
+T = TypeVar("T")
 
 
 class MarketChart(Protocol):
@@ -179,6 +182,25 @@ class Backfiller:
         self.chart_source = chart_source
         self.candle_source = candle_source
         self._unfillable: dict[tuple[str, str, int], list[Gap]] = {}
+        self._in_flight: asyncio.Future[Any] | None = None
+
+    async def _unbroken(self, operation: Awaitable[T]) -> T:
+        """Await a store operation that a cancellation (shutdown) must not cut in half.
+
+        Cancelling an SQLAlchemy/aiosqlite call mid-flight leaves a connection that never
+        closes (and a process that never exits): the operation runs on instead, and
+        :meth:`settle` waits for it before the store is closed.
+        """
+        task = asyncio.ensure_future(operation)
+        self._in_flight = task
+        return await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Wait for the store operation a cancelled :meth:`fill` left running, if any."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
 
     async def fill(
         self, token_ids: Sequence[str], pairs: Sequence[Pair], now: datetime
@@ -192,7 +214,7 @@ class Backfiller:
         try:
             # Hourly tiers look for holes in the 1m rollup (one row a minute, not one a
             # second): bring it up to date first.
-            await self.repo.rollup(now)
+            await self._unbroken(self.repo.rollup(now))
         except TokenpulseError as exc:
             report.failures.append(f"rollup: {exc.message}")
             return report
@@ -204,7 +226,7 @@ class Backfiller:
                 report.pair_rows += await self._guarded("pair", str(pair), report, now, pair)
         if report.token_rows or report.pair_rows:
             try:
-                await self.repo.rollup(now)
+                await self._unbroken(self.repo.rollup(now))
             except TokenpulseError as exc:
                 report.failures.append(f"rollup: {exc.message}")
         log.info(
@@ -236,7 +258,7 @@ class Backfiller:
             # Roll this key up at once: trends read the 1m rollup, and the next key's
             # backfill may take a while (a rate-limited provider call per key and tier).
             try:
-                await self.repo.rollup(now)
+                await self._unbroken(self.repo.rollup(now))
             except TokenpulseError as exc:
                 report.failures.append(f"rollup after {kind} {key}: {exc.message}")
         return rows
@@ -250,8 +272,11 @@ class Backfiller:
         newer = now
         for tier in self.token_tiers:
             older = now - timedelta(days=tier.days)
-            gaps = await self.repo.token_gaps(
-                token_id, older, newer, expected_interval=tier.interval, granularity=_table(tier)
+            table = _table(tier)
+            gaps = await self._unbroken(
+                self.repo.token_gaps(
+                    token_id, older, newer, expected_interval=tier.interval, granularity=table
+                )
             )
             gaps = self._still_open(("token", token_id, tier.days), gaps)
             if gaps:
@@ -259,8 +284,8 @@ class Backfiller:
                 chart = await self.charts.market_chart(coin_id, tier.days)
                 points = [p for p in chart_points(chart) if older <= p.t < newer]
                 inside = self._inside(("token", token_id, tier.days), gaps, points, _point_time)
-                written += await self.repo.write_token_points(
-                    token_id, inside, source=self.chart_source
+                written += await self._unbroken(
+                    self.repo.write_token_points(token_id, inside, source=self.chart_source)
                 )
             newer = older
         return written
@@ -273,8 +298,10 @@ class Backfiller:
             older = now - tier.span
             if older >= newer:
                 continue
-            gaps = await self.repo.ltp_gaps(
-                pair, older, newer, expected_interval=tier.interval, granularity=_table(tier)
+            gaps = await self._unbroken(
+                self.repo.ltp_gaps(
+                    pair, older, newer, expected_interval=tier.interval, granularity=_table(tier)
+                )
             )
             gaps = self._still_open(("pair", str(pair), tier.minutes), gaps)
             if gaps:
@@ -289,7 +316,9 @@ class Backfiller:
                 ]
                 points = [p for p in samples if older <= p[0] < newer]
                 inside = self._inside(("pair", str(pair), tier.minutes), gaps, points, _sample_time)
-                written += await self.repo.write_ltp_points(pair, inside, source=self.candle_source)
+                written += await self._unbroken(
+                    self.repo.write_ltp_points(pair, inside, source=self.candle_source)
+                )
             newer = older
         return written
 

@@ -83,9 +83,11 @@ class MarketIngest:
         self.buffer = buffer
         self._tasks: list[asyncio.Task[None]] = []
         self._first_batch = asyncio.Event()
+        self._stopping = asyncio.Event()  # ends the maintenance loop between two passes
 
     async def start(self) -> None:
         """Start the writer, the consumer and the history upkeep (not the provider polls)."""
+        self._stopping.clear()
         if self.writer is not None:
             self._spawn(self.writer.run(), "history-writer")
         self._spawn(self._consume(), "token-consumer")
@@ -108,6 +110,8 @@ class MarketIngest:
         for task in stopping:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.backfiller is not None:
+            await self.backfiller.settle()  # a store write the cancel left running ends first
         self._tasks = [task for task in self._tasks if task not in stopping]
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -116,16 +120,24 @@ class MarketIngest:
         self._tasks.append(task)
 
     async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        writer_task = None
+        # The maintenance loop is asked to end, not cancelled: a rollup cut in half by a
+        # cancellation would leave its database connection unable to close.
+        self._stopping.set()
+        graceful = {"history-writer", "history-maintenance"}
         for task in self._tasks:
-            if task.get_name() == "history-writer":
-                writer_task = task
-                continue
-            task.cancel()
+            if task.get_name() not in graceful:
+                task.cancel()
+        if self.backfiller is not None:
+            await self.backfiller.settle()
         for task in self._tasks:
-            if task is not writer_task:
+            if task.get_name() == "history-maintenance":
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), timeout)
+                task.cancel()
+            if task.get_name() != "history-writer":
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        writer_task = next((t for t in self._tasks if t.get_name() == "history-writer"), None)
         # Quotes read but not applied yet are applied, then history is flushed.
         for batch in self.buffer.drain_nowait():
             await self.tokens.accept(batch)
@@ -152,7 +164,9 @@ class MarketIngest:
         last_retention = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(ROLLUP_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), ROLLUP_INTERVAL)
+                return  # stop() asked; the writer's final flush and rollup follow
             now = utcnow()
             try:
                 await self.history.rollup(now)
