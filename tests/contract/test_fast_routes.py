@@ -80,7 +80,11 @@ def openapi(idle_app: Any) -> dict[str, Any]:
 async def clients(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """(fast, documentation): two clients on one started app, with and without fast routes."""
     app = build_app(
-        in_memory_settings(replay_path=str(recorded_snapshots(tmp_path)), rate_limit_enabled=False)
+        in_memory_settings(
+            replay_path=str(recorded_snapshots(tmp_path)),
+            rate_limit_enabled=False,
+            replay_speed=0.01,  # recorded time stands still: two answers show one moment
+        )
     )
     container = container_of(app)
     async with asgi_client(app) as fast:

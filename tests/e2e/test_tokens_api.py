@@ -31,6 +31,9 @@ def settings_for(fake: FakeCoinGecko, tmp_path: Path, **overrides: Any) -> Any:
         "coingecko_base_url": fake.base_url,
         "market_poll_interval": "1s",
         "database_url": f"sqlite+aiosqlite:///{tmp_path}/history.db",
+        # The recording is of 2021: keep its rows past the first retention pass (seconds in).
+        "history_raw_retention": "3650d",
+        "history_rollup_retention": "3650d",
     }
     return app_settings(**{**values, **overrides})
 
