@@ -1,9 +1,9 @@
 """Streaming fan-out benchmark (SPEC §12): N Socket.IO or SSE clients, M updates/s.
 
 For each scenario it starts ``tokenpulse serve`` in its own process on the replay source,
-sped up so BTC/USD (and every other pair) updates ``--rate`` times a second
-(``REPLAY_SPEED = 60 x rate``: the bundled recording has one frame per pair per minute of
-recorded time), reads the server's RSS at idle, starts ``--workers`` load processes that
+sped up so BTC/USD updates ``--rate`` times a second (``REPLAY_SPEED = 3600 x rate``: the
+bundled recording has one BTC/USD frame per recorded hour; the other pairs one a recorded
+day), reads the server's RSS at idle, starts ``--workers`` load processes that
 each hold N/workers clients on one event loop, reads the RSS with N subscribed clients,
 then measures for ``--duration`` seconds: messages delivered/s, p50/p99 latency from the
 server's send time (``ts``) and from the tick's ``received_at`` to the client, messages
@@ -45,8 +45,8 @@ RESULTS_DIR = BENCH_DIR / "results"
 BENCHMARKS_MD = REPO_ROOT / "BENCHMARKS.md"
 READY_PATH = "/api/v1/ltp?pair=BTC/USD"
 UNTHROTTLED = "1000000000"
-RECORDED_SECONDS_PER_PAIR_FRAME = 60.0
-IDLE_REPLAY_SPEED = "0.01"  # --rate 0: the replay's slowest pace, about one frame in 17 min
+RECORDED_SECONDS_PER_PAIR_FRAME = 3600.0  # BTC/USD: bitcoin's hourly CoinGecko chart
+IDLE_REPLAY_SPEED = "0.01"  # --rate 0: the slowest pace, a heartbeat every 8 h at most
 
 #: (transport, clients, pairs, updates/s): SPEC §12's N = 100, 1 000, 5 000, both transports,
 #: the issue's targets (1 000 clients on BTC/USD at 10/s; 5 000 idle subscribed), and a few
@@ -368,7 +368,7 @@ def markdown_section(
             f"({machine['cpu_model']}), {mem:.1f} GiB RAM, {machine['kernel']}, "
             f"{machine['python']}; load generator and server share these CPUs",
             f"- **Server:** `python -m tokenpulse serve`, one process per scenario, replay source "
-            f"at `REPLAY_SPEED` = 60 x updates/s (`{IDLE_REPLAY_SPEED}` for 0/s); {env}",
+            f"at `REPLAY_SPEED` = 3600 x updates/s (`{IDLE_REPLAY_SPEED}` for 0/s); {env}",
             "- **Clients:** 2 load processes (bare Engine.IO v4 / Socket.IO v5 WebSocket clients, "
             "or SSE over aiohttp), each client subscribed with `min_interval_ms=50`; "
             "latency `ts` = client receipt - server send time, `tick` = client receipt - the "

@@ -1,180 +1,204 @@
 #!/usr/bin/env python3
-"""Build the bundled replay recording ``src/tokenpulse/data/replay_kraken_ws_v2.jsonl``.
+"""Build the bundled replay set for one recorded period: CoinGecko data of 2023-10-03..14.
 
 Usage::
 
-    python scripts/build_replay_data.py /path/to/shared/fixtures [--out FILE]
+    python scripts/build_replay_data.py /path/to/shared/fixtures
 
-It writes Kraken WebSocket v2-shaped ticker frames from recorded real CoinGecko daily prices
-(``history/coingecko_export_until_2023-11-30/{btc,eth,ltc,xrp}-usd-max.csv``): a ``status``
-frame and one ``snapshot`` per pair (2022-11-30), then one ``update`` per pair per day
-(2022-12-01 .. 2023-11-30, 365 days), pairs interleaved, a ``heartbeat`` after every two
-tickers. Only ``symbol``, ``last`` (the CSV price, same digits; prices with more than 15
-significant digits rounded to 10) and ``timestamp`` (the recorded day) are written: the
-export has no bid, ask or base-currency volume, and none is invented. Each recorded day
-becomes one minute of ``recv_ts`` (six frames 10 s apart), so at ``REPLAY_SPEED=60`` every
-pair updates about once a second. The output is deterministic; re-running it gives the same
-bytes. See ``src/tokenpulse/data/README.md``.
+Reads (all recorded, see ``src/tokenpulse/data/README.md``):
+
+* ``src/tokenpulse/data/replay/market_chart_bitcoin_usd_7d_hourly_2023-10-{10,14}.json``:
+  bitcoin price, market cap and volume, hourly, 2023-10-03 19:00 .. 2023-10-14 00:26;
+* ``src/tokenpulse/data/replay/coins_markets_usd_2023-10-08_top100.json``: the top-100 answer
+  of 2023-10-08 20:12 (the play window starts at the first bitcoin point after it);
+* ``<fixtures>/history/coingecko_export_until_2023-11-30/*-usd-max.csv``: daily rows, of
+  which 2023-09-20 .. 2023-10-15 are copied (lines unchanged) to ``data/replay/history/``;
+* ``<fixtures>/kraken/rest_ticker_16pairs_2026-02-14_a.json``: Kraken's bid/ask spread per
+  pair, the only recorded Kraken spread for these four pairs.
+
+Writes ``data/replay_kraken_ws_v2.jsonl`` (Kraken WS v2-shaped ticker frames over the play
+window, from the recorded prices) and ``data/replay/window.json`` (the window and the files
+the replay reads). Deterministic: re-running gives the same bytes.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "src" / "tokenpulse" / "data" / "replay_kraken_ws_v2.jsonl"
+DATA = REPO / "src" / "tokenpulse" / "data"
+REPLAY = DATA / "replay"
 EXPORT_DIR = Path("history") / "coingecko_export_until_2023-11-30"
-
-#: (WS v2 symbol, CoinGecko export file)
-COINS = (
-    ("BTC/USD", "btc-usd-max.csv"),
-    ("ETH/USD", "eth-usd-max.csv"),
-    ("LTC/USD", "ltc-usd-max.csv"),
-    ("XRP/USD", "xrp-usd-max.csv"),
+KRAKEN_TICKER = Path("kraken") / "rest_ticker_16pairs_2026-02-14_a.json"
+SNAPSHOT = "coins_markets_usd_2023-10-08_top100.json"
+CHARTS = (
+    "market_chart_bitcoin_usd_7d_hourly_2023-10-10.json",
+    "market_chart_bitcoin_usd_7d_hourly_2023-10-14.json",
 )
-SNAPSHOT_DAY = date(2022, 11, 30)
-FIRST_DAY = date(2022, 12, 1)
-LAST_DAY = date(2023, 11, 30)
-
-FLOAT_SAFE_DIGITS = 15  # a float64 keeps up to 15 significant digits exactly
-ROUNDED_DIGITS = 10
-DAY_SECONDS = 60.0  # one recorded day = one minute of recv_ts
-SLOT_SECONDS = 10.0  # six frames per day: BTC, ETH, heartbeat, LTC, XRP, heartbeat
-HEARTBEAT_EVERY = 2  # tickers between heartbeats
+#: CoinGecko id -> the symbol of its daily export file
+DAILY = {
+    "bitcoin": "btc",
+    "ethereum": "eth",
+    "litecoin": "ltc",
+    "ripple": "xrp",
+    "cardano": "ada",
+    "bitcoin-cash": "bch",
+    "binancecoin": "bnb",
+    "eos": "eos",
+    "ethereum-classic": "etc",
+    "chainlink": "link",
+    "solana": "sol",
+    "tron": "trx",
+}
+DAILY_FROM, DAILY_TO = date(2023, 9, 20), date(2023, 10, 14)
+#: pair -> (CoinGecko id, Kraken REST name in the spread capture, price decimals on Kraken)
+PAIRS = {
+    "BTC/USD": ("bitcoin", "XXBTZUSD", 1),
+    "ETH/USD": ("ethereum", "XETHZUSD", 2),
+    "LTC/USD": ("litecoin", "XLTCZUSD", 2),
+    "XRP/USD": ("ripple", "XXRPZUSD", 5),
+}
+HEARTBEAT_EVERY = 300  # recorded seconds between heartbeat frames
 FEED = "kraken_ws_v2"
-
-# The status frame Kraken sends on connect, as in docs.kraken.com/api/docs/websocket-v2/status.
-STATUS_FRAME = (
+STATUS_FRAME = (  # docs.kraken.com/api/docs/websocket-v2/status, verbatim
     '{"channel":"status","data":[{"api_version":"v2","connection_id":13834774380200032777,'
     '"system":"online","version":"2.0.0"}],"type":"update"}'
 )
 HEARTBEAT_FRAME = '{"channel":"heartbeat"}'
 
 
-def exact_price(text: str) -> tuple[str, bool]:
-    """The CSV price as a JSON number with its digits; rounded to 10 significant digits
-    (and flagged) only when it has more than a float64 can carry."""
-    value = Decimal(text.strip())
-    if not value.is_finite() or value <= 0:
-        raise ValueError(f"not a positive price: {text!r}")
-    if len(value.as_tuple().digits) <= FLOAT_SAFE_DIGITS:
-        plain = text.strip() if "e" not in text.lower() else format(value, "f")
-        return plain, False
-    quantum = Decimal(1).scaleb(value.adjusted() - ROUNDED_DIGITS + 1)
-    rounded = format(value.quantize(quantum, rounding=ROUND_HALF_EVEN), "f")
-    if "." in rounded:
-        rounded = rounded.rstrip("0").rstrip(".")
-    return rounded, True
+def iso(moment: datetime) -> str:
+    """ISO 8601 with microseconds and Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def read_prices(path: Path) -> dict[date, str]:
-    """Recorded day -> price text, for midnight rows of a CoinGecko export."""
-    prices: dict[date, str] = {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            stamp = datetime.strptime(row["snapped_at"], "%Y-%m-%d %H:%M:%S UTC").replace(
+def load_chart(path: Path) -> list[tuple[int, Decimal]]:
+    """(ms, price) of a market_chart file (bare or inside a ``data`` wrapper)."""
+    payload = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    payload = payload.get("data", payload)
+    return [(int(t), Decimal(p)) for t, p in payload["prices"]]
+
+
+def bitcoin_hourly() -> list[tuple[datetime, Decimal]]:
+    """The two bitcoin charts joined on their timestamps (they agree where they overlap)."""
+    joined: dict[int, Decimal] = {}
+    for name in CHARTS:
+        for ms, price in load_chart(REPLAY / name):
+            if joined.setdefault(ms, price) != price:
+                raise SystemExit(f"{name}: {ms} disagrees with the other chart")
+    return [(datetime.fromtimestamp(ms / 1000, UTC), joined[ms]) for ms in sorted(joined)]
+
+
+def copy_daily(fixtures: Path) -> dict[str, list[tuple[datetime, Decimal]]]:
+    """Copy the window's daily rows to data/replay/history; (time, price) per coin."""
+    out = REPLAY / "history"
+    out.mkdir(exist_ok=True)
+    series: dict[str, list[tuple[datetime, Decimal]]] = {}
+    for coin, symbol in DAILY.items():
+        lines = (fixtures / EXPORT_DIR / f"{symbol}-usd-max.csv").read_text("utf-8").splitlines()
+        kept = [lines[0]]
+        rows: list[tuple[datetime, Decimal]] = []
+        for line in lines[1:]:
+            stamp = datetime.strptime(line.split(",")[0], "%Y-%m-%d %H:%M:%S UTC").replace(
                 tzinfo=UTC
             )
-            if (stamp.hour, stamp.minute, stamp.second) != (0, 0, 0):
-                continue  # an off-midnight snapshot is not that day's price
-            if row["price"].strip():
-                prices.setdefault(stamp.date(), row["price"].strip())
-    return prices
+            if DAILY_FROM <= stamp.date() <= DAILY_TO:
+                kept.append(line)
+                rows.append((stamp, Decimal(line.split(",")[1])))
+        (out / f"{symbol}-usd-daily.csv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+        series[coin] = rows
+    return series
 
 
-def ticker_frame(kind: str, symbol: str, last: str, day: date) -> str:
-    """A v2 ticker frame with only the fields the recording has."""
-    timestamp = datetime(day.year, day.month, day.day, tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    frame = (
-        f'{{"channel":"ticker","type":"{kind}","data":[{{"symbol":{json.dumps(symbol)},'
-        f'"last":{last},"timestamp":"{timestamp}"}}]}}'
-    )
-    check = json.loads(frame, parse_float=Decimal)["data"][0]["last"]
-    if check != Decimal(last):
-        raise AssertionError(f"{symbol} {day}: {last} did not survive as a JSON number")
-    return frame
+def spreads(fixtures: Path) -> dict[str, Decimal]:
+    """Kraken's recorded relative spread (ask - bid) / last per pair."""
+    result = json.loads((fixtures / KRAKEN_TICKER).read_text("utf-8"))["result"]
+    found = {}
+    for pair, (_coin, name, _decimals) in PAIRS.items():
+        entry = result[name]
+        ask, bid, last = (Decimal(entry[k][0]) for k in ("a", "b", "c"))
+        found[pair] = (ask - bid) / last
+    return found
 
 
-def envelope(recv_ts: float, frame: str) -> str:
-    """One line of the replay file."""
-    return json.dumps({"recv_ts": recv_ts, "feed": FEED, "frame": frame}, separators=(",", ":"))
+def ticker(kind: str, pair: str, price: Decimal, at: datetime, spread: Decimal) -> str:
+    """A v2 ticker frame: last rounded to Kraken's tick, bid/ask from the recorded spread."""
+    decimals = PAIRS[pair][2]
+    tick = Decimal(1).scaleb(-decimals)
+    last = price.quantize(tick, rounding=ROUND_HALF_EVEN)
+    ticks = max(1, int((last * spread / tick).to_integral_value(ROUND_HALF_EVEN)))
+    bid = (last - tick * (ticks // 2)).quantize(tick, rounding=ROUND_FLOOR)
+    ask = (bid + tick * ticks).quantize(tick, rounding=ROUND_CEILING)
+    entry = f'"symbol":"{pair}","bid":{bid},"ask":{ask},"last":{last},"timestamp":"{iso(at)}"'
+    return f'{{"channel":"ticker","type":"{kind}","data":[{{{entry}}}]}}'
 
 
-def day_ts(day: date) -> float:
-    """The recv_ts at which a recorded day starts: one minute per day from FIRST_DAY."""
-    base = datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day, tzinfo=UTC).timestamp()
-    return base + (day - FIRST_DAY).days * DAY_SECONDS
+def value_at(series: list[tuple[datetime, Decimal]], at: datetime) -> Decimal:
+    """The newest recorded value at or before ``at``."""
+    earlier = [price for moment, price in series if moment <= at]
+    if not earlier:
+        raise SystemExit(f"no recorded value at {at}")
+    return earlier[-1]
 
 
-def build(fixtures: Path) -> tuple[list[str], dict[str, int]]:
-    """The replay lines and counts (frames per kind, prices rounded)."""
-    prices = {symbol: read_prices(fixtures / EXPORT_DIR / name) for symbol, name in COINS}
-    stats = {"status": 0, "snapshot": 0, "update": 0, "heartbeat": 0, "rounded": 0, "missing": 0}
+def build(fixtures: Path) -> dict[str, Any]:
+    """Write the frames and the window file; a summary for the log."""
+    hourly = bitcoin_hourly()
+    daily = copy_daily(fixtures)
+    snapshot = json.loads((REPLAY / SNAPSHOT).read_text("utf-8"))["data"]
+    snapshot_at = max(datetime.fromisoformat(row["last_updated"]) for row in snapshot)
+    play_from = next(moment for moment, _ in hourly if moment >= snapshot_at)
+    play_to = hourly[-1][0]
+    series = dict(daily)
+    series["bitcoin"] = [row for row in daily["bitcoin"] if row[0] < hourly[0][0]] + hourly
+    spread = spreads(fixtures)
+    frames: list[tuple[datetime, int, str]] = [(play_from, 0, STATUS_FRAME)]
+    for order, (pair, (coin, _name, _d)) in enumerate(PAIRS.items(), start=1):
+        start = value_at(series[coin], play_from)
+        frames.append((play_from, order, ticker("snapshot", pair, start, play_from, spread[pair])))
+        for moment, price in series[coin]:
+            if play_from < moment <= play_to:
+                frames.append((moment, order, ticker("update", pair, price, moment, spread[pair])))
+    beat = play_from + timedelta(seconds=HEARTBEAT_EVERY)
+    while beat < play_to:
+        frames.append((beat, 9, HEARTBEAT_FRAME))
+        beat += timedelta(seconds=HEARTBEAT_EVERY)
+    frames.sort(key=lambda item: (item[0], item[1]))
     lines = [
-        "# tokenpulse replay: Kraken WS v2-shaped frames written from recorded real CoinGecko "
-        f"daily USD prices {SNAPSHOT_DAY}..{LAST_DAY}; see README.md. "
-        "Built by scripts/build_replay_data.py.",
+        "# tokenpulse replay: Kraken WS v2-shaped frames from recorded CoinGecko prices of "
+        f"{iso(play_from)} .. {iso(play_to)}; see README.md. Built by "
+        "scripts/build_replay_data.py."
     ]
-
-    def price(symbol: str, day: date) -> str | None:
-        text = prices[symbol].get(day)
-        if text is None:
-            stats["missing"] += 1
-            return None
-        last, rounded = exact_price(text)
-        stats["rounded"] += rounded
-        return last
-
-    def add(ts: float, frame: str, kind: str) -> None:
-        lines.append(envelope(ts, frame))
-        stats[kind] += 1
-
-    # Preamble, the minute before FIRST_DAY: status, then a snapshot per pair.
-    start = day_ts(FIRST_DAY) - DAY_SECONDS
-    add(start, STATUS_FRAME, "status")
-    for index, (symbol, _) in enumerate(COINS, start=1):
-        last = price(symbol, SNAPSHOT_DAY)
-        if last is None:
-            raise SystemExit(f"{symbol}: no price for the snapshot day {SNAPSHOT_DAY}")
-        add(
-            start + index * SLOT_SECONDS,
-            ticker_frame("snapshot", symbol, last, SNAPSHOT_DAY),
-            "snapshot",
-        )
-    add(start + (len(COINS) + 1) * SLOT_SECONDS, HEARTBEAT_FRAME, "heartbeat")
-
-    day = FIRST_DAY
-    while day <= LAST_DAY:
-        ts = day_ts(day)
-        slot = 0
-        for index, (symbol, _) in enumerate(COINS, start=1):
-            last = price(symbol, day)
-            if last is not None:  # a day the export lacks is left out, not filled in
-                add(ts + slot * SLOT_SECONDS, ticker_frame("update", symbol, last, day), "update")
-            slot += 1
-            if index % HEARTBEAT_EVERY == 0:
-                add(ts + slot * SLOT_SECONDS, HEARTBEAT_FRAME, "heartbeat")
-                slot += 1
-        day += timedelta(days=1)
-    return lines, stats
+    for moment, _order, frame in frames:
+        record = {"recv_ts": round(moment.timestamp(), 3), "feed": FEED, "frame": frame}
+        lines.append(json.dumps(record, separators=(",", ":")))
+    (DATA / "replay_kraken_ws_v2.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    window = {
+        "about": "one recorded period for SOURCES=replay; see data/README.md",
+        "play_from": iso(play_from),
+        "play_to": iso(play_to),
+        "snapshot": SNAPSHOT,
+        "charts": {"bitcoin": list(CHARTS)},
+        "daily": {coin: f"history/{symbol}-usd-daily.csv" for coin, symbol in DAILY.items()},
+        "pairs": {pair: coin for pair, (coin, _n, _d) in PAIRS.items()},
+    }
+    text = json.dumps(window, indent=2) + "\n"
+    (REPLAY / "window.json").write_text(text, encoding="utf-8")
+    return {"frames": len(frames), "play_from": iso(play_from), "play_to": iso(play_to)}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fixtures", type=Path, help="the shared recorded-fixtures directory")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output JSONL file")
     args = parser.parse_args(argv)
-    lines, stats = build(args.fixtures)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = ", ".join(f"{key} {value}" for key, value in stats.items())
-    sys.stdout.write(f"wrote {len(lines)} lines to {args.out}: {summary}\n")
+    sys.stdout.write(f"{build(args.fixtures)}\n")
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,8 +44,7 @@ from tokenpulse.sources.coinmarketcap.client import CmcClient
 from tokenpulse.sources.coinmarketcap.credits import CreditBudget
 from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
-from tokenpulse.sources.replay.ltp import ReplaySource
-from tokenpulse.sources.replay.tokens import MarketReplaySource, history_rows
+from tokenpulse.sources.replay import ReplayKit, replay_kit
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
 from tokenpulse.store.cache.redis import RedisCache
@@ -97,6 +95,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     """Wire the adapters ``settings`` asks for. Opens no connection yet."""
     metrics = metrics or Metrics()
     pair_lists, registry, pairs = resolve_pairs_at_start(settings)  # ConfigError: no venue
+    kit = replay_kit(settings.replay_speed) if "replay" in settings.sources else None
 
     cache: Cache
     limiter: RateLimiter | None = None
@@ -165,7 +164,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     supervisor = (
-        _build_supervisor(settings, registry, pairs, prices, metrics, rest, http, pair_lists)
+        _build_supervisor(settings, registry, pairs, prices, metrics, rest, http, pair_lists, kit)
         if settings.ingests
         else None
     )
@@ -190,7 +189,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         else None
     )
     market = (
-        _build_market(settings, metrics, http, tokens, prices, history, rest, registry, pairs)
+        _build_market(settings, metrics, http, tokens, prices, history, rest, pairs, kit)
         if settings.ingests
         else None
     )
@@ -252,6 +251,7 @@ def _build_supervisor(
     rest: KrakenRestClient | None,
     http: httpx.AsyncClient,
     pair_lists: dict[str, PairList],
+    kit: ReplayKit | None,
 ) -> LtpSupervisor:
     streaming = sum(
         name in settings.sources for name in ("kraken", "coinbase", "binance", "replay")
@@ -275,16 +275,8 @@ def _build_supervisor(
         lists=pair_lists,
     )
     streams: list[Source] = list(feeds.streams)
-    if "replay" in settings.sources:
-        streams.append(
-            ReplaySource(
-                path=Path(settings.replay_path) if settings.replay_path else None,
-                speed=settings.replay_speed,
-                registry=registry,
-                sink=sink,
-                metrics=metrics,
-            )
-        )
+    if kit is not None:
+        streams.append(kit.ltp_source(settings.replay_path, registry, sink, metrics))
     return LtpSupervisor(
         prices=prices,
         metrics=metrics,
@@ -308,11 +300,10 @@ def _build_market(
     prices: PriceService,
     history: HistoryRepository | None,
     rest: KrakenRestClient | None,
-    registry: PairRegistry,
     pairs: list[Pair],
+    kit: ReplayKit | None,
 ) -> MarketIngest:
     """Token ingestion: the market scheduler (or the replay), history writer and backfill."""
-    replay = "replay" in settings.sources
     cmc: CmcClient | None = None
     coingecko: CoinGeckoClient | None = None
     budget = CreditBudget(settings.cmc_monthly_credits)
@@ -341,13 +332,8 @@ def _build_market(
     buffer = ingest.QuoteBuffer(max_keys=16)  # the quote source puts, the ingest drains
     sink = ingest.quote_sink(buffer)
     source: Any = None
-    if replay:
-        source = MarketReplaySource(
-            sink=sink,
-            interval=settings.market_poll_interval,
-            speed=settings.replay_speed,
-            metrics=metrics,
-        )
+    if kit is not None:
+        source = kit.token_source(sink, settings.market_poll_interval, metrics)
     elif cmc is not None or coingecko is not None:
         source = MarketScheduler(
             cmc=cmc,
@@ -360,19 +346,14 @@ def _build_market(
             metrics=metrics,
         )
     if writer is not None:
-        if replay:
-            tokens.add_history_sink(lambda s: writer.add_token(ingest.replay_time(s)))
-        else:
-            tokens.add_history_sink(writer.add_token)
+        tokens.add_history_sink(writer.add_token)
 
         async def record_ltp(view: LtpView) -> None:
-            ticker = view.ticker
-            replayed = ticker.source == "replay"
-            writer.add_ltp(ingest.replay_ticker_time(ticker) if replayed else ticker)
+            writer.add_ltp(view.ticker)
 
         prices.add_publisher(record_ltp)
     backfiller = None
-    if history is not None and not replay:
+    if history is not None:  # replay seeds history from its recording, through the backfill
         ohlc = KrakenOhlcClient.from_rest_client(rest) if rest is not None else None
 
         def coin_id_for(token_id: str) -> str | None:
@@ -380,8 +361,14 @@ def _build_market(
             return identity.coingecko_id if identity is not None else None
 
         backfiller = Backfiller(
-            history, charts=coingecko, ohlc=ohlc, metrics=metrics, coin_id_for=coin_id_for
+            history,
+            charts=coingecko if kit is None else kit.history,
+            ohlc=ohlc if kit is None else kit.history,
+            metrics=metrics,
+            coin_id_for=coin_id_for,
         )
+        if kit is not None:
+            backfiller.chart_source = backfiller.candle_source = "replay"
     return MarketIngest(
         tokens=tokens,
         source=source,
@@ -391,9 +378,7 @@ def _build_market(
         pairs=pairs,
         raw_retention=timedelta(seconds=settings.history_raw_retention),
         rollup_retention=timedelta(seconds=settings.history_rollup_retention),
-        replay=replay,
         buffer=buffer,
-        history_seed=history_rows if replay else None,
     )
 
 

@@ -51,6 +51,13 @@ def _config_failed(exc: ConfigError) -> NoReturn:
     raise typer.Exit(EXIT_CONFIG) from None
 
 
+def _refused(reason: Exception | None) -> None:
+    """Exit 2 when the runtime refused to start (e.g. a live start on a replay store)."""
+    if reason is not None:  # SPEC §3.6
+        typer.echo(f"tokenpulse: {reason}", err=True)
+        raise typer.Exit(2)
+
+
 def _serve(loaded: LoadedSettings) -> None:
     import gc
 
@@ -84,6 +91,7 @@ def _serve(loaded: LoadedSettings) -> None:
             shutdown_timeout=settings.shutdown_timeout,
             on_exit=application.streams.drain,
         )
+        _refused(runtime.refused)
         if not served:
             raise typer.Exit(1)
         return
@@ -103,7 +111,12 @@ def _serve(loaded: LoadedSettings) -> None:
         log_level=settings.log_level,
     )
     server = Server(config, on_exit=application.streams.drain)
-    server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
+    try:
+        server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
+    except SystemExit:  # uvicorn exits 3 when the start failed
+        if runtime.refused is None:
+            raise
+    _refused(runtime.refused)
     if not server.started:
         raise typer.Exit(1)
 

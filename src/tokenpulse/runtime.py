@@ -14,7 +14,7 @@ import structlog
 from tokenpulse import __version__
 from tokenpulse.bootstrap import Container, build_container
 from tokenpulse.bus.redis import RedisBus
-from tokenpulse.domain.errors import StoreError
+from tokenpulse.domain.errors import StoreError, StoreModeConflict
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.settings import Settings
 from tokenpulse.store.history import migrate
@@ -32,6 +32,7 @@ class Runtime:
     def __init__(self, container: Container) -> None:
         self.container = container
         self._election_task: asyncio.Task[None] | None = None
+        self.refused: StoreModeConflict | None = None  # why the start was refused, if it was
 
     @property
     def ingesting(self) -> bool:
@@ -138,6 +139,15 @@ class Runtime:
                     "the history database is not at the current schema: run `tokenpulse db upgrade`"
                 )
                 log.error("history store not migrated", hint="tokenpulse db upgrade")
+                return
+            # Replay and live data never share a store (SPEC §3.6): a conflict stops the start.
+            await history.claim_mode(
+                "replay" if "replay" in self.container.settings.sources else "live"
+            )
+        except StoreModeConflict as exc:
+            self.refused = exc
+            log.error("history store refused", error=str(exc))
+            raise
         except StoreError as exc:
             # The service runs without history rather than not at all; /ready says why.
             state.history_error = f"history store unavailable: {exc.message}"

@@ -9,6 +9,7 @@ too (``_settings_files``, ``_settings_go``). Invalid configuration raises
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ __all__ = [
 ]
 
 DEFAULT_PAIRS = ("BTC/USD", "ETH/USD", "LTC/USD", "XRP/USD")
+#: Replay never writes into live history (SPEC §3.6): its own default database.
+REPLAY_DATABASE_URL = "sqlite+aiosqlite:///data/replay.db"
 
 
 # --------------------------------------------------------------------------- the settings
@@ -230,6 +233,16 @@ class Settings(BaseSettings, AccessSettings):
     @classmethod
     def _redis_addr(cls, value: str) -> str:
         return check_address(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replay_database(cls, data: Any) -> Any:
+        """With the replay source and no DATABASE_URL given, history goes to data/replay.db."""
+        if isinstance(data, dict) and "database_url" not in data and "sources" in data:
+            with contextlib.suppress(ValueError):
+                if "replay" in [name.lower() for name in split_list(data["sources"])]:
+                    return {**data, "database_url": REPLAY_DATABASE_URL}
+        return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:

@@ -4,8 +4,9 @@ history (SQLite) -> the app on a real port."""
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ def settings_for(fake: FakeCoinGecko, tmp_path: Path, **overrides: Any) -> Any:
         "coingecko_base_url": fake.base_url,
         "market_poll_interval": "1s",
         "database_url": f"sqlite+aiosqlite:///{tmp_path}/history.db",
+        # The recording is of 2021: keep its rows past the first retention pass (seconds in).
+        "history_raw_retention": "3650d",
+        "history_rollup_retention": "3650d",
     }
     return app_settings(**{**values, **overrides})
 
@@ -304,3 +308,32 @@ async def test_every_granularity_answers_with_rollups(
         bad = await http.get(f"{base}?granularity=2m")
         assert bad.status_code == 400
         assert bad.json()["error"]["details"]["parameter"] == "granularity"
+
+
+async def test_trends_show_within_seconds_of_a_fresh_start(
+    coingecko: FakeCoinGecko, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Issue 11: bitcoin's 1h/4h/12h/7d trends as soon as its backfill is written (≤ 10 s
+    after the first market data), not after the first one-minute maintenance pass."""
+    # The recorded hourly week, moved so that it ends now. Its last point is the moment it
+    # was fetched (41 min after the one before): put the one before an hour ago, as the
+    # 5-minute points of a live days=1 answer would be.
+    coingecko.rebase_charts(datetime.now(UTC) - timedelta(hours=1), index=-2)
+    settings = settings_for(
+        coingecko, tmp_path, market_poll_interval="60s", rate_limit_enabled="false"
+    )
+    async with running_app(settings) as app:
+        url = f"{app.base_url}/api/v1/tokens/bitcoin"
+
+        async def served() -> bool:
+            return (await http.get(url)).status_code == 200
+
+        await wait_for(served, 20, message="bitcoin served")
+        first_data = time.monotonic()
+
+        async def trends() -> bool:
+            windows = (await http.get(url)).json()["data"]["trends"]
+            return all(windows[w]["change_pct"] is not None for w in ("1h", "4h", "12h", "7d"))
+
+        await wait_for(trends, 20, message="bitcoin's trends")
+        assert time.monotonic() - first_data <= 10.0

@@ -10,6 +10,7 @@ Routes (``tests/fixtures/coingecko/``, see its README):
 * ``GET /api/v3/coins/{id}/market_chart?vs_currency=usd&days=`` — the recorded bitcoin 7-day
   hourly chart and the terra-luna daily ``max`` chart, byte for byte, whatever ``days`` says;
   any other id is a 404 ``{"error":"coin not found"}`` as CoinGecko answers.
+  :meth:`FakeCoinGecko.rebase_charts` moves them in time to end at a given moment.
 
 :meth:`FakeCoinGecko.rate_limit` answers 429 with the **recorded** rate-limit body and a
 ``Retry-After`` header (the recorded one said 119 s; tests pass tiny values).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,17 @@ class FakeCoinGecko(LoopbackFake):
         self.coins: list[dict[str, Any]] = json.loads(text, parse_float=Decimal)
         self.rate_limit_body = (FIXTURES / RATE_LIMIT_FILE).read_bytes()
         self.charts = {coin: (FIXTURES / name).read_bytes() for coin, name in CHART_FILES.items()}
+
+    def rebase_charts(self, at: datetime, index: int = -1) -> None:
+        """Move every recorded chart in time so its point ``index`` (the last by default) is
+        at ``at``; values and spacing unchanged, as a live CoinGecko would answer then."""
+        for coin, body in self.charts.items():
+            chart = json.loads(body, parse_float=Decimal)
+            shift = int(at.timestamp() * 1000) - int(chart["prices"][index][0])
+            for series in chart.values():
+                for point in series:
+                    point[0] = int(point[0]) + shift
+            self.charts[coin] = dumps_exact(chart).encode()
 
     def rate_limit(self, times: int | None = 1, retry_after: float | None = None) -> None:
         """Answer the next ``times`` requests with the recorded 429 body and ``Retry-After``."""

@@ -321,8 +321,9 @@ def test_the_same_quotes_in_the_same_order_give_the_same_registry() -> None:
 def test_cmc_names_win_over_coingecko_names() -> None:
     registry = IdentityRegistry(known_tokens())
     registry.identify(cg_quote(CG_2021["shiba-inu"]))
+    # CoinGecko's name; the CMC id comes from the bundled table, before CMC ever answers.
     assert registry.get("shiba-inu") == TokenIdentity(
-        id="shiba-inu", symbol="SHIB", name="Shiba Inu", coingecko_id="shiba-inu"
+        id="shiba-inu", symbol="SHIB", name="Shiba Inu", cmc_id=5994, coingecko_id="shiba-inu"
     )
     registry.identify(cmc_quote(CMC_2021["shiba-inu"]))
     registry.identify(cg_quote(CG_2021["shiba-inu"]))  # does not flip back
@@ -388,3 +389,32 @@ def test_a_coin_without_provider_ids_is_named_from_its_name() -> None:
 )
 def test_normalise_name(name: str, normalised: str) -> None:
     assert normalise_name(name) == normalised
+
+
+def test_every_table_coin_resolves_by_any_name_whichever_provider_serves_it() -> None:
+    """SPEC §4.3: a coin CoinGecko serves answers to its CMC id and slug, and the reverse."""
+    rows = known_tokens()
+    assert len(rows) >= 89
+    cg_served = IdentityRegistry(known_tokens())
+    cmc_served = IdentityRegistry(known_tokens())
+    by_cmc_id = {row["id"]: row for row in CMC_2021.values()}
+    for row in rows:
+        assert row.cmc_id is not None
+        assert row.coingecko_id is not None
+        cg_served.identify(
+            TokenQuote(
+                source="coingecko",
+                symbol=row.symbol,
+                name=row.name,
+                received_at=datetime(2023, 10, 8, tzinfo=UTC),
+                coingecko_id=row.coingecko_id,
+            )
+        )
+        if row.cmc_id in by_cmc_id:
+            cmc_served.identify(cmc_quote(by_cmc_id[row.cmc_id]))
+    for registry in (cg_served, cmc_served):
+        for row in rows:
+            names = [str(row.cmc_id), row.coingecko_id, row.id, *row.cmc_slugs]
+            assert {registry.resolve(name).id for name in names} == {row.id}, row.id
+    assert cg_served.resolve("1").id == "bitcoin"
+    assert cg_served.resolve("1027").id == "ethereum"

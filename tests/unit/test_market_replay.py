@@ -1,11 +1,12 @@
-"""Token replay: the bundled recordings through the real parsers, history rows and their quirks."""
+"""Token replay: one recorded period through the real parser, time re-based, loops re-anchored."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,195 +14,179 @@ import pytest
 
 from tests.helpers import FakeClock, wait_for
 from tokenpulse.data import data_path
-from tokenpulse.domain.errors import ParseError
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.sources.coingecko.client import parse_markets
-from tokenpulse.sources.replay.tokens import (
-    HISTORY_FILES,
-    MarketReplaySource,
-    history_coin_ids,
-    history_rows,
-    parse_history_csv,
-)
+from tokenpulse.sources.coingecko.parser import parse_markets
+from tokenpulse.sources.replay.recording import ReplayTimeline, bundled_recording
+from tokenpulse.sources.replay.tokens import MarketReplaySource
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 # The recorded fixture set, where a checkout has it beside the repository (CI does).
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
+SPEED = 60.0
 
 
-def day(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
-# --------------------------------------------------------------------------- history rows
+# --------------------------------------------------------------------------- the recording
 
 
-def test_bitcoin_history_keeps_digits_and_quirks() -> None:
-    rows = history_rows("bitcoin")
+def test_the_recording_is_one_period_of_october_2023() -> None:
+    recording = bundled_recording()
 
-    assert len(rows) == 3867
-    first, second = rows[0], rows[1]
-    assert first.at == day("2013-04-28")
-    assert (str(first.price), str(first.market_cap), str(first.volume)) == (
-        "135.3",
-        "1500517590",
-        "0",
+    assert recording.play_from == moment("2023-10-08T21:00:31.002+00:00")
+    assert recording.play_to == moment("2023-10-14T00:26:44+00:00")
+    assert len(recording.snapshot) == 100
+    updated = {row["last_updated"][:13] for row in recording.snapshot}
+    assert updated == {"2023-10-08T20"}  # one answer, recorded 20:10-20:12
+    assert sorted(recording.series) == sorted(
+        [
+            "bitcoin",
+            "ethereum",
+            "litecoin",
+            "ripple",
+            "cardano",
+            "bitcoin-cash",
+            "binancecoin",
+            "eos",
+            "ethereum-classic",
+            "chainlink",
+            "solana",
+            "tron",
+        ]
     )
-    assert str(second.market_cap) == "1575032004.0"
-    assert str(second.volume) == "0.0"  # "0" and "0.0" stay as written
-    by_time = {row.at: row for row in rows}
-    assert by_time[day("2017-04-02")].market_cap is None  # the empty cell
-    assert str(by_time[day("2017-04-02")].price) == "1098.0679999999998"
-    assert day("2017-06-06T23:29:55") in by_time  # stamped off midnight, kept as is
-    assert day("2013-06-04") not in by_time  # a missing day stays missing
-    assert rows[-1].at == day("2023-11-30")
-    assert str(rows[-1].price) == "37810.34641654128"
+    every = [p.at for series in recording.series.values() for p in series.points]
+    assert min(every) >= moment("2023-09-20T00:00:00+00:00")
+    assert max(every) <= recording.play_to
+    bitcoin = recording.series["bitcoin"].points
+    hourly = [p for p in bitcoin if p.at >= moment("2023-10-03T19:00:00+00:00")]
+    assert len(hourly) > 240  # two hourly charts joined (they agree where they overlap)
+    assert all(b.at > a.at for a, b in itertools.pairwise(bitcoin))
+    assert bitcoin[0].at == moment("2023-09-20T00:00:00+00:00")  # daily before the charts
 
 
-def test_every_coin_has_history_and_unknown_coins_have_none() -> None:
-    assert history_coin_ids() == sorted(HISTORY_FILES)
-    for coin in HISTORY_FILES:
-        rows = history_rows(coin)
-        assert rows, coin
-        assert rows[-1].at == day("2023-11-30")
-    assert history_rows("dogecoin") == []
-    rows = history_rows("ethereum")
-    rows.clear()  # a caller's copy: the cache is not touched
-    assert history_rows("ethereum")
-
-
-def test_history_csv_quirks_and_bad_lines() -> None:
-    lines = [
-        "snapped_at,price,market_cap,total_volume",
-        "2015-04-26 00:00:00 UTC,1.3954418147213393e-06,,0",
-        "2018-01-30 00:05:18 UTC,11095.2106891266,186776632503.01822,2321424679.531806",
-        "",
-        "yesterday,1,2,3",
-        "2018-02-01 00:00:00 UTC,,2,3",
-        "2018-02-02 00:00:00 UTC,1,2",
-        "2018-02-03 00:00:00 UTC,abc,2,3",
-    ]
-
-    rows, errors = parse_history_csv(lines, name="x.csv")
-
-    assert [row.at for row in rows] == [day("2015-04-26"), day("2018-01-30T00:05:18")]
-    assert rows[0].price == Decimal("1.3954418147213393e-06")
-    assert rows[0].market_cap is None
-    assert [error.kind for error in errors] == [
-        "history_time",
-        "history_row",
-        "history_row",
-        "history_number",
-    ]
-    assert "x.csv:5" in str(errors[0])
-
-
-def test_history_csv_with_a_wrong_header_is_refused() -> None:
-    with pytest.raises(ParseError) as caught:
-        parse_history_csv(["date,close", "2020-01-01,1"], name="other.csv")
-    assert caught.value.kind == "history_header"
+def test_ranks_in_the_recorded_answer_agree_with_market_caps() -> None:
+    rows = bundled_recording().snapshot
+    caps = [Decimal(row["market_cap"]) for row in rows]
+    assert [row["market_cap_rank"] for row in rows] == list(range(1, 101))
+    assert caps == sorted(caps, reverse=True)
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="shared fixture set not mounted")
-def test_bundled_files_are_unchanged_copies() -> None:
-    pairs = [
-        ("coins_markets_usd_2021-06-24_top100.json", "coingecko"),
-        ("listings_latest_2021-08-31_top100.json", "coinmarketcap"),
-    ]
-    for name, folder in pairs:
-        assert (data_path("replay") / name).read_bytes() == (SHARED / folder / name).read_bytes()
-    for name in HISTORY_FILES.values():
-        shared = SHARED / "history" / "coingecko_export_until_2023-11-30" / name
-        assert (data_path("replay") / "history" / name).read_bytes() == shared.read_bytes()
+def test_bundled_files_are_copies_of_the_recordings() -> None:
+    chart = "market_chart_bitcoin_usd_7d_hourly_2023-10-10.json"
+    shared_chart = SHARED / "coingecko" / chart
+    assert (data_path("replay") / chart).read_bytes() == shared_chart.read_bytes()
+    export = SHARED / "history" / "coingecko_export_until_2023-11-30"
+    for daily in (data_path("replay") / "history").glob("*-usd-daily.csv"):
+        full = (export / daily.name.replace("-daily", "-max")).read_text().splitlines()
+        kept = daily.read_text().splitlines()
+        assert kept[0] == full[0]
+        assert set(kept[1:]) <= set(full[1:])  # lines unchanged, a window of them
+        assert len(kept) == 26  # 2023-09-20 .. 2023-10-14
 
 
 # --------------------------------------------------------------------------- the replay
 
 
-@pytest.fixture(scope="module")
-def loaded() -> MarketReplaySource:
+def make(clock: FakeClock, *, speed: float = SPEED) -> MarketReplaySource:
+    """A replay on ``clock``, whose wall clock reads NOW when ``clock`` reads its start."""
+    recording = bundled_recording()
+    start = clock.now
+
+    def now() -> datetime:
+        return NOW + timedelta(seconds=clock.now - start)
+
+    timeline = ReplayTimeline(recording.play_from, recording.span, speed, clock=clock, now=now)
     source = MarketReplaySource(
-        sink=lambda quotes: None, interval=60, speed=60, metrics=None, now=lambda: NOW
+        sink=lambda quotes: None,
+        interval=60,
+        speed=speed,
+        metrics=None,
+        timeline=timeline,
+        clock=clock,
+        now=now,
     )
     source.load()
+    timeline.begin()
     return source
 
 
-@pytest.fixture
-def replay(loaded: MarketReplaySource) -> MarketReplaySource:
-    loaded.batches = 0
-    return loaded
+def by_id(quotes: list[TokenQuote]) -> dict[str, TokenQuote]:
+    return {quote.coingecko_id or quote.symbol: quote for quote in quotes}
 
 
-def by_symbol(quotes: list[TokenQuote]) -> dict[str, TokenQuote]:
-    return {quote.symbol: quote for quote in quotes}
+def test_first_batch_is_the_recording_at_the_start_of_its_window() -> None:
+    quotes = make(FakeClock()).next_batch()
+    coins = by_id(quotes)
+    bitcoin = coins["bitcoin"]
 
-
-def test_a_batch_is_the_coingecko_top_100_plus_cmc_only_coins(replay: MarketReplaySource) -> None:
-    quotes = replay.next_batch()
-
-    assert len(quotes) == 113
-    symbols = [quote.symbol for quote in quotes]
-    assert len(set(symbols)) == 113  # no coin twice
+    assert len(quotes) == 100
     assert {quote.source for quote in quotes} == {"replay"}
-    assert {quote.received_at for quote in quotes} == {NOW}
-    extras = [quote for quote in quotes if quote.cmc_id is not None]
-    assert sorted(quote.symbol for quote in extras) == [
-        "AR", "AUDIO", "AXS", "BTCB", "CELO", "CRV", "FLOW", "KCS", "ONT", "PERP", "REV", "RVN",
-        "SC",
-    ]  # fmt: skip
-    assert all(quote.coingecko_id is None for quote in extras)
+    assert bitcoin.price_usd == Decimal("27924.562097939088")  # the 21:00:31 hourly point
+    assert bitcoin.as_of == NOW  # recorded play_from, re-based to the start
+    assert bitcoin.circulating_supply == Decimal("19507918.0")  # from the 20:12 answer
+    assert bitcoin.percent_change_1h == Decimal("0.07740956")  # vs 20:00:18, recorded
+    # ethereum's newest reading is the 2023-10-08 00:00 daily row, 21 h before play_from
+    assert coins["ethereum"].as_of == NOW - timedelta(hours=21, seconds=31.002) / SPEED
+    assert coins["ethereum"].percent_change_1h is None  # no newer reading within the hour
 
 
-def test_coins_without_history_are_exactly_what_the_parser_reads(
-    replay: MarketReplaySource,
-) -> None:
-    payload = json.loads(
-        (data_path("replay") / "coins_markets_usd_2021-06-24_top100.json").read_text(),
-        parse_float=Decimal,
-    )
-    parsed = by_symbol(parse_markets(payload, received_at=NOW, source="replay").quotes)
-
-    first, second = by_symbol(replay.next_batch()), by_symbol(replay.next_batch())
-
-    for symbol in ("USDT", "DOGE", "DOT", "UNI"):
-        assert first[symbol] == parsed[symbol] == second[symbol]
-    assert first["USDT"].as_of == datetime(2021, 6, 24, 3, 5, 22, 478000, tzinfo=UTC)
+def test_ranks_follow_market_caps_in_every_batch() -> None:
+    clock = FakeClock()
+    source = make(clock)
+    for _ in range(5):
+        quotes = sorted(source.next_batch(), key=lambda quote: quote.rank or 0)
+        caps = [quote.market_cap_usd or Decimal(0) for quote in quotes]
+        assert [quote.rank for quote in quotes] == list(range(1, 101))
+        assert caps == sorted(caps, reverse=True)
+        clock.advance(3600)  # 60 recorded hours
 
 
-def test_history_coins_walk_through_recorded_days(replay: MarketReplaySource) -> None:
-    btc_rows = {row.at: row for row in history_rows("bitcoin")}
+def test_coins_without_a_series_are_the_recorded_answer() -> None:
+    source = make(FakeClock())
+    payload = bundled_recording().snapshot
+    parsed = by_id(parse_markets(payload, received_at=NOW, source="replay").quotes)
+    tether = by_id(source.next_batch())["tether"]
 
-    batches = [by_symbol(replay.next_batch()) for _ in range(3)]
-
-    for offset, batch in enumerate(batches):
-        btc = batch["BTC"]
-        at = datetime(2022, 12, 1 + offset, tzinfo=UTC)
-        assert btc.as_of == at
-        assert btc.price_usd == btc_rows[at].price
-        assert btc.market_cap_usd == btc_rows[at].market_cap
-        assert btc.volume_24h_usd == btc_rows[at].volume
-        assert btc.percent_change_1h is None
-        assert btc.coingecko_id == "bitcoin"
-        assert btc.circulating_supply == Decimal("18741512.0")  # still the recorded supply
-    assert str(batches[0]["BTC"].price_usd) == "17186.502572066118"
-    # (17186.502572066118 / 16441.979978419113 - 1) * 100, from the recorded prices
-    assert batches[0]["BTC"].percent_change_24h == Decimal("4.52818088")
-    assert batches[1]["BTC"].percent_change_24h == Decimal("-1.24381625")
-    assert batches[0]["SOL"].as_of == datetime(2022, 12, 1, tzinfo=UTC)
-    assert batches[0]["XRP"].coingecko_id == "ripple"
-    assert batches[0]["XRP"].price_usd != batches[1]["XRP"].price_usd
+    assert tether.price_usd == parsed["tether"].price_usd
+    assert tether.market_cap_usd == parsed["tether"].market_cap_usd
+    assert parsed["tether"].as_of is not None
+    recorded_age = bundled_recording().play_from - parsed["tether"].as_of
+    assert tether.as_of == NOW - recorded_age / SPEED  # re-based too
 
 
-def test_the_replay_loops_after_the_last_recorded_day(replay: MarketReplaySource) -> None:
-    replay.batches = 364
-    last = by_symbol(replay.next_batch())
-    again = by_symbol(replay.next_batch())
+def test_time_moves_forward_and_the_loop_continues_from_where_it_was() -> None:
+    clock = FakeClock()
+    source = make(clock)
+    recording = bundled_recording()
+    span = recording.span.total_seconds() / SPEED
+    first = by_id(source.next_batch())["bitcoin"]
+    clock.advance(span - 0.001)
+    end = by_id(source.next_batch())["bitcoin"]
+    clock.advance(0.002)
+    looped = by_id(source.next_batch())["bitcoin"]
+    clock.advance(span)
+    twice = by_id(source.next_batch())["bitcoin"]
 
-    assert last["ETH"].as_of == datetime(2023, 11, 30, tzinfo=UTC)
-    assert again["ETH"].as_of == datetime(2022, 12, 1, tzinfo=UTC)
-    assert replay.state()["next_recorded_day"] == "2022-12-02"
+    assert first.as_of is not None
+    assert end.as_of is not None
+    assert looped.as_of is not None
+    assert first.as_of < end.as_of <= looped.as_of  # never back at the loop
+    before_last = recording.series["bitcoin"].at(recording.play_to - timedelta(seconds=1))
+    last = recording.series["bitcoin"].at(recording.play_to)
+    assert before_last is not None
+    assert last is not None
+    assert end.price_usd == before_last.price
+    # The next pass starts from the last reading of this one, not from the first again.
+    assert looped.price_usd is not None
+    assert abs(looped.price_usd / last.price - 1) < Decimal("1e-11")
+    assert twice.price_usd is not None
+    assert twice.as_of is not None
+    assert twice.as_of > looped.as_of
+    assert source.state()["loop"] == 2
 
 
 async def test_run_emits_a_batch_every_interval_over_speed(metrics: Metrics) -> None:
@@ -233,16 +218,18 @@ async def test_run_emits_a_batch_every_interval_over_speed(metrics: Metrics) -> 
             await task
 
     assert sleeps[:3] == [2.0, 2.0, 2.0]  # 60 s / 30x
-    assert [batch[0].as_of for batch in batches[:2]] == [
-        datetime(2022, 12, 1, tzinfo=UTC),
-        datetime(2022, 12, 2, tzinfo=UTC),
-    ]
+    assert [len(batch) for batch in batches[:4]] == [100] * 4
     messages = metrics.registry.get_sample_value(
         "tokenpulse_source_messages_total", {"source": "replay_tokens", "kind": "markets"}
     )
     assert messages is not None
     assert messages >= 4
     assert source.health.state == "idle"
+
+
+def test_a_fast_replay_is_capped_at_four_batches_a_second() -> None:
+    source = MarketReplaySource(sink=lambda quotes: None, interval=60, speed=6000, metrics=None)
+    assert source.period == 0.25
 
 
 def test_replay_needs_a_positive_period() -> None:
@@ -283,3 +270,16 @@ async def test_a_replay_behind_its_schedule_still_yields_to_the_event_loop(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_the_window_file_names_what_exists() -> None:
+    window = json.loads(data_path("replay/window.json").read_text())
+    folder = data_path("replay")
+    files = [window["snapshot"], *window["charts"]["bitcoin"], *window["daily"].values()]
+    assert all((folder / name).is_file() for name in files)
+    assert window["pairs"] == {
+        "BTC/USD": "bitcoin",
+        "ETH/USD": "ethereum",
+        "LTC/USD": "litecoin",
+        "XRP/USD": "ripple",
+    }

@@ -19,10 +19,12 @@ from tests.helpers import wait_for
 from tokenpulse.data import data_path, kraken_pair_registry
 from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair
+from tokenpulse.domain.ticker import Ticker
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.settings import DEFAULT_PAIRS
 from tokenpulse.sources.kraken.ws_parser import StatusUpdate, parse_ws_v2
-from tokenpulse.sources.replay.ltp import ReplaySource, read_replay_lines
+from tokenpulse.sources.replay.ltp import ReplayFrame, ReplaySource, read_replay_lines
+from tokenpulse.sources.replay.recording import bundled_recording
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = data_path("replay_kraken_ws_v2.jsonl")
@@ -89,11 +91,9 @@ def parse_errors(metrics: Metrics, kind: str) -> float:
 # -- the bundled recording --------------------------------------------------------------
 
 
-def test_bundled_file_parses_completely_through_the_real_parser() -> None:
+def bundled_tickers() -> tuple[list[ReplayFrame], list[Ticker]]:
     frames, line_errors = read_replay_lines(BUNDLED.read_text(encoding="utf-8").splitlines())
     assert line_errors == []
-    assert len(frames) > 2000
-
     registry = kraken_pair_registry()
     now = datetime.now(UTC)
     results = [
@@ -101,59 +101,53 @@ def test_bundled_file_parses_completely_through_the_real_parser() -> None:
         for frame in frames
     ]
     assert [error for result in results for error in result.errors] == []
-
     assert isinstance(results[0].messages[0], StatusUpdate)
     updates = [m.ticker for r in results for m in r.messages if isinstance(m, TickerUpdated)]
+    return frames, updates
+
+
+def test_bundled_file_is_the_recorded_period_through_the_real_parser() -> None:
+    frames, updates = bundled_tickers()
+    recording = bundled_recording()
+
     default_pairs = {Pair.of(*text.split("/")) for text in DEFAULT_PAIRS}
     assert {ticker.pair for ticker in updates} == default_pairs
     # The snapshot of every pair comes first, so a new pass starts cleanly.
     first_snapshots = [json.loads(frame.frame) for frame in frames[1 : 1 + len(default_pairs)]]
     assert {f["type"] for f in first_snapshots} == {"snapshot"}
-    for pair in default_pairs:
-        days = [t.as_of for t in updates if t.pair == pair]
-        assert len(days) == 366  # 2022-11-30 snapshot + one update per day to 2023-11-30
-        assert days[0] == datetime(2022, 11, 30, tzinfo=UTC)
-        assert days[-1] == datetime(2023, 11, 30, tzinfo=UTC)
-        assert len(set(days)) == 366
+    assert frames[0].recv_ts == recording.play_from.timestamp()
+    assert frames[-1].recv_ts == recording.play_to.timestamp()
     for ticker in updates:
-        assert ticker.last > 0
-        assert len(ticker.last.as_tuple().digits) <= 15  # a float64 keeps every digit
-        assert (ticker.bid, ticker.ask, ticker.volume_24h) == (None, None, None)
-
-
-def test_bundled_file_keeps_the_csv_digits() -> None:
-    frames, _ = read_replay_lines(BUNDLED.read_text(encoding="utf-8").splitlines())
-    registry = kraken_pair_registry()
-    now = datetime.now(UTC)
-    by_key = {}
-    for frame in frames:
-        for message in parse_ws_v2(
-            frame.frame, source="replay", received_at=now, registry=registry
-        ).messages:
-            if isinstance(message, TickerUpdated):
-                by_key[(str(message.ticker.pair), message.ticker.as_of)] = message.ticker.last
-    last_day = datetime(2023, 11, 30, tzinfo=UTC)
-    # xrp-usd-max.csv 2023-11-30 has 15 significant digits: kept exactly.
-    assert by_key[("XRP/USD", last_day)] == Decimal("0.609145110324393")
-    # btc-usd-max.csv 2023-11-30 is 37810.34641654128 (16 digits): rounded to 10.
-    assert by_key[("BTC/USD", last_day)] == Decimal("37810.34642")
+        assert ticker.as_of is not None
+        assert recording.play_from <= ticker.as_of <= recording.play_to
+        assert ticker.bid is not None
+        assert ticker.ask is not None
+        assert ticker.bid <= ticker.last <= ticker.ask
+        assert ticker.ask - ticker.bid <= ticker.last * Decimal("0.001")
+    btc = [t for t in updates if str(t.pair) == "BTC/USD"]
+    assert len(btc) > 120  # hourly
+    # Every BTC/USD price is bitcoin's recorded CoinGecko price at that moment, to Kraken's tick.
+    series = recording.series["bitcoin"]
+    for ticker in btc:
+        assert ticker.as_of is not None
+        point = series.at(ticker.as_of)
+        assert point is not None
+        assert abs(ticker.last - point.price) <= Decimal("0.05")
 
 
 async def test_bundled_file_plays_every_frame_with_no_parse_error() -> None:
     events: list[DomainEvent] = []
     metrics = Metrics()
     source = make_source(None, events, FakeTime(), metrics=metrics)
+    frames, updates = bundled_tickers()
 
     await source.run()
 
     assert source.path == BUNDLED
     assert source.passes == 1
-    assert len(tickers(events)) == 1464
-    assert sum(isinstance(event, SourceHeartbeat) for event in events) == 1 + 731
-    sampled = metrics.registry.get_sample_value(
-        "tokenpulse_source_parse_errors_total", {"source": "replay", "kind": "invalid_json"}
-    )
-    assert sampled is None
+    assert len(tickers(events)) == len(updates)
+    heartbeats = sum('"heartbeat"' in f.frame or '"status"' in f.frame for f in frames)
+    assert sum(isinstance(event, SourceHeartbeat) for event in events) == heartbeats
     assert "tokenpulse_source_parse_errors_total{" not in metrics.render().decode()
     assert all(event.ticker.source == "replay" for event in tickers(events))
 
@@ -164,13 +158,13 @@ async def test_bundled_timing_at_default_speed() -> None:
 
     await source.run()
 
-    # One recorded day is one minute of recv_ts: six frames 10 s apart -> 1/6 s at 60x.
-    assert fake_time.sleeps[0] == pytest.approx(10 / 60)
-    assert max(fake_time.sleeps) <= 5.0
-    assert sum(fake_time.sleeps) == pytest.approx((365 * 60 + 60 - 10) / 60)
+    # A heartbeat every 5 recorded minutes: 5 s apart at 60x; one pass is the whole window.
+    assert max(fake_time.sleeps) <= 5.0 + 1e-6
+    span = bundled_recording().span.total_seconds()
+    assert sum(fake_time.sleeps) == pytest.approx(span / 60)
 
 
-def test_build_script_rounds_only_beyond_15_digits() -> None:
+def test_build_script_takes_bid_and_ask_from_the_recorded_spread() -> None:
     spec = importlib.util.spec_from_file_location(
         "build_replay_data", REPO / "scripts" / "build_replay_data.py"
     )
@@ -178,12 +172,26 @@ def test_build_script_rounds_only_beyond_15_digits() -> None:
     assert spec.loader is not None
     module: ModuleType = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    at = datetime(2023, 10, 8, 21, tzinfo=UTC)
 
-    assert module.exact_price("0.609145110324393") == ("0.609145110324393", False)
-    assert module.exact_price("135.3") == ("135.3", False)
-    assert module.exact_price("16441.979978419113") == ("16441.97998", True)
-    assert module.exact_price("75.98352249856254") == ("75.9835225", True)
-    assert module.exact_price("1.3954418147213393e-06") == ("0.000001395441815", True)
+    frame = json.loads(
+        module.ticker("update", "BTC/USD", Decimal("27924.562097939088"), at, Decimal("1.4e-6")),
+        parse_float=Decimal,
+    )["data"][0]
+    assert (frame["bid"], frame["last"], frame["ask"]) == (
+        Decimal("27924.6"),
+        Decimal("27924.6"),
+        Decimal("27924.7"),
+    )
+    frame = json.loads(
+        module.ticker("update", "ETH/USD", Decimal("1635.0828"), at, Decimal("0.000115")),
+        parse_float=Decimal,
+    )["data"][0]
+    assert (frame["bid"], frame["last"], frame["ask"]) == (
+        Decimal("1634.99"),
+        Decimal("1635.08"),
+        Decimal("1635.18"),
+    )
 
 
 # -- timing ------------------------------------------------------------------------------
@@ -339,15 +347,13 @@ def test_speed_must_be_positive() -> None:
 # -- looping -------------------------------------------------------------------------------
 
 
-async def test_loops_to_the_start_and_reports_health(tmp_path: Path) -> None:
+async def test_loops_forward_re_anchored_and_reports_health(tmp_path: Path) -> None:
     path = tmp_path / "loop.jsonl"
-    path.write_text(
-        envelope(10, ticker_frame("BTC/USD", "100.5"))
-        + "\n"
-        + envelope(11, ticker_frame("BTC/USD", "200.5"))
-        + "\n",
-        encoding="utf-8",
-    )
+    frames = [
+        envelope(10, ticker_frame("BTC/USD", "100.5")),
+        envelope(11, ticker_frame("BTC/USD", "200.5")),
+    ]
+    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
     events: list[DomainEvent] = []
     fake_time = FakeTime()
     source = make_source(path, events, fake_time, speed=1.0, loop_forever=True)
@@ -363,8 +369,60 @@ async def test_loops_to_the_start_and_reports_health(tmp_path: Path) -> None:
             await task
 
     prices = [str(event.ticker.last) for event in tickers(events)]
-    assert prices[:6] == ["100.5", "200.5"] * 3
-    # 1 s between the frames, then 1/speed before the file starts again.
-    assert fake_time.sleeps[:4] == pytest.approx([1.0, 1.0, 1.0, 1.0])
+    # Each pass continues from where the last one ended (x 200.5/100.5), never back.
+    assert prices[:6] == ["100.5", "200.5", "200.5", "400.0", "400.0", "798.0"]
+    assert fake_time.sleeps[:3] == pytest.approx([1.0, 1.0, 1.0])
     assert source.health.connected is False
     assert source.health.messages >= 6
+
+
+async def test_exchange_timestamps_are_re_based_to_now(tmp_path: Path) -> None:
+    path = tmp_path / "stamped.jsonl"
+    frames = [
+        '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD","last":100.5,'
+        f'"timestamp":"{stamp}"}}]}}'
+        for stamp in ("2023-10-08T21:00:00.000000Z", "2023-10-08T22:00:00.000000Z")
+    ]
+    base = datetime(2023, 10, 8, 21, tzinfo=UTC).timestamp()
+    lines = [envelope(base, frames[0]), envelope(base + 3600, frames[1])]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    events: list[DomainEvent] = []
+    started = datetime.now(UTC)
+
+    await make_source(path, events, FakeTime(), speed=3600.0).run()
+
+    stamps = [event.ticker.as_of for event in tickers(events)]
+    assert stamps[0] is not None
+    assert stamps[1] is not None
+    assert started <= stamps[0] <= datetime.now(UTC)
+    assert stamps[1] > stamps[0]  # an hour of recording is a second at 3600x
+
+
+async def test_a_long_recorded_pause_is_filled_with_heartbeats(tmp_path: Path) -> None:
+    """A live socket confirms its values with heartbeats; so does the replay between frames
+    recorded far apart, so ``stale`` means the same as live."""
+    path = tmp_path / "pause.jsonl"
+    frames = [
+        envelope(0, ticker_frame("BTC/USD", "100.5")),
+        envelope(4, ticker_frame("BTC/USD", "101.5")),
+    ]
+    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
+    events: list[DomainEvent] = []
+    fake_time = FakeTime()
+    source = ReplaySource(
+        path=path,
+        speed=1.0,
+        registry=kraken_pair_registry(),
+        sink=events.append,
+        metrics=None,
+        loop_forever=False,
+        clock=fake_time.clock,
+        sleep=fake_time.sleep,
+        heartbeat_every=1.0,
+    )
+
+    await source.run()
+
+    assert fake_time.sleeps == pytest.approx([1.0] * 4)
+    names = [type(event).__name__ for event in events]
+    assert names == ["TickerUpdated", *["SourceHeartbeat"] * 3, "TickerUpdated"]

@@ -50,17 +50,14 @@ def known_tokens() -> tuple[KnownToken, ...]:
     return parse_known_tokens(json.loads(text))
 
 
-REPLAY_LISTINGS = (
-    "replay/listings_latest_2021-08-31_top100.json",
-    "replay/coins_markets_usd_2021-06-24_top100.json",
-)
+REPLAY_LISTINGS = ("replay/coins_markets_usd_2023-10-08_top100.json",)
 
 
 @lru_cache(maxsize=1)
 def known_token_symbols() -> frozenset[str]:
-    """Upper-case symbols the bundled tables name: the identity table and the two recorded
-    top-100 listings (CoinMarketCap 2021-08-31, CoinGecko 2021-06-24). A symbol outside them
-    may still exist (a coin listed since); start-up warns about it, it does not refuse it."""
+    """Upper-case symbols the bundled tables name: the identity table and the replay's
+    recorded CoinGecko top 100 of 2023-10-08. A symbol outside them may still exist (a coin
+    listed since); start-up warns about it, it does not refuse it."""
     symbols = {token.symbol for token in known_tokens()}
     for name in REPLAY_LISTINGS:
         payload = json.loads(data_path(name).read_text(encoding="utf-8"))

@@ -19,6 +19,7 @@
 
     ParseError (a ValueError)            a malformed provider frame; never reaches a client
     ConfigError                          invalid settings: the CLI prints them and exits 2
+    └── StoreModeConflict                live start on a replay store, or the reverse
 
 Every error carries a stable ``code`` and, where one helps, a ``remediation``; messages are
 written for the client and never contain secrets, SQL or stack traces. No HTTP status lives
@@ -184,3 +185,7 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class StoreModeConflict(ConfigError):
+    """The history store holds the other kind of data (replay vs live): start refused."""

@@ -1,7 +1,6 @@
 """History values exchanged between the token services and the stores and sources behind them.
 
-Plain data, no I/O: a backfilled :class:`TokenPoint` written to the history store, and a
-recorded daily :class:`HistoryRow` (the replay's bundled CoinGecko exports) that seeds it.
+Plain data, no I/O: a backfilled :class:`TokenPoint` written to the history store.
 """
 
 from __future__ import annotations
@@ -19,12 +18,3 @@ class TokenPoint(NamedTuple):
     market_cap: Decimal | None
     volume_24h: Decimal | None
     velocity: Decimal | None
-
-
-class HistoryRow(NamedTuple):
-    """One recorded day of a coin: snapshot time, price, market cap and 24 h volume (USD)."""
-
-    at: datetime
-    price: Decimal
-    market_cap: Decimal | None  # an empty cell in the export (e.g. 2017-04-02)
-    volume: Decimal | None

@@ -5,9 +5,9 @@ by its own id (``binancecoin``), and ticker symbols are not unique (several toke
 ``HOT``). :class:`IdentityRegistry` reconciles them (SPEC §4.3). The rules, in order:
 
 1. a coin already known by one of the quote's provider ids keeps its id;
-2. the table of known differences, passed in (the bundled one is ``tokenpulse.data.known_tokens``:
-   CMC slug ``xrp`` ↔ CoinGecko ``ripple`` → ``xrp``, ``binance-coin``/``bnb`` ↔ ``binancecoin``
-   → ``bnb``, …);
+2. the table of known coins, passed in (the bundled one is ``tokenpulse.data.known_tokens``:
+   CMC id, slugs and CoinGecko id of each, e.g. CMC slug ``xrp`` ↔ CoinGecko ``ripple`` →
+   ``xrp``; a quote with no provider id is matched by symbol and name);
 3. a CoinMarketCap quote: its slug is the id (unless a coin first seen from CoinGecko has the
    same symbol and normalised name, which keeps its id: an id once given never changes);
 4. a CoinGecko quote: a known coin with the same id and symbol, or the same symbol and
@@ -129,6 +129,7 @@ class IdentityRegistry:
             row.coingecko_id: row for row in table if row.coingecko_id is not None
         }
         self._reserved = {row.id: row for row in table}
+        self._known_by_name = {(row.symbol, normalise_name(row.name)): row for row in table}
         for identity in identities:
             self.add(identity)
 
@@ -244,6 +245,8 @@ class IdentityRegistry:
             or self._known_by_cmc_slug.get(_lower(quote.cmc_slug) or "")
             or self._known_by_coingecko_id.get(coingecko_id or "")
         )
+        if row is None and quote.cmc_id is None and not quote.cmc_slug and not coingecko_id:
+            row = self._known_by_name.get((quote.symbol.upper(), normalise_name(quote.name)))
         if row is None:
             return None
         if quote.cmc_id is not None and row.cmc_id is not None and row.cmc_id != quote.cmc_id:

@@ -233,7 +233,8 @@ async def test_gaps_in_a_rollup(repo: HistoryRepository) -> None:
         "bitcoin", T0, T0 + timedelta(hours=6), expected_interval=HOUR, granularity="1h"
     )
 
-    assert gaps == [(T0 + HOUR, T0 + timedelta(hours=5))]
+    # The 1h bucket at T0 + 1h holds data until T0 + 2h: the hole starts where it ends.
+    assert gaps == [(T0 + 2 * HOUR, T0 + timedelta(hours=5))]
 
 
 async def test_backfill_points_are_idempotent_and_never_replace_live(

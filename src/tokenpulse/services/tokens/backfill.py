@@ -16,18 +16,21 @@ For each key and tier the store is asked for holes longer than twice the tier's
 resolution (in the raw rows, or for hourly tiers in the 1m rollup, which is brought up to
 date first and has one row a minute where raw LTP has one a second); only when there is
 one is the provider called (once per key and tier, through
-its own rate limiter), and only points strictly inside a hole are written. The store skips
+its own rate limiter), and only points strictly inside a hole are written; each key that got
+rows is rolled up at once, so its trends show before the next key is asked. The store skips
 points it already holds and never replaces live rows, so a second run writes nothing.
 Holes the provider had no data for are remembered and not asked for again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -43,6 +46,7 @@ log = structlog.get_logger(__name__)
 
 Series = Sequence[tuple[datetime, Decimal]]
 P = TypeVar("P")
+T = TypeVar("T")
 
 
 class MarketChart(Protocol):
@@ -178,6 +182,25 @@ class Backfiller:
         self.chart_source = chart_source
         self.candle_source = candle_source
         self._unfillable: dict[tuple[str, str, int], list[Gap]] = {}
+        self._in_flight: asyncio.Future[Any] | None = None
+
+    async def _unbroken(self, operation: Awaitable[T]) -> T:
+        """Await a store operation that a cancellation (shutdown) must not cut in half.
+
+        Cancelling an SQLAlchemy/aiosqlite call mid-flight leaves a connection that never
+        closes (and a process that never exits): the operation runs on instead, and
+        :meth:`settle` waits for it before the store is closed.
+        """
+        task = asyncio.ensure_future(operation)
+        self._in_flight = task
+        return await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Wait for the store operation a cancelled :meth:`fill` left running, if any."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
 
     async def fill(
         self, token_ids: Sequence[str], pairs: Sequence[Pair], now: datetime
@@ -191,7 +214,7 @@ class Backfiller:
         try:
             # Hourly tiers look for holes in the 1m rollup (one row a minute, not one a
             # second): bring it up to date first.
-            await self.repo.rollup(now)
+            await self._unbroken(self.repo.rollup(now))
         except TokenpulseError as exc:
             report.failures.append(f"rollup: {exc.message}")
             return report
@@ -203,7 +226,7 @@ class Backfiller:
                 report.pair_rows += await self._guarded("pair", str(pair), report, now, pair)
         if report.token_rows or report.pair_rows:
             try:
-                await self.repo.rollup(now)
+                await self._unbroken(self.repo.rollup(now))
             except TokenpulseError as exc:
                 report.failures.append(f"rollup: {exc.message}")
         log.info(
@@ -231,6 +254,13 @@ class Backfiller:
         self._count_run(kind, "filled" if rows else "complete")
         if rows and self.metrics is not None:
             self.metrics.backfill_rows.labels(kind).inc(rows)
+        if rows:
+            # Roll this key up at once: trends read the 1m rollup, and the next key's
+            # backfill may take a while (a rate-limited provider call per key and tier).
+            try:
+                await self._unbroken(self.repo.rollup(now))
+            except TokenpulseError as exc:
+                report.failures.append(f"rollup after {kind} {key}: {exc.message}")
         return rows
 
     async def _fill_token(self, token_id: str, now: datetime, report: FillReport) -> int:
@@ -242,8 +272,11 @@ class Backfiller:
         newer = now
         for tier in self.token_tiers:
             older = now - timedelta(days=tier.days)
-            gaps = await self.repo.token_gaps(
-                token_id, older, newer, expected_interval=tier.interval, granularity=_table(tier)
+            table = _table(tier)
+            gaps = await self._unbroken(
+                self.repo.token_gaps(
+                    token_id, older, newer, expected_interval=tier.interval, granularity=table
+                )
             )
             gaps = self._still_open(("token", token_id, tier.days), gaps)
             if gaps:
@@ -251,8 +284,8 @@ class Backfiller:
                 chart = await self.charts.market_chart(coin_id, tier.days)
                 points = [p for p in chart_points(chart) if older <= p.t < newer]
                 inside = self._inside(("token", token_id, tier.days), gaps, points, _point_time)
-                written += await self.repo.write_token_points(
-                    token_id, inside, source=self.chart_source
+                written += await self._unbroken(
+                    self.repo.write_token_points(token_id, inside, source=self.chart_source)
                 )
             newer = older
         return written
@@ -265,8 +298,10 @@ class Backfiller:
             older = now - tier.span
             if older >= newer:
                 continue
-            gaps = await self.repo.ltp_gaps(
-                pair, older, newer, expected_interval=tier.interval, granularity=_table(tier)
+            gaps = await self._unbroken(
+                self.repo.ltp_gaps(
+                    pair, older, newer, expected_interval=tier.interval, granularity=_table(tier)
+                )
             )
             gaps = self._still_open(("pair", str(pair), tier.minutes), gaps)
             if gaps:
@@ -281,7 +316,9 @@ class Backfiller:
                 ]
                 points = [p for p in samples if older <= p[0] < newer]
                 inside = self._inside(("pair", str(pair), tier.minutes), gaps, points, _sample_time)
-                written += await self.repo.write_ltp_points(pair, inside, source=self.candle_source)
+                written += await self._unbroken(
+                    self.repo.write_ltp_points(pair, inside, source=self.candle_source)
+                )
             newer = older
         return written
 

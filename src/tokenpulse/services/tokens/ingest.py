@@ -11,30 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
 
 from tokenpulse.domain.errors import TokenpulseError
-from tokenpulse.domain.numbers import round_computed
 from tokenpulse.domain.pairs import Pair
-from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
-from tokenpulse.domain.tokens import TokenQuote, TokenSnapshot
+from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.services.tokens.backfill import Backfiller
-from tokenpulse.services.tokens.ports import HistoryBatcher, HistorySeed, HistoryStore
+from tokenpulse.services.tokens.ports import HistoryBatcher, HistoryStore
 from tokenpulse.services.tokens.service import TokenService
 from tokenpulse.sources._health import LatestValueBuffer
 
 log = structlog.get_logger(__name__)
 
-ROLLUP_INTERVAL = 60.0
+#: How often closed minutes are rolled up: a minute's 1m bucket exists within this (plus a
+#: writer flush, at most a second) of its end. A pass with nothing queued is one small query.
+ROLLUP_INTERVAL = 2.0
 RETENTION_INTERVAL = 3600.0
 BACKFILL_INTERVAL = 600.0  # look for gaps (downtime, a source outage) this often
-REPLAY_SEED_DAYS = 30
 
 
 class QuoteSource(Protocol):
@@ -59,20 +56,6 @@ def quote_sink(buffer: QuoteBuffer) -> Callable[[list[TokenQuote]], None]:
     return sink
 
 
-def replay_time(snapshot: TokenSnapshot) -> TokenSnapshot:
-    """A replayed snapshot filed at replay (wall-clock) time rather than its recorded day.
-
-    The replay plays a past year on a loop; filing its history under the recorded days would
-    put it years behind ``now``, where no trend window or default history range can see it.
-    """
-    return replace(snapshot, quote=replace(snapshot.quote, as_of=None))
-
-
-def replay_ticker_time(ticker: Ticker) -> Ticker:
-    """The same for replayed LTP readings."""
-    return replace(ticker, as_of=None)
-
-
 class MarketIngest:
     """Owns the token quote source, the token consumer and the history background work."""
 
@@ -87,9 +70,7 @@ class MarketIngest:
         pairs: Sequence[Pair],
         raw_retention: timedelta,
         rollup_retention: timedelta,
-        replay: bool,
         buffer: QuoteBuffer,
-        history_seed: HistorySeed | None = None,
     ) -> None:
         self.tokens = tokens
         self.source = source
@@ -99,14 +80,14 @@ class MarketIngest:
         self.pairs = list(pairs)
         self.raw_retention = raw_retention
         self.rollup_retention = rollup_retention
-        self.replay = replay
         self.buffer = buffer
-        self.history_seed = history_seed
         self._tasks: list[asyncio.Task[None]] = []
         self._first_batch = asyncio.Event()
+        self._stopping = asyncio.Event()  # ends the maintenance loop between two passes
 
     async def start(self) -> None:
         """Start the writer, the consumer and the history upkeep (not the provider polls)."""
+        self._stopping.clear()
         if self.writer is not None:
             self._spawn(self.writer.run(), "history-writer")
         self._spawn(self._consume(), "token-consumer")
@@ -117,22 +98,20 @@ class MarketIngest:
         """Start polling the providers (or the replay) and the backfill: the leader's work."""
         if self.source is not None:
             self._spawn(self.source.run(), "token-source")
-        if self.history is not None:
-            if self.replay:
-                if self.history_seed is not None:
-                    self._spawn(self._seed_replay_history(), "history-replay-seed")
-            elif self.backfiller is not None:
-                self._spawn(self._backfill(), "history-backfill")
+        if self.history is not None and self.backfiller is not None:
+            self._spawn(self._backfill(), "history-backfill")
 
     async def stop_sources(self) -> None:
         """Stop polling (this instance lost the ingest lock); what was read is applied."""
-        names = {"token-source", "history-replay-seed", "history-backfill"}
+        names = {"token-source", "history-backfill"}
         stopping = [task for task in self._tasks if task.get_name() in names]
         for task in stopping:
             task.cancel()
         for task in stopping:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.backfiller is not None:
+            await self.backfiller.settle()  # a store write the cancel left running ends first
         self._tasks = [task for task in self._tasks if task not in stopping]
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -141,16 +120,24 @@ class MarketIngest:
         self._tasks.append(task)
 
     async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        writer_task = None
+        # The maintenance loop is asked to end, not cancelled: a rollup cut in half by a
+        # cancellation would leave its database connection unable to close.
+        self._stopping.set()
+        graceful = {"history-writer", "history-maintenance"}
         for task in self._tasks:
-            if task.get_name() == "history-writer":
-                writer_task = task
-                continue
-            task.cancel()
+            if task.get_name() not in graceful:
+                task.cancel()
+        if self.backfiller is not None:
+            await self.backfiller.settle()
         for task in self._tasks:
-            if task is not writer_task:
+            if task.get_name() == "history-maintenance":
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), timeout)
+                task.cancel()
+            if task.get_name() != "history-writer":
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        writer_task = next((t for t in self._tasks if t.get_name() == "history-writer"), None)
         # Quotes read but not applied yet are applied, then history is flushed.
         for batch in self.buffer.drain_nowait():
             await self.tokens.accept(batch)
@@ -172,12 +159,14 @@ class MarketIngest:
                 self._first_batch.set()
 
     async def _maintain(self) -> None:
-        """Roll up every minute; trim to the retention every hour."""
+        """Roll up closed minutes every ROLLUP_INTERVAL; trim to the retention every hour."""
         assert self.history is not None
         last_retention = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(ROLLUP_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), ROLLUP_INTERVAL)
+                return  # stop() asked; the writer's final flush and rollup follow
             now = utcnow()
             try:
                 await self.history.rollup(now)
@@ -205,55 +194,9 @@ class MarketIngest:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._first_batch.wait(), 120)
 
-    async def _seed_replay_history(self) -> None:
-        """Replay mode: file the recorded daily history so it ends today (origin backfill).
-
-        Gives trends (7 d) and history something to show minutes after a fresh start.
-        """
-        assert self.history is not None
-        assert self.history_seed is not None
-        await self._wait_first_batch()
-        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        seeded = 0
-        for view in self.tokens.views():
-            identity = view.snapshot.identity
-            rows = list(self.history_seed(identity.coingecko_id or identity.id))
-            if not rows:
-                continue
-            rows = rows[-REPLAY_SEED_DAYS:]
-            shift = today - rows[-1].at.replace(hour=0, minute=0, second=0, microsecond=0)
-            points = [
-                (
-                    row.at + shift,
-                    row.price,
-                    row.market_cap,
-                    row.volume,
-                    _velocity(row.volume, row.market_cap),
-                )
-                for row in rows
-            ]
-            try:
-                seeded += await self.history.write_token_points(
-                    identity.id, points, origin="backfill", source="replay"
-                )
-            except TokenpulseError as exc:
-                log.warning("seeding replay history failed", token=identity.id, error=str(exc))
-        with contextlib.suppress(TokenpulseError):
-            await self.history.rollup(utcnow())
-        log.info("replay history seeded", rows=seeded)
-
     def state(self) -> dict[str, Any]:
         state = self.source.state() if self.source is not None else {}
         return {"tokens": len(self.tokens), **state}
-
-
-def _velocity(volume: Decimal | None, market_cap: Decimal | None) -> Decimal | None:
-    if volume is None or market_cap is None or market_cap <= 0 or volume < 0:
-        return None
-    try:
-        return round_computed(volume / market_cap)
-    except (InvalidOperation, DivisionByZero):
-        return None
 
 
 def _report_death(task: asyncio.Task[None]) -> None:

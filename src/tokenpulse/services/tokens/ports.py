@@ -13,12 +13,11 @@ sit with their one user, :mod:`~tokenpulse.services.tokens.backfill`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from tokenpulse.domain.history import HistoryRow
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.sources._health import SourceHealth
@@ -28,10 +27,6 @@ from tokenpulse.sources.coinmarketcap.credits import CreditBudget
 #: :class:`~tokenpulse.domain.history.TokenPoint`.
 TokenPointTuple = tuple[datetime, Decimal | None, Decimal | None, Decimal | None, Decimal | None]
 Gap = tuple[datetime, datetime]
-
-#: The recorded daily history of a CoinGecko coin id, oldest first (empty when there is
-#: none): the replay's bundled exports, which seed history in replay mode.
-HistorySeed = Callable[[str], Sequence[HistoryRow]]
 
 
 class HistoryStore(Protocol):

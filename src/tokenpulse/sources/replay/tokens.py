@@ -1,208 +1,59 @@
-"""Token replay for ``SOURCES=replay`` (SPEC §3.6): recorded market data through the real parsers.
+"""Token replay for ``SOURCES=replay`` (SPEC §3.6): one recorded period through the real parser.
 
-:class:`MarketReplaySource` plays two recorded provider answers, bundled under
-``data/replay/`` (see ``data/README.md``), through the same parsers as the live sources:
-
-* CoinGecko ``coins/markets`` top 100 of 2021-06-24 → :func:`parse_markets`;
-* CoinMarketCap ``listings/latest`` top 100 of 2021-08-31 → :func:`parse_listings`, of which
-  only the coins the CoinGecko answer lacks are emitted (a symbol is never emitted twice per
-  batch: the two recordings are two months apart and would disagree).
-
-A batch goes to ``sink`` every ``interval / speed`` seconds (``MARKET_POLL_INTERVAL /
-REPLAY_SPEED``: one second by default), with ``received_at`` = now so the values look live,
-``source`` = ``"replay"``, and each coin's recorded ``last_updated`` kept as ``as_of``.
-
-So that prices move and velocity trends have something to show, the twelve coins with a
-recorded CoinGecko daily export (``data/replay/history/*.csv``) take price, market cap and 24 h
-volume from successive recorded days — one day per batch, over the last 365 days of the
-exports (2022-12-01 … 2023-11-30), looping — with ``as_of`` the recorded day, the 24 h / 7 d
-change computed from the recorded prices a day and a week earlier, and no 1 h change.
-
-:func:`history_rows` exposes those exports (exact digits); the composition root hands it to
-the token ingest, which seeds history from them in replay mode.
+:class:`MarketReplaySource` plays the bundled recording
+(:mod:`~tokenpulse.sources.replay.recording`, ``data/README.md``): every
+``interval / speed`` seconds (``MARKET_POLL_INTERVAL / REPLAY_SPEED``, one second by default,
+never faster than :data:`MIN_PERIOD`) the CoinGecko ``coins/markets`` answer of 2023-10-08
+goes through :func:`parse_markets`, and the coins with a recorded series (bitcoin hourly,
+eleven others daily) take price, market cap and 24 h volume from their newest reading at the
+recorded moment the shared :class:`ReplayTimeline` shows, re-anchored after each loop. Their
+``as_of`` is that reading's time re-based to now, and their 1 h / 24 h / 7 d changes are
+computed from the series (null when the series has no newer reading within the window).
+The other coins keep the recorded answer's values. ``rank`` is the order by market cap
+within the batch, so ranks always agree with market caps. ``received_at`` is now.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import dataclasses
-import json
-import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import structlog
 
-from tokenpulse.data import data_path
 from tokenpulse.domain.errors import ParseError
-from tokenpulse.domain.history import HistoryRow
-from tokenpulse.domain.numbers import parse_decimal
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.sources._health import ParseErrorReporter, SourceHealth, bind_health_metrics
 from tokenpulse.sources.coingecko.parser import parse_markets
-from tokenpulse.sources.coinmarketcap.parser import parse_listings
+from tokenpulse.sources.replay.recording import (
+    Recording,
+    ReplayTimeline,
+    bundled_recording,
+    reanchor,
+)
 
 log = structlog.get_logger(__name__)
 
-REPLAY_DIR = "replay"
-MARKETS_FILE = "coins_markets_usd_2021-06-24_top100.json"
-LISTINGS_FILE = "listings_latest_2021-08-31_top100.json"
-HISTORY_HEADER = ("snapped_at", "price", "market_cap", "total_volume")
-#: CoinGecko coin id -> its daily export in ``data/replay/history/``.
-HISTORY_FILES = {
-    "bitcoin": "btc-usd-max.csv",
-    "ethereum": "eth-usd-max.csv",
-    "litecoin": "ltc-usd-max.csv",
-    "ripple": "xrp-usd-max.csv",
-    "cardano": "ada-usd-max.csv",
-    "bitcoin-cash": "bch-usd-max.csv",
-    "binancecoin": "bnb-usd-max.csv",
-    "eos": "eos-usd-max.csv",
-    "ethereum-classic": "etc-usd-max.csv",
-    "chainlink": "link-usd-max.csv",
-    "solana": "sol-usd-max.csv",
-    "tron": "trx-usd-max.csv",
+MIN_PERIOD = 0.25  # seconds between batches, whatever the speed
+CHANGE_WINDOWS = {
+    "percent_change_1h": timedelta(hours=1),
+    "percent_change_24h": timedelta(days=1),
+    "percent_change_7d": timedelta(days=7),
 }
-REPLAY_DAYS = 365
-WEEK = 7
 _PERCENT = Decimal("0.00000001")
 
 
-def parse_history_csv(
-    lines: Iterable[str], *, name: str
-) -> tuple[list[HistoryRow], list[ParseError]]:
-    """Rows of a CoinGecko "Export data" CSV, digit for digit, and one error per bad line.
-
-    ``snapped_at`` is ``YYYY-MM-DD HH:MM:SS UTC`` (usually midnight, sometimes not: kept as
-    is); an empty ``market_cap`` or ``total_volume`` is None; ``0`` and ``0.0`` stay as
-    written, as does scientific notation. Raises :class:`ParseError` for a wrong header.
-    """
-    reader = csv.reader(lines)
-    header = tuple(cell.strip() for cell in next(reader, ()))
-    if header != HISTORY_HEADER:
-        raise ParseError("history_header", f"{name}: header {header!r} is not {HISTORY_HEADER}")
-    rows: list[HistoryRow] = []
-    errors: list[ParseError] = []
-    for number, cells in enumerate(reader, start=2):
-        if not cells:
-            continue
-        try:
-            rows.append(_history_row(cells, f"{name}:{number}"))
-        except ParseError as exc:
-            errors.append(exc)
-    return rows, errors
-
-
-def _history_row(cells: list[str], where: str) -> HistoryRow:
-    if len(cells) != len(HISTORY_HEADER):
-        raise ParseError("history_row", f"{where}: {len(cells)} cells, expected 4")
-    stamp, price, market_cap, volume = (cell.strip() for cell in cells)
-    try:
-        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
-    except ValueError:
-        raise ParseError("history_time", f"{where}: {stamp[:40]!r} is not a UTC time") from None
-    value = _cell(price, f"{where} price")
-    if value is None:
-        raise ParseError("history_row", f"{where}: no price")
-    return HistoryRow(at, value, _cell(market_cap, f"{where} market_cap"), _cell(volume, where))
-
-
-def _cell(text: str, where: str) -> Decimal | None:
-    if not text:
-        return None
-    try:
-        return parse_decimal(text, field=where)
-    except ValueError as exc:
-        raise ParseError("history_number", str(exc)) from None
-
-
-@lru_cache(maxsize=len(HISTORY_FILES))
-def _history(coin_id: str) -> tuple[HistoryRow, ...]:
-    name = HISTORY_FILES[coin_id]
-    path = data_path(REPLAY_DIR) / "history" / name
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows, errors = parse_history_csv(handle, name=name)
-    for error in errors:
-        log.warning("bad history row skipped", file=name, error=str(error))
-    return tuple(rows)
-
-
-def history_rows(coin_id: str) -> list[HistoryRow]:
-    """The bundled daily history of a CoinGecko coin id (``bitcoin``…), oldest first.
-
-    Empty for a coin without a bundled export (:data:`HISTORY_FILES` lists the twelve).
-    """
-    if coin_id not in HISTORY_FILES:
-        return []
-    return list(_history(coin_id))
-
-
-def history_coin_ids() -> list[str]:
-    """The CoinGecko ids that have bundled history."""
-    return sorted(HISTORY_FILES)
-
-
-class _Playlist:
-    """Each coin's recorded day for every batch of the replay window, plus a week before."""
-
-    def __init__(self, histories: dict[str, list[HistoryRow]], days: int) -> None:
-        last = min(rows[-1].at.date() for rows in histories.values() if rows)
-        self.days = [last - timedelta(days=days - 1 - i) for i in range(days)]
-        start = self.days[0] - timedelta(days=WEEK)
-        span = [start + timedelta(days=i) for i in range(days + WEEK)]
-        self.rows: dict[str, list[HistoryRow | None]] = {}
-        for coin, rows in histories.items():
-            by_day: dict[date, HistoryRow] = {}
-            for row in rows:
-                by_day[row.at.date()] = row  # a later stamp on the same day wins
-            current: HistoryRow | None = None
-            earlier = [row for row in rows if row.at.date() < start]
-            if earlier:
-                current = earlier[-1]
-            aligned: list[HistoryRow | None] = []
-            for day in span:  # a missing day carries the last recorded one forward
-                current = by_day.get(day, current)
-                aligned.append(current)
-            self.rows[coin] = aligned
-
-    def override(self, quote: TokenQuote, index: int) -> TokenQuote:
-        rows = self.rows.get(quote.coingecko_id or "")
-        row = rows[index + WEEK] if rows else None
-        if rows is None or row is None:
-            return quote
-        return dataclasses.replace(
-            quote,
-            price_usd=row.price,
-            market_cap_usd=row.market_cap,
-            volume_24h_usd=row.volume,
-            percent_change_1h=None,
-            percent_change_24h=_change(row, rows[index + WEEK - 1]),
-            percent_change_7d=_change(row, rows[index]),
-            as_of=row.at,
-        )
-
-
-def _change(now: HistoryRow, then: HistoryRow | None) -> Decimal | None:
-    if then is None or then.price == 0 or then.at >= now.at:
-        return None
-    try:
-        return ((now.price / then.price - 1) * 100).quantize(_PERCENT)
-    except InvalidOperation:
-        return None
-
-
 class MarketReplaySource:
-    """Emits the recorded token market data as a live-looking batch every ``interval / speed``.
+    """Emits the recorded token market data as a live-looking batch every period.
 
-    ``clock``/``sleep`` (monotonic) and ``now`` (the ``received_at`` stamp) are injectable.
+    ``clock``/``sleep`` (monotonic) and ``now`` (the ``received_at`` stamp) are injectable;
+    ``timeline`` is the process's shared replay clock (one is made when none is given).
     """
 
     def __init__(
@@ -214,76 +65,113 @@ class MarketReplaySource:
         metrics: Metrics | None,
         name: str = "replay_tokens",
         source: str = "replay",
-        days: int = REPLAY_DAYS,
+        timeline: ReplayTimeline | None = None,
+        recording: Callable[[], Recording] = bundled_recording,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        period = interval / speed if speed > 0 else math.inf
-        if not math.isfinite(period) or period <= 0:
+        if not interval > 0 or not speed > 0:
             raise ValueError(f"replay needs a positive interval and speed ({interval}, {speed})")
         self.name = name
         self.source = source
         self.sink = sink
-        self.period = period
+        self.speed = speed
+        self.period = max(interval / speed, MIN_PERIOD)
         self.metrics = metrics
         self.batches = 0
         self.health = SourceHealth(name=name, kind="replay")
-        self._days = days
+        self.timeline = timeline
+        self._recording_loader = recording
+        self._recording: Recording | None = None
         self._clock = clock
         self._sleep = sleep
         self._now = now
         self._reporter = ParseErrorReporter(name, metrics)
-        self._markets: Any = None
-        self._listings: Any = None
-        self._playlist: _Playlist | None = None
         if metrics is not None:
             bind_health_metrics(self.health, metrics)
 
-    def load(self) -> None:
-        """Read the bundled recordings and history (blocking: call it from a thread)."""
-        folder = data_path(REPLAY_DIR)
-        self._markets = _read_json(folder / MARKETS_FILE)
-        self._listings = _read_json(folder / LISTINGS_FILE)
-        histories = {coin: history_rows(coin) for coin in HISTORY_FILES}
-        self._playlist = _Playlist(histories, self._days)
+    def load(self) -> Recording:
+        """Read the bundled recording (blocking: call it from a thread)."""
+        if self._recording is None:
+            self._recording = self._recording_loader()
+            if self.timeline is None:
+                self.timeline = ReplayTimeline(
+                    self._recording.play_from,
+                    self._recording.span,
+                    self.speed,
+                    clock=self._clock,
+                    now=self._now,
+                )
+        return self._recording
 
     def next_batch(self) -> list[TokenQuote]:
-        """The next batch of quotes, through the real parsers, stamped ``received_at`` = now."""
-        if self._playlist is None:
-            self.load()
-        assert self._playlist is not None
+        """The quotes of the recorded moment now, through the real parser."""
+        recording = self.load()
+        assert self.timeline is not None
+        loop, recorded = self.timeline.position()
         received_at = self._now()
-        index = self.batches % len(self._playlist.days)
-        quotes: list[TokenQuote] = []
-        for kind, payload, parse in (
-            ("markets", self._markets, parse_markets),
-            ("listings", self._listings, parse_listings),
-        ):
-            try:
-                result = parse(payload, received_at=received_at, source=self.source)
-            except ParseError as exc:
-                self._reporter.report(exc, str(payload)[:500])
-                continue
-            for bad in result.bad_entries:
-                self._reporter.report(bad, str(bad))
-            seen = {quote.symbol for quote in quotes}
-            quotes.extend(quote for quote in result.quotes if quote.symbol not in seen)
-            if self.metrics is not None:
-                self.metrics.source_messages.labels(self.name, kind).inc()
+        try:
+            result = parse_markets(recording.snapshot, received_at=received_at, source=self.source)
+        except ParseError as exc:
+            self._reporter.report(exc, str(recording.snapshot)[:500])
+            return []
+        for bad in result.bad_entries:
+            self._reporter.report(bad, str(bad))
+        if self.metrics is not None:
+            self.metrics.source_messages.labels(self.name, "markets").inc()
+        moved = [self._at(quote, recording, loop, recorded) for quote in result.quotes]
         self.batches += 1
         self.health.heard()
-        return [self._playlist.override(quote, index) for quote in quotes]
+        return _ranked(moved)
+
+    def _at(
+        self, quote: TokenQuote, recording: Recording, loop: int, recorded: datetime
+    ) -> TokenQuote:
+        """``quote`` as its recorded series shows it at ``recorded`` of pass ``loop``."""
+        assert self.timeline is not None
+        coin = quote.coingecko_id or ""
+        series = recording.series.get(coin)
+        point = series.at(recorded) if series else None
+        if series is None or point is None:
+            as_of = quote.as_of and self.timeline.rebase(loop, quote.as_of)
+            return dataclasses.replace(quote, as_of=as_of and min(as_of, quote.received_at))
+        price_factor = recording.anchor(coin, "price")
+        changes: dict[str, Decimal | None] = {}
+        for name, window in CHANGE_WINDOWS.items():
+            then_loop, then = loop, recorded - window
+            while then < recording.play_from and then_loop > 0:  # the previous pass
+                then, then_loop = then + recording.span, then_loop - 1
+            before = series.at(then)
+            if before is None or before.at == point.at or before.price == 0:
+                changes[name] = None
+                continue
+            now_price = reanchor(point.price, price_factor, loop)
+            then_price = reanchor(before.price, price_factor, then_loop)
+            changes[name] = _percent(now_price, then_price)
+        as_of = self.timeline.rebase(loop, point.at)
+        return dataclasses.replace(
+            quote,
+            price_usd=reanchor(point.price, price_factor, loop),
+            market_cap_usd=reanchor(point.market_cap, recording.anchor(coin, "market_cap"), loop),
+            volume_24h_usd=reanchor(point.volume, recording.anchor(coin, "volume"), loop),
+            as_of=min(as_of, quote.received_at),
+            percent_change_1h=changes["percent_change_1h"],
+            percent_change_24h=changes["percent_change_24h"],
+            percent_change_7d=changes["percent_change_7d"],
+        )
 
     async def run(self) -> None:
         """Emit a batch every period until cancelled."""
         try:
-            while self._playlist is None:
+            while self._recording is None:
                 try:
                     await asyncio.to_thread(self.load)
                 except (OSError, ParseError, ValueError) as exc:
                     self._unusable(f"cannot read the bundled replay data: {exc}")
                     await self._sleep(60.0)
+            assert self.timeline is not None
+            self.timeline.begin()
             self.health.connected = True
             self.health.state = "connected"
             self.health.detail = f"replaying recorded token data every {self.period:g}s"
@@ -297,8 +185,8 @@ class MarketReplaySource:
                 else:
                     if -delay > self.period * 10:  # stalled: restart the schedule, no burst
                         target = self._clock()
-                    # Behind schedule (parsing took longer than a period, e.g. a fast replay
-                    # on a loaded machine): yield anyway, or the event loop would starve.
+                    # Behind schedule (parsing took longer than a period): yield anyway, or
+                    # the event loop would starve.
                     await asyncio.sleep(0)
         finally:
             self.health.connected = False
@@ -319,20 +207,36 @@ class MarketReplaySource:
         self.health.failed("replay_file", text)
 
     def state(self) -> dict[str, Any]:
-        """Where the replay is: batches sent and the recorded day the history coins show."""
-        playlist = self._playlist
-        day = playlist.days[self.batches % len(playlist.days)] if playlist else None
-        return {
-            **self.health.to_json(),
-            "batches": self.batches,
-            "period_s": self.period,
-            "next_recorded_day": day.isoformat() if day else None,
-            "coins_with_history": history_coin_ids(),
-        }
+        """Where the replay is: batches sent, the pass and the recorded moment it shows."""
+        state: dict[str, Any] = {**self.health.to_json(), "batches": self.batches}
+        state["period_s"] = self.period
+        if self._recording is not None and self.timeline is not None:
+            loop, recorded = self.timeline.position()
+            state["loop"] = loop
+            state["recorded_at"] = recorded.isoformat().replace("+00:00", "Z")
+            state["recorded_window"] = [
+                self._recording.play_from.isoformat().replace("+00:00", "Z"),
+                self._recording.play_to.isoformat().replace("+00:00", "Z"),
+            ]
+        return state
 
 
-def _read_json(path: Path) -> Any:
+def _percent(now: Decimal | None, then: Decimal | None) -> Decimal | None:
+    if now is None or then is None or then == 0:
+        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
-    except ValueError as exc:
-        raise ParseError("replay_json", f"{path.name}: {exc}") from None
+        return ((now / then - 1) * 100).quantize(_PERCENT)
+    except InvalidOperation:
+        return None
+
+
+def _ranked(quotes: list[TokenQuote]) -> list[TokenQuote]:
+    """Ranks 1..n by market cap (largest first; coins without one after, in recorded order)."""
+    order = sorted(
+        range(len(quotes)),
+        key=lambda i: (quotes[i].market_cap_usd is None, -(quotes[i].market_cap_usd or 0), i),
+    )
+    ranked = list(quotes)
+    for rank, index in enumerate(order, start=1):
+        ranked[index] = dataclasses.replace(quotes[index], rank=rank)
+    return ranked

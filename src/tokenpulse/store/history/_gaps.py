@@ -70,9 +70,17 @@ def gap_query(
 
 
 def holes(
-    rows: Sequence[Any], start: datetime, end: datetime, threshold: timedelta
+    rows: Sequence[Any],
+    start: datetime,
+    end: datetime,
+    threshold: timedelta,
+    width: timedelta = timedelta(0),
 ) -> list[tuple[datetime, datetime]]:
-    """The holes described by :func:`gap_query`'s rows, including the range's edges."""
+    """The holes described by :func:`gap_query`'s rows, including the range's edges.
+
+    ``width`` is how long a row covers (a rollup bucket's length; 0 for a raw sample): a
+    hole starts where the row before it ends, so it never overlaps a bucket that has data.
+    """
     if not rows:
         return [(start, end)] if end - start > threshold else []
     found: list[tuple[datetime, datetime]] = []
@@ -81,8 +89,8 @@ def holes(
         found.append((start, first))
     for prev, ts, _next in rows:
         if prev is not None and ts - prev > threshold:
-            found.append((prev, ts))
+            found.append((prev + width, ts))
     last = rows[-1][1]
     if end - last > threshold:
-        found.append((last, end))
-    return found
+        found.append((last + width, end))
+    return [(a, b) for a, b in found if a < b]

@@ -236,6 +236,17 @@ rollup_queue = sa.Table(
     **_sqlite_clustered,
 )
 
+#: Which kind of data the store holds, ``live`` or ``replay`` (SPEC §3.6): one row, id 1.
+store_mode = sa.Table(
+    "history_store_mode",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("mode", sa.String(8), nullable=False),
+    sa.Column("claimed_at", UtcSecond(), nullable=False),
+    sa.CheckConstraint("mode IN ('live', 'replay')", name="ck_history_store_mode_mode"),
+    sa.CheckConstraint("id = 1", name="ck_history_store_mode_one_row"),
+)
+
 #: Raw table and key column per kind.
 RAW_TABLES = {KIND_TOKEN: token_snapshots, KIND_PAIR: ltp_samples}
 ROLLUP_TABLES = {KIND_TOKEN: token_rollups, KIND_PAIR: ltp_rollups}

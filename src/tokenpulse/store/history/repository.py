@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.store.history import _reads, _rollup, _writes
+from tokenpulse.store.history import _mode, _reads, _rollup, _writes
 from tokenpulse.store.history import _series as series
 from tokenpulse.store.history._engine import create_history_engine, store_errors
 from tokenpulse.store.history.models import (
@@ -79,6 +80,15 @@ class HistoryRepository:
         with store_errors("ping"):
             async with self.engine.connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
+
+    async def claim_mode(self, mode: str) -> str:
+        """Mark the store as holding ``live`` or ``replay`` data; the mode it had (or "new").
+
+        Raises :class:`~tokenpulse.domain.errors.StoreModeConflict` when it holds the other
+        kind, StoreError when the database cannot answer.
+        """
+        with store_errors("claim mode"):
+            return await _mode.claim(self.engine, mode, utcnow())
 
     async def close(self) -> None:
         """Close every pooled connection."""
