@@ -12,9 +12,8 @@ import httpx
 import structlog
 
 from tokenpulse import __version__
+from tokenpulse._scaleout import RunState, build_bus, build_election, build_replicator
 from tokenpulse.bus.base import EventBus
-from tokenpulse.bus.memory import InProcessBus
-from tokenpulse.bus.redis import RedisBus
 from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
 from tokenpulse.data import known_tokens, kraken_pair_registry, unknown_token_symbols
 from tokenpulse.domain.identity import IdentityRegistry
@@ -61,14 +60,6 @@ NOT_IN_THIS_RELEASE = {
     "coinbase": "the Coinbase feed is not part of this release",
     "binance": "the Binance feed is not part of this release",
 }
-
-
-@dataclass
-class RunState:
-    """What the runtime changes while the process runs, read by the replicator and the API."""
-
-    ingesting: bool = False  # this instance runs the sources (all/ingest role, or elected)
-    history_error: str | None = None  # why the history store is unusable (for /ready)
 
 
 @dataclass
@@ -132,16 +123,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
                 metrics=metrics,
             )
 
-    def bus_handler_failed(topic: str, exc: BaseException) -> None:
-        # A subscriber raised, not a publish failed (the Redis bus counts and logs its own).
-        metrics.bus_handler_errors.labels(topic).inc()
-        log.error("bus handler failed", topic=topic, error=repr(exc))
-
-    bus: EventBus = (
-        RedisBus(redis_client, prefix=settings.redis_key_prefix + "bus:", metrics=metrics)
-        if redis_client is not None
-        else InProcessBus(on_error=bus_handler_failed)
-    )
+    bus = build_bus(settings, redis_client, metrics)
     prices = PriceService(
         pairs,
         cache=cache,
@@ -201,27 +183,8 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     prices.add_publisher(make_ltp_publisher(bus))
     tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
-    election = (
-        LeaderElection(
-            redis_client,
-            key=settings.redis_key_prefix + "ingest-leader",
-            ttl=settings.leader_ttl,
-            metrics=metrics,
-        )
-        if settings.role == "all" and redis_client is not None
-        else None
-    )
-    replicator = (
-        Replicator(
-            bus,
-            prices=prices,
-            tokens=tokens,
-            metrics=metrics,
-            ingesting=lambda: state.ingesting,
-        )
-        if redis_client is not None
-        else None
-    )
+    election = build_election(settings, redis_client, metrics)
+    replicator = build_replicator(bus, prices, tokens, metrics, state) if redis_client else None
     return Container(
         settings=settings,
         metrics=metrics,
@@ -396,4 +359,4 @@ def _build_market(
     )
 
 
-__all__ = ["Container", "RunState", "build_container"]
+__all__ = ["Container", "RunState", "build_container"]  # RunState: from _scaleout

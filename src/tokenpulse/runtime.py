@@ -107,7 +107,7 @@ class Runtime:
     async def _close_adapters(self, *, step_timeout: float | None) -> None:
         """Close history, bus, HTTP client, cache, limiter and Redis; never raises."""
         c = self.container
-        closers = [c.bus.close, c.http.aclose, c.cache.close]
+        closers = [c.prices.stop_cache_writes, c.bus.close, c.http.aclose, c.cache.close]
         if c.history is not None:
             closers.insert(0, c.history.close)
         if c.limiter is not None:

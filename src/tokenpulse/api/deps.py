@@ -35,6 +35,11 @@ class RunStatus(Protocol):
         """Why the history store is unusable (None: it is fine, or not checked yet)."""
         ...
 
+    @property
+    def ingesting(self) -> bool:
+        """This instance runs the sources right now (else it serves what the bus brings)."""
+        ...
+
 
 class ApiServices(Protocol):
     """The services and adapters the API serves from (the composition root's container)."""

@@ -99,6 +99,8 @@ class Streams:
             max_backlog=max_backlog,
         )
         self._detach: Any = None
+        self._unwatch: Any = None
+        self._bus_down = False
 
     def seed(self, key: str) -> dict[str, Any] | None:
         """The value this instance already serves for a key (before the hub heard of it)."""
@@ -157,7 +159,23 @@ class Streams:
         """Feed the hub from the bus and start the Socket.IO dispatcher (idempotent)."""
         if self._detach is None:
             self._detach = self.hub.attach(self.container.bus)
+            self._unwatch = self.container.bus.watch(self.bus_state_changed)
         await self.gateway.start()
+
+    def bus_state_changed(self, healthy: bool) -> None:
+        """The bus went down: a follower flags every key stale (its streams stay open). The
+        bus came back: every subscriber gets a fresh snapshot (a resync, counted)."""
+        faults = self.container.metrics.faults
+        if not healthy:
+            self._bus_down = True
+            if not self.container.state.ingesting:
+                self.hub.mark_all_stale()
+                faults.stream_stale_signals.inc()
+            return
+        if self._bus_down:
+            self._bus_down = False
+            self.hub.resync()
+            faults.stream_resyncs.inc()
 
     async def drain(self) -> None:
         """End every stream now (SSE responses finish, Socket.IO clients are disconnected)."""
@@ -170,7 +188,8 @@ class Streams:
         await self.gateway.stop()
         if self._detach is not None:
             self._detach()
-            self._detach = None
+            self._unwatch()
+            self._detach = self._unwatch = None
 
 
 class StreamsApp(socketio.ASGIApp):  # type: ignore[misc]

@@ -239,6 +239,34 @@ class StreamHub:
         if data.get("stale") and not stream.data.get("stale"):
             self._change(stream, data, {"stale": True}, split_key(key)[0])
 
+    def mark_all_stale(self) -> int:
+        """Flag every key's value stale (the bus is down and this instance does not ingest:
+        it cannot know whether its values are current); returns the keys that changed."""
+        changed = 0
+        for stream in list(self._streams.values()):
+            if not stream.data.get("stale"):
+                data = {**stream.data, "stale": True}
+                self._change(stream, data, {"stale": True}, split_key(stream.key)[0])
+                changed += 1
+        return changed
+
+    def resync(self) -> int:
+        """Send every subscriber a fresh snapshot of every key it follows (the bus is back:
+        whatever was missed is replaced by the current state); ``stale`` is measured again
+        from each value's age. Returns the subscribers resynced."""
+        for stream in self._streams.values():
+            if stream.data.get("stale"):
+                data = dict(stream.data)
+                self._check_stale(stream, data)
+                if not data.get("stale"):
+                    stream.seq += 1
+                    stream.data = data
+                    stream.messages.clear()
+        subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber.resnapshot_all()
+        return len(subscribers)
+
     def publish_pair(self, pair: str, data: Mapping[str, Any]) -> bool:
         """Publish the LTP state of a canonical pair (``BTC/USD``) on this instance."""
         return self.publish(PAIR_PREFIX + pair, data)
