@@ -126,6 +126,7 @@ class StreamHub:
         self._by_key: dict[str, set[Subscriber]] = {}
         self._wild: dict[str, set[Subscriber]] = {PAIR_PREFIX: set(), TOKEN_PREFIX: set()}
         self._subscribers: set[Subscriber] = set()
+        self._suspect = False  # every value may be out of date: the bus is down (follower)
         if metrics is not None:
             for transport in TRANSPORTS:
                 metrics.gauge_function(
@@ -193,7 +194,7 @@ class StreamHub:
         if stream is None or stream.received is None or self.stale_after is None:
             return None
         age = age_ms(self._fresh_at(stream), now)
-        return age, is_stale(age, self.stale_after)
+        return age, self._suspect or is_stale(age, self.stale_after)
 
     def _fresh_at(self, stream: Stream) -> float:
         assert stream.received is not None
@@ -242,6 +243,7 @@ class StreamHub:
     def mark_all_stale(self) -> int:
         """Flag every key's value stale (the bus is down and this instance does not ingest:
         it cannot know whether its values are current); returns the keys that changed."""
+        self._suspect = True
         changed = 0
         for stream in list(self._streams.values()):
             if not stream.data.get("stale"):
@@ -254,6 +256,7 @@ class StreamHub:
         """Send every subscriber a fresh snapshot of every key it follows (the bus is back:
         whatever was missed is replaced by the current state); ``stale`` is measured again
         from each value's age. Returns the subscribers resynced."""
+        self._suspect = False
         for stream in self._streams.values():
             if stream.data.get("stale"):
                 data = dict(stream.data)
