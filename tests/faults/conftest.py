@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.fakes.coingecko import FakeCoinGecko
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.faults.proxy import TcpProxy
@@ -60,3 +61,9 @@ async def kraken_rest() -> AsyncIterator[FakeKrakenRest]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+async def coingecko() -> AsyncIterator[FakeCoinGecko]:
+    async with FakeCoinGecko() as fake:
+        yield fake
