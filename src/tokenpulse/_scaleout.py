@@ -28,6 +28,12 @@ class RunState:
 
     ingesting: bool = False  # this instance runs the sources (all/ingest role, or elected)
     history_error: str | None = None  # why the history store is unusable (for /ready)
+    election: LeaderElection | None = None  # ROLE=all on Redis
+
+    def ingest_lock(self) -> str:
+        """``held``, ``not held``, ``ingesting without the lock``, or ``not used`` (no
+        election: ``ROLE=ingest``/``api``, or no Redis)."""
+        return self.election.lock_state if self.election is not None else "not used"
 
 
 def build_bus(settings: Settings, redis_client: Any, metrics: Metrics) -> EventBus:
@@ -49,17 +55,18 @@ def build_bus(settings: Settings, redis_client: Any, metrics: Metrics) -> EventB
 
 
 def build_election(
-    settings: Settings, redis_client: Any, metrics: Metrics
+    settings: Settings, redis_client: Any, metrics: Metrics, state: RunState
 ) -> LeaderElection | None:
-    """``ROLE=all`` instances on Redis elect the one that ingests."""
+    """``ROLE=all`` instances on Redis elect the one that ingests (``state`` reports it)."""
     if settings.role != "all" or redis_client is None:
         return None
-    return LeaderElection(
+    state.election = LeaderElection(
         redis_client,
         key=settings.redis_key_prefix + "ingest-leader",
         ttl=settings.leader_ttl,
         metrics=metrics,
     )
+    return state.election
 
 
 def build_replicator(

@@ -183,7 +183,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     prices.add_publisher(make_ltp_publisher(bus))
     tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
-    election = build_election(settings, redis_client, metrics)
+    election = build_election(settings, redis_client, metrics, state)
     replicator = build_replicator(bus, prices, tokens, metrics, state) if redis_client else None
     return Container(
         settings=settings,

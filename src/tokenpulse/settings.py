@@ -162,7 +162,7 @@ class Settings(BaseSettings):
     history_enabled: bool = True
 
     # scale-out (SPEC §10): the ingest lock's TTL; a dead leader is replaced within it
-    leader_ttl: Seconds = duration("10s", "500ms", "5m")
+    leader_ttl: Seconds = duration("2s", "500ms", "5m")
     # the Redis bus hears its own heartbeat this often; 3 missed ones make it unhealthy
     bus_heartbeat_interval: Seconds = duration("2s", "100ms", "1m")
 

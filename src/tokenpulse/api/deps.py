@@ -40,6 +40,10 @@ class RunStatus(Protocol):
         """This instance runs the sources right now (else it serves what the bus brings)."""
         ...
 
+    def ingest_lock(self) -> str:
+        """``held``, ``not held``, ``ingesting without the lock`` or ``not used``."""
+        ...
+
 
 class ApiServices(Protocol):
     """The services and adapters the API serves from (the composition root's container)."""

@@ -205,4 +205,6 @@ async def list_sources(container: ServicesDep) -> Response:
         data = {**container.supervisor.report(), "role": container.settings.role}
     data["market"] = container.market.state() if container.market is not None else None
     data["unknown_tracked_tokens"] = list(container.unknown_tracked_tokens)
+    data["ingest_lock"] = container.state.ingest_lock()
+    data["ingesting_without_lock"] = data["ingest_lock"] == "ingesting without the lock"
     return _envelope(data, started)

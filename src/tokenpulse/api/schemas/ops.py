@@ -109,6 +109,12 @@ class SourceReport(BaseModel):
     pairs: dict[str, Any]
     role: str
     market: dict[str, Any] | None = None
+    ingest_lock: str = Field(
+        "not used",
+        description="held, not held, ingesting without the lock (Redis unreachable: another "
+        "instance may ingest too), or not used (no election)",
+    )
+    ingesting_without_lock: bool = False
 
 
 class SourceList(Success):
