@@ -16,7 +16,9 @@ from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.replication import Replicator
 from tokenpulse.services.tokens.service import TokenService
+from tokenpulse.services.warm import WarmStart
 from tokenpulse.settings import Settings
+from tokenpulse.store.latest import RedisLatestValues
 from tokenpulse.store.leader import LeaderElection
 
 log = structlog.get_logger(__name__)
@@ -29,11 +31,16 @@ class RunState:
     ingesting: bool = False  # this instance runs the sources (all/ingest role, or elected)
     history_error: str | None = None  # why the history store is unusable (for /ready)
     election: LeaderElection | None = None  # ROLE=all on Redis
+    warm: WarmStart | None = None  # on Redis: the latest values shared between instances
 
     def ingest_lock(self) -> str:
         """``held``, ``not held``, ``ingesting without the lock``, or ``not used`` (no
         election: ``ROLE=ingest``/``api``, or no Redis)."""
         return self.election.lock_state if self.election is not None else "not used"
+
+    async def reload_latest(self) -> int:
+        """Load the latest values the ingest leader saved (warm start, resync); never raises."""
+        return await self.warm.load() if self.warm is not None else 0
 
 
 def build_bus(settings: Settings, redis_client: Any, metrics: Metrics) -> EventBus:
@@ -78,4 +85,22 @@ def build_replicator(
     )
 
 
-__all__ = ["RunState", "build_bus", "build_election", "build_replicator"]
+def build_warm_start(
+    settings: Settings,
+    redis_client: Any,
+    prices: PriceService,
+    tokens: TokenService,
+    metrics: Metrics,
+    state: RunState,
+) -> WarmStart | None:
+    """On Redis, the leader saves every accepted value for instances that start later."""
+    if redis_client is None:
+        return None
+    store = RedisLatestValues(redis_client, prefix=settings.redis_key_prefix)
+    state.warm = WarmStart(store, prices=prices, tokens=tokens, metrics=metrics)
+    prices.add_publisher(state.warm.record_ltp)  # called only for values this instance accepts
+    tokens.add_publisher(state.warm.record_token)
+    return state.warm
+
+
+__all__ = ["RunState", "build_bus", "build_election", "build_replicator", "build_warm_start"]

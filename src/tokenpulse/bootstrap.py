@@ -12,7 +12,13 @@ import httpx
 import structlog
 
 from tokenpulse import __version__
-from tokenpulse._scaleout import RunState, build_bus, build_election, build_replicator
+from tokenpulse._scaleout import (
+    RunState,
+    build_bus,
+    build_election,
+    build_replicator,
+    build_warm_start,
+)
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.topics import make_ltp_publisher, make_token_publisher
 from tokenpulse.data import known_tokens, kraken_pair_registry, unknown_token_symbols
@@ -184,6 +190,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
     election = build_election(settings, redis_client, metrics, state)
+    build_warm_start(settings, redis_client, prices, tokens, metrics, state)
     replicator = build_replicator(bus, prices, tokens, metrics, state) if redis_client else None
     return Container(
         settings=settings,

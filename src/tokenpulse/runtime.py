@@ -42,6 +42,7 @@ class Runtime:
         """Prepare the history store, then ingest: at once, or when elected leader."""
         c = self.container
         await self._prepare_history()
+        await c.state.reload_latest()  # warm start: the leader's latest values, before ready
         if isinstance(c.bus, RedisBus):
             await c.bus.start()
         if c.replicator is not None:
@@ -108,6 +109,8 @@ class Runtime:
         """Close history, bus, HTTP client, cache, limiter and Redis; never raises."""
         c = self.container
         closers = [c.prices.stop_cache_writes, c.bus.close, c.http.aclose, c.cache.close]
+        if c.state.warm is not None:
+            closers.insert(0, c.state.warm.stop)
         if c.history is not None:
             closers.insert(0, c.history.close)
         if c.limiter is not None:

@@ -123,10 +123,13 @@ async def test_a_follower_flags_its_keys_stale_while_the_bus_is_down_then_resync
             seen = len(stream.events)
             redis_proxy.restore()
 
-            def resynced() -> bool:
-                return any(m.get("type") == "snapshot" for m in stream.messages()[seen:])
+            def resynced() -> list[float]:
+                snapshots = [m for m in stream.messages()[seen:] if m.get("type") == "snapshot"]
+                return amounts(snapshots)
 
             await wait_for(resynced, DEADLINE, message="a fresh snapshot after the outage")
+            # The follower loaded what it missed (the leader's latest values) before resyncing.
+            assert resynced()[-1] == 72001
             metrics = (await http.get(f"{api.base_url}/metrics")).text
             assert metric(metrics, "tokenpulse_stream_resyncs_total") == 1
             assert metric(metrics, "tokenpulse_stream_stale_signals_total") == 1

@@ -44,6 +44,10 @@ class RunStatus(Protocol):
         """``held``, ``not held``, ``ingesting without the lock`` or ``not used``."""
         ...
 
+    async def reload_latest(self) -> int:
+        """Load the latest values the ingest leader saved (a resync); never raises."""
+        ...
+
 
 class ApiServices(Protocol):
     """The services and adapters the API serves from (the composition root's container)."""

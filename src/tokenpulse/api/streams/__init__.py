@@ -17,6 +17,7 @@ streams at once (call it when SIGTERM arrives). Tokens are resolved and seeded t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -101,6 +102,7 @@ class Streams:
         self._detach: Any = None
         self._unwatch: Any = None
         self._bus_down = False
+        self._resync_task: asyncio.Task[None] | None = None
 
     def seed(self, key: str) -> dict[str, Any] | None:
         """The value this instance already serves for a key (before the hub heard of it)."""
@@ -174,8 +176,20 @@ class Streams:
             return
         if self._bus_down:
             self._bus_down = False
-            self.hub.resync()
-            faults.stream_resyncs.inc()
+            self._resync_task = asyncio.create_task(self._resync(), name="stream-resync")
+
+    async def _resync(self) -> None:
+        """After a bus outage: a follower first loads the leader's latest values (what it
+        missed) into its services and the hub; then every subscriber gets a snapshot."""
+        container = self.container
+        if not container.state.ingesting:
+            await container.state.reload_latest()
+            for pair, view in container.prices.views().items():
+                self.hub.publish_pair(str(pair), orjson.loads(view.body))
+            for token in container.tokens.views():
+                self.hub.publish_token(token.snapshot.id, orjson.loads(token.body))
+        self.hub.resync()
+        container.metrics.faults.stream_resyncs.inc()
 
     async def drain(self) -> None:
         """End every stream now (SSE responses finish, Socket.IO clients are disconnected)."""
@@ -190,6 +204,8 @@ class Streams:
             self._detach()
             self._unwatch()
             self._detach = self._unwatch = None
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_task.cancel()
 
 
 class StreamsApp(socketio.ASGIApp):  # type: ignore[misc]
