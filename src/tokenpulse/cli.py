@@ -75,7 +75,7 @@ def _serve(loaded: LoadedSettings) -> None:
         log_config=None,
         log_level=settings.log_level,
     )
-    server = Server(config, on_exit=application.streams.drain)
+    server = Server(config, on_exit=application.streams.drain, exit_code=lambda: runtime.exit_code)
     # Long-lived objects made at start-up are never collected: keep them out of every GC pass,
     # and collect the young generation less often (GC pauses were the streams' p99 tail).
     gc.collect()
@@ -84,6 +84,8 @@ def _serve(loaded: LoadedSettings) -> None:
     server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
     if not server.started:
         raise typer.Exit(1)
+    if runtime.exit_code:  # history rows left unwritten (logged, spilled when configured)
+        raise typer.Exit(runtime.exit_code)
 
 
 @app.command()
