@@ -145,10 +145,16 @@ class EventStream(Response):
             if reason == "shutdown":  # finish the response cleanly; a client reconnects
                 await self._send(send, {"type": "http.response.body", "body": b""})
         finally:
+            self.hub.close(subscriber, reason)  # first: nothing below may skip it
             watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await watcher
-            self.hub.close(subscriber, reason)
+            except asyncio.CancelledError:
+                # The watcher's own cancellation ends here; a cancellation of this request
+                # (server shutdown, a vanished client) must go on, not be swallowed.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
 
     async def _pump(
         self, subscriber: Any, wake: asyncio.Event, gone: asyncio.Event, send: Send
