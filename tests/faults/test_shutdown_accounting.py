@@ -15,13 +15,15 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
+from structlog.testing import capture_logs
 
 from tests.fakes._loopback import free_port
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.faults.proxy import TcpProxy
 from tests.faults.test_leadership import Processes
-from tests.helpers import wait_for
+from tests.helpers import in_memory_settings, wait_for
+from tokenpulse.runtime import create_runtime
 from tokenpulse.store.history.models import ltp_samples
 
 DEADLINE = 20.0
@@ -122,3 +124,31 @@ async def test_rows_left_at_shutdown_are_counted_spilled_and_replayed(
         )
     finally:
         processes.close()
+
+
+async def test_without_a_spill_file_the_lost_rows_are_counted_and_the_exit_code_says_so(
+    pg_proxy: TcpProxy, proxied_pg_url: str
+) -> None:
+    settings = in_memory_settings(
+        history_enabled=True,
+        database_url=proxied_pg_url,
+        history_spill_path="",
+        shutdown_timeout="2s",
+    )
+    runtime = create_runtime(settings)
+    writer = runtime.container.market.writer if runtime.container.market else None
+    assert writer is not None
+    await runtime.start()
+    try:
+        await wait_for(runtime.container.prices.views, DEADLINE, message="replayed prices")
+        pg_proxy.cut()
+        await wait_for(lambda: writer.unwritten()["ltp_samples"], DEADLINE, message="buffered")
+    finally:
+        with capture_logs() as logs:
+            await runtime.stop()
+    (line,) = [e for e in logs if e["event"] == "history rows not written at shutdown"]
+    assert line["log_level"] == "error"
+    assert line["rows"]["ltp_samples"] >= 1
+    assert line["spilled_to"] is None
+    assert runtime.exit_code == 1
+    assert not (Path.cwd() / "data" / "history-spill.jsonl").exists()  # the default is off

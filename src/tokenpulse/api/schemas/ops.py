@@ -43,6 +43,7 @@ class ReadyResponse(BaseModel):
                     "cache": "ready",
                     "database": "ready",
                     "sources": {"kraken_ws": "connected"},
+                    "bus": {"state": "ready", "heartbeat_age_seconds": 0.4},
                     "prices": {"available": 4, "missing": []},
                 },
                 "errors": [],
