@@ -173,6 +173,22 @@ async def test_a_killed_leader_is_replaced_within_3_seconds_by_default(
     assert took < 3.0
     assert DEFAULT_TTL <= 2.0
 
+    # A rolling deploy: SIGTERM releases the lock, so the next instance need not wait a TTL.
+    port = free_port()
+    folder = tmp_path / "third"
+    folder.mkdir()
+    processes.serve({**env, "PORT": str(port)}, folder, "third")
+    bases.append(f"http://127.0.0.1:{port}")
+    await wait_for(lambda: _is(http, bases[2], "not held"), DEADLINE, message="a new follower")
+    second = processes.started[1]
+    second.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    await wait_for(lambda: _is(http, bases[2], "held"), DEADLINE, message="the hand-over")
+    handed = time.monotonic() - stopped
+    assert await asyncio.to_thread(second.wait, 30) == 0
+    print(f"FIGURE hand-over on SIGTERM: {handed:.2f} s")
+    assert handed < DEFAULT_TTL  # released: no waiting for the lock to expire
+
 
 async def _is(http: httpx.AsyncClient, base: str, state: str) -> bool:
     return await _lock(http, base) == state
