@@ -286,7 +286,9 @@ class RedisBus:
     # ------------------------------------------------------------------ internals
 
     async def _beat_forever(self) -> None:
-        while True:
+        # Not ``while True``: on Python 3.11 a cancellation that races with the end of the
+        # publish's wait_for can be swallowed, and close() must still see this task end.
+        while not self._closed:
             await self._publish_heartbeat()
             self._observe_health()
             await asyncio.sleep(self.heartbeat_interval)
