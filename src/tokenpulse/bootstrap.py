@@ -14,10 +14,15 @@ from tokenpulse import __version__
 from tokenpulse._access_wiring import build_access
 from tokenpulse._bootstrap_venues import build_ltp_feeds, resolve_pairs_at_start
 from tokenpulse._pair_lists import PairList
+from tokenpulse._scaleout import (
+    RunState,
+    build_bus,
+    build_election,
+    build_replicator,
+    build_warm_start,
+)
 from tokenpulse.api.access import AccessServices
 from tokenpulse.bus.base import EventBus
-from tokenpulse.bus.memory import InProcessBus
-from tokenpulse.bus.redis import RedisBus
 from tokenpulse.bus.topics import (
     make_aggregate_publisher,
     make_ltp_publisher,
@@ -56,14 +61,6 @@ from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRate
 from tokenpulse.wire.ltp import LtpView
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass
-class RunState:
-    """What the runtime changes while the process runs, read by the replicator and the API."""
-
-    ingesting: bool = False  # this instance runs the sources (all/ingest role, or elected)
-    history_error: str | None = None  # why the history store is unusable (for /ready)
 
 
 @dataclass
@@ -128,16 +125,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
                 metrics=metrics,
             )
 
-    def bus_handler_failed(topic: str, exc: BaseException) -> None:
-        # A subscriber raised, not a publish failed (the Redis bus counts and logs its own).
-        metrics.bus_handler_errors.labels(topic).inc()
-        log.error("bus handler failed", topic=topic, error=repr(exc))
-
-    bus: EventBus = (
-        RedisBus(redis_client, prefix=settings.redis_key_prefix + "bus:", metrics=metrics)
-        if redis_client is not None
-        else InProcessBus(on_error=bus_handler_failed)
-    )
+    bus = build_bus(settings, redis_client, metrics)
     prices = PriceService(
         pairs,
         cache=cache,
@@ -199,27 +187,9 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
         supervisor.aggregate_publishers.append(make_aggregate_publisher(bus))
     tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
-    election = (
-        LeaderElection(
-            redis_client,
-            key=settings.redis_key_prefix + "ingest-leader",
-            ttl=settings.leader_ttl,
-            metrics=metrics,
-        )
-        if settings.role == "all" and redis_client is not None
-        else None
-    )
-    replicator = (
-        Replicator(
-            bus,
-            prices=prices,
-            tokens=tokens,
-            metrics=metrics,
-            ingesting=lambda: state.ingesting,
-        )
-        if redis_client is not None
-        else None
-    )
+    election = build_election(settings, redis_client, metrics, state)
+    build_warm_start(settings, redis_client, prices, tokens, metrics, state)
+    replicator = build_replicator(bus, prices, tokens, metrics, state) if redis_client else None
     return Container(
         settings=settings,
         metrics=metrics,
@@ -382,4 +352,4 @@ def _build_market(
     )
 
 
-__all__ = ["Container", "RunState", "build_container"]
+__all__ = ["Container", "RunState", "build_container"]  # RunState: from _scaleout

@@ -90,10 +90,13 @@ def _serve(loaded: LoadedSettings) -> None:
             max_head_bytes=head_cap(limits),
             shutdown_timeout=settings.shutdown_timeout,
             on_exit=application.streams.drain,
+            exit_code=lambda: runtime.exit_code,
         )
         _refused(runtime.refused)
         if not served:
             raise typer.Exit(1)
+        if runtime.exit_code:  # history rows left unwritten (logged, spilled when configured)
+            raise typer.Exit(runtime.exit_code)
         return
     config = uvicorn.Config(
         application,
@@ -110,7 +113,7 @@ def _serve(loaded: LoadedSettings) -> None:
         log_config=None,
         log_level=settings.log_level,
     )
-    server = Server(config, on_exit=application.streams.drain)
+    server = Server(config, on_exit=application.streams.drain, exit_code=lambda: runtime.exit_code)
     try:
         server.run()  # uvicorn's own runner applies loop="uvloop"; asyncio.run() would not
     except SystemExit:  # uvicorn exits 3 when the start failed
@@ -119,6 +122,8 @@ def _serve(loaded: LoadedSettings) -> None:
     _refused(runtime.refused)
     if not server.started:
         raise typer.Exit(1)
+    if runtime.exit_code:  # history rows left unwritten (logged, spilled when configured)
+        raise typer.Exit(runtime.exit_code)
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import structlog
 
@@ -33,6 +34,7 @@ class Runtime:
         self.container = container
         self._election_task: asyncio.Task[None] | None = None
         self.refused: StoreModeConflict | None = None  # why the start was refused, if it was
+        self.exit_code = 0  # non-zero when shutdown left history rows unwritten
 
     @property
     def ingesting(self) -> bool:
@@ -45,6 +47,8 @@ class Runtime:
         await self._prepare_history()
         if c.access is not None:  # keys load from the (now migrated) history store
             await c.access.start()
+        self._replay_spill()
+        await c.state.reload_latest()  # warm start: the leader's latest values, before ready
         if isinstance(c.bus, RedisBus):
             await c.bus.start()
         if c.replicator is not None:
@@ -99,20 +103,66 @@ class Runtime:
                 await c.market.stop(c.settings.shutdown_timeout / 2)
         if c.access is not None:
             await c.access.stop()
+        self._account_unwritten()
         await self._close_adapters(step_timeout=None)
 
     async def abort(self) -> None:
         """Close the stores and clients at once, after :meth:`stop` ran out of time.
 
-        Whatever is still buffered is not flushed; what matters now is that no connection
-        keeps the process alive.
+        Whatever is still buffered is not flushed (it is counted and spilled); what matters
+        now is that no connection keeps the process alive.
         """
+        self._account_unwritten()
         await self._close_adapters(step_timeout=ABORT_STEP_TIMEOUT)
+
+    def _spill_path(self) -> Path | None:
+        path = self.container.settings.history_spill_path
+        return Path(path) if path else None
+
+    def _replay_spill(self) -> None:
+        """Rows an earlier run spilled at shutdown go back into the history buffer."""
+        market, path = self.container.market, self._spill_path()
+        if market is None or market.writer is None or path is None or not path.exists():
+            return
+        try:
+            rows = market.writer.load_spill(path)
+        except OSError as exc:
+            log.error("cannot read the history spill file", path=str(path), error=str(exc))
+            return
+        log.info("replaying history rows spilled at the last shutdown", rows=rows, path=str(path))
+
+    def _account_unwritten(self) -> None:
+        """Rows still buffered at shutdown: one error line with the count per table, the
+        spill file when configured, and a non-zero exit code (SPEC §13)."""
+        market = self.container.market
+        if market is None or market.writer is None:
+            return
+        unwritten = {table: n for table, n in market.writer.unwritten().items() if n}
+        if not unwritten:
+            return
+        for table, count in unwritten.items():
+            self.container.metrics.faults.shutdown_unwritten_rows.labels(table).inc(count)
+        path, spilled_to = self._spill_path(), None
+        if path is not None:
+            try:
+                market.writer.spill(path)
+                spilled_to = str(path)
+            except OSError as exc:
+                log.error("cannot write the history spill file", path=str(path), error=str(exc))
+        self.exit_code = 1
+        log.error(
+            "history rows not written at shutdown",
+            rows=unwritten,
+            spilled_to=spilled_to,
+            hint="replayed at the next start" if spilled_to else "lost: set HISTORY_SPILL_PATH",
+        )
 
     async def _close_adapters(self, *, step_timeout: float | None) -> None:
         """Close history, bus, HTTP client, cache, limiter and Redis; never raises."""
         c = self.container
-        closers = [c.bus.close, c.http.aclose, c.cache.close]
+        closers = [c.prices.stop_cache_writes, c.bus.close, c.http.aclose, c.cache.close]
+        if c.state.warm is not None:
+            closers.insert(0, c.state.warm.stop)
         if c.history is not None:
             closers.insert(0, c.history.close)
         if c.limiter is not None:

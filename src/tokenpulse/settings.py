@@ -190,9 +190,13 @@ class Settings(BaseSettings, AccessSettings):
     history_raw_retention: Seconds = duration("7d", "1h", "3650d")
     history_rollup_retention: Seconds = duration("365d", "1d", "36500d")
     history_enabled: bool = True
+    # rows still unwritten at shutdown go here and are replayed at the next start ("": off)
+    history_spill_path: str = "data/history-spill.jsonl"
 
     # scale-out (SPEC §10): the ingest lock's TTL; a dead leader is replaced within it
-    leader_ttl: Seconds = duration("10s", "500ms", "5m")
+    leader_ttl: Seconds = duration("2s", "500ms", "5m")
+    # the Redis bus hears its own heartbeat this often; 3 missed ones make it unhealthy
+    bus_heartbeat_interval: Seconds = duration("2s", "100ms", "1m")
 
     # streams (SPEC §7)
     bulk_interval: Seconds = duration("1s", "100ms", "1m")

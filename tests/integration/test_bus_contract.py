@@ -220,6 +220,7 @@ async def test_redis_bus_hears_a_publish_made_right_after_start(
             finally:
                 await bus.close()
     finally:
+        await other_instance.close()
         await client.aclose()
 
 
@@ -254,11 +255,16 @@ async def test_redis_bus_recovers_after_its_connection_is_killed(
         assert len(ids) == 1
         await admin.execute_command("CLIENT", "KILL", "ID", ids[0])
 
+        other = RedisBus(client, prefix=redis_prefix)  # another instance, publishing only
+
         async def published_and_delivered() -> bool:
-            await bus.publish("ltp", b"after-kill")
+            await other.publish("ltp", b"after-kill")
             return b"after-kill" in recorder.payloads()
 
-        took = await wait_for(published_and_delivered, DEADLINE, message="delivery after kill")
+        try:
+            took = await wait_for(published_and_delivered, DEADLINE, message="delivery after kill")
+        finally:
+            await other.close()
         assert took < DEADLINE
         new_ids = await _pubsub_client_ids(admin, name)
         assert len(new_ids) == 1
@@ -362,8 +368,13 @@ async def test_redis_bus_health_follows_its_heartbeat_and_recovers(
         await redis_proxy.cut()  # Redis is gone for this instance
         await wait_for(lambda: not bus.healthy, DEADLINE, message="unhealthy without Redis")
         assert _sample(metrics, "tokenpulse_bus_healthy") == 0.0
-        await bus.publish("ltp", b"lost")  # does not raise; counted
-        assert _sample(metrics, "tokenpulse_bus_publish_failures_total", {"topic": "ltp"}) >= 1
+        await bus.publish("ltp", b"local")  # does not raise; delivered here, counted as failed
+        assert b"local" in recorder.payloads()  # in-process delivery never needs Redis
+        await wait_for(
+            lambda: _sample(metrics, "tokenpulse_bus_publish_failures_total", {"topic": "ltp"}),
+            DEADLINE,
+            message="the failed publish to be counted",
+        )
         await wait_for(
             lambda: _sample(metrics, "tokenpulse_bus_heartbeat_age_seconds") > 0.3,
             DEADLINE,
@@ -379,9 +390,38 @@ async def test_redis_bus_health_follows_its_heartbeat_and_recovers(
             return b"back" in recorder.payloads()
 
         await wait_for(delivered_again, DEADLINE, message="delivery after Redis returns")
-        assert b"lost" not in recorder.payloads()  # pub/sub is at-most-once, by design
+        assert recorder.payloads().count(b"local") == 1  # its own echo is not delivered twice
         assert bus.reconnects >= 1
         assert _sample(metrics, "tokenpulse_bus_reconnects_total") >= 1
     finally:
         await bus.close()
+        await client.aclose()
+
+
+async def test_redis_bus_carries_events_to_other_instances_once_each(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """Local delivery is in-process; the channel carries the event to the other instance,
+    and neither sees it twice (the echo of its own publish is dropped)."""
+    client = from_url(redis_url)
+    here, there = RedisBus(client, prefix=redis_prefix), RedisBus(client, prefix=redis_prefix)
+    mine, theirs = Recorder(), Recorder()
+    here.subscribe("ltp", mine)
+    there.subscribe("ltp", theirs)
+    await here.start()
+    await there.start()
+    try:
+        await here.publish("ltp", b"one")
+        assert mine.payloads() == [b"one"]  # at once, before any Redis round-trip
+        await there.publish("ltp", b"sentinel")
+        await delivered(mine, 2)
+        await delivered(theirs, 2)
+        assert mine.payloads() == [b"one", b"sentinel"]
+        assert theirs.payloads() == [b"one", b"sentinel"] or theirs.payloads() == [
+            b"sentinel",
+            b"one",
+        ]
+    finally:
+        await here.close()
+        await there.close()
         await client.aclose()

@@ -36,6 +36,19 @@ class RunStatus(Protocol):
         """Why the history store is unusable (None: it is fine, or not checked yet)."""
         ...
 
+    @property
+    def ingesting(self) -> bool:
+        """This instance runs the sources right now (else it serves what the bus brings)."""
+        ...
+
+    def ingest_lock(self) -> str:
+        """``held``, ``not held``, ``ingesting without the lock`` or ``not used``."""
+        ...
+
+    async def reload_latest(self) -> int:
+        """Load the latest values the ingest leader saved (a resync); never raises."""
+        ...
+
 
 class ApiServices(Protocol):
     """The services and adapters the API serves from (the composition root's container)."""

@@ -30,6 +30,7 @@ from tokenpulse.domain.errors import (
     RateLimited,
     StaleData,
     StoreError,
+    StoreUnavailable,
     TokenNotFound,
     TokenpulseError,
     Unauthorized,
@@ -55,7 +56,10 @@ STATUSES: dict[type[TokenpulseError], int] = {
     UpstreamError: 502,  # and every provider failure below it
     StaleData: 503,
     StoreError: 500,
+    StoreUnavailable: 503,
 }
+#: Seconds a client is told to wait when a store is down (Retry-After).
+STORE_RETRY_AFTER = 5.0
 
 
 def status_for(exc: TokenpulseError) -> int:
@@ -115,9 +119,21 @@ def error_body(path: str, exc: TokenpulseError, request_id: str | None) -> bytes
     )
 
 
+def public_error(exc: TokenpulseError) -> TokenpulseError:
+    """What a client may see of ``exc``: a store failure becomes 503 STORE_UNAVAILABLE with
+    no driver, host or statement in it (the original is logged)."""
+    if not isinstance(exc, StoreError) or isinstance(exc, StoreUnavailable):
+        return exc
+    log.warning("answering 503: a store failed", error=exc.message)
+    store = "history store" if "history" in exc.message else "cache"
+    return StoreUnavailable(
+        f"the {store} is unavailable; try again shortly", retry_after=STORE_RETRY_AFTER
+    )
+
+
 def error_headers(exc: TokenpulseError) -> list[tuple[bytes, bytes]]:
-    """Extra headers an error implies (``Retry-After`` for 429 and 503 STALE_DATA)."""
-    if isinstance(exc, RateLimited | StaleData):
+    """Extra headers an error implies (``Retry-After`` for 429 and the 503s)."""
+    if isinstance(exc, RateLimited | StaleData | StoreUnavailable):
         return [(b"retry-after", str(max(1, math.ceil(exc.retry_after))).encode())]
     return []
 
@@ -130,6 +146,7 @@ def _request_id(request: Request) -> str | None:
 
 
 def error_response(request: Request, exc: TokenpulseError) -> Response:
+    exc = public_error(exc)
     body = error_body(request.url.path, exc, _request_id(request))
     headers = {k.decode(): v.decode() for k, v in error_headers(exc)}
     status = status_for(exc)

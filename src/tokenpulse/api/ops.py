@@ -75,7 +75,7 @@ async def health(container: ServicesDep) -> Response:
     },
 )
 async def ready(container: ServicesDep) -> Response:
-    """Readiness: the cache answers and at least one pair has a price."""
+    """Readiness: the cache and the bus (its heartbeat) answer, and a pair has a price."""
     errors: list[str] = []
     services: dict[str, Any] = {"service": "ready"}  # as the Go service's /ready
     try:
@@ -96,6 +96,16 @@ async def ready(container: ServicesDep) -> Response:
         except (StoreError, TimeoutError) as exc:
             services["database"] = "unhealthy"
             errors.append(f"database ({container.history.dialect}): {exc or 'timed out'}")
+    bus = container.bus
+    services["bus"] = {
+        "state": "ready" if bus.healthy else "unhealthy",
+        "heartbeat_age_seconds": round(bus.heartbeat_age(), 3),
+    }
+    if not bus.healthy:
+        errors.append(
+            f"bus: own heartbeat not heard for {bus.heartbeat_age():.1f} s "
+            "(fan-out between instances is down; local streams go on)"
+        )
     views = container.prices.views()
     missing = [str(p) for p in container.prices.pairs if p not in views]
     if container.supervisor is not None:
@@ -203,4 +213,6 @@ async def list_sources(container: ServicesDep) -> Response:
         data = {**container.supervisor.report(), "role": container.settings.role}
     data["market"] = container.market.state() if container.market is not None else None
     data["unknown_tracked_tokens"] = list(container.unknown_tracked_tokens)
+    data["ingest_lock"] = container.state.ingest_lock()
+    data["ingesting_without_lock"] = data["ingest_lock"] == "ingesting without the lock"
     return _envelope(data, started)

@@ -33,17 +33,24 @@ class Server(uvicorn.Server):
     """
 
     def __init__(
-        self, config: uvicorn.Config, *, on_exit: Callable[[], Awaitable[None]] | None = None
+        self,
+        config: uvicorn.Config,
+        *,
+        on_exit: Callable[[], Awaitable[None]] | None = None,
+        exit_code: Callable[[], int] = lambda: 0,
     ) -> None:
+        """``exit_code()`` is the status to leave with once shut down (non-zero when history
+        rows could not be written)."""
         super().__init__(config)
         self._on_exit = on_exit
+        self._exit_code = exit_code
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)  # type: ignore[arg-type]
         if self.should_exit:
-            _leave_after(EXIT_GRACE)
+            _leave_after(EXIT_GRACE, self._exit_code)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """Stop accepting (uvicorn), and end open streams so the drain does not wait on them."""
@@ -65,18 +72,19 @@ class Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _leave_after(grace: float) -> None:
+def _leave_after(grace: float, exit_code: Callable[[], int] = lambda: 0) -> None:
     """SIGTERM means exit. After the server has finished, the loop still cancels leftover
     tasks and joins its executor; a task that ignores cancellation or a stuck library thread
-    would keep the process alive for ever. A watchdog makes it leave (exit 0) after
-    ``grace`` seconds, printing every thread's stack so the culprit can be found."""
+    would keep the process alive for ever. A watchdog makes it leave (with ``exit_code()``,
+    0 after a clean shutdown) after ``grace`` seconds, printing every thread's stack so the
+    culprit can be found."""
 
     def watchdog() -> None:
         time.sleep(grace)
         sys.stderr.write(f"tokenpulse: still running {grace:g} s after shutdown; leaving\n")
         faulthandler.dump_traceback(all_threads=True)
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(exit_code())
 
     threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
 
@@ -89,6 +97,7 @@ def run_granian(
     max_head_bytes: int,
     shutdown_timeout: float,
     on_exit: Callable[[], Awaitable[None]],
+    exit_code: Callable[[], int] = lambda: 0,
 ) -> bool:
     """Serve ``app`` on Granian embedded in our own uvloop event loop, until SIGTERM/SIGINT.
 
@@ -130,7 +139,7 @@ def run_granian(
                 asked = True
                 # Whatever hangs from here on (a request that never ends, the loop's own
                 # clean-up), the process leaves within the drain bound plus a grace.
-                _leave_after(shutdown_timeout + EXIT_GRACE)
+                _leave_after(shutdown_timeout + EXIT_GRACE, exit_code)
                 asked_event.set()
                 draining.append(asyncio.ensure_future(on_exit()))
                 server.stop()  # type: ignore[no-untyped-call]

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 Handler = Callable[[str, bytes], None]
+#: Called with the bus's new health (True: fan-out between instances works).
+StateHandler = Callable[[bool], None]
 
 
 class EventBus(Protocol):
@@ -21,6 +23,19 @@ class EventBus(Protocol):
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         """Call ``handler(topic, payload)`` for each event; returns the unsubscribe function."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """True while events reach the other instances (always, for the in-process bus)."""
+        ...
+
+    def watch(self, handler: StateHandler) -> Callable[[], None]:
+        """Call ``handler(healthy)`` on every change of health; returns the unwatch function."""
+        ...
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the bus last heard its own heartbeat (0 for the in-process bus)."""
         ...
 
     async def close(self) -> None: ...

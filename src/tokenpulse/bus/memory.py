@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from tokenpulse.bus.base import Handler, Subscribers
+from tokenpulse.bus.base import Handler, StateHandler, Subscribers
 
 
 class InProcessBus:
@@ -25,6 +25,19 @@ class InProcessBus:
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         return self._subscribers.add(topic, handler)
+
+    @property
+    def healthy(self) -> bool:
+        """Always: there is no other instance to reach."""
+        return True
+
+    def watch(self, handler: StateHandler) -> Callable[[], None]:
+        """The in-process bus never changes health: nothing to watch."""
+        return lambda: None
+
+    def heartbeat_age(self) -> float:
+        """No heartbeat to wait for: always current."""
+        return 0.0
 
     def subscriber_count(self, topic: str) -> int:
         return self._subscribers.count(topic)

@@ -1,9 +1,17 @@
 """The Redis pub/sub event bus: the :class:`~tokenpulse.bus.base.EventBus` for scale-out (§10).
 
-Every instance publishes to ``PUBLISH <prefix><topic>`` and listens with one pattern
-subscription (``PSUBSCRIBE <prefix>*``) on a dedicated connection, so a client on any
-instance sees every update. Handlers run in the listener task, in publish order per topic;
-a failing handler is counted and isolated.
+An instance delivers what it publishes to its own handlers in-process, at once, and the
+Redis channel only carries it to the *other* instances (SPEC §10): a Redis outage never
+silences a single instance's streams. ``publish`` never waits for Redis: the event goes into
+a bounded outbox that one sender task writes to ``PUBLISH <prefix><topic>`` in order (when
+the outbox overflows, the oldest events are dropped and counted as publish failures). Each
+event on the channel carries the id of the instance that sent it, so an instance ignores
+its own echo. Every instance listens with one pattern subscription (``PSUBSCRIBE
+<prefix>*``) on a dedicated connection; handlers run in the listener task, in publish order
+per topic; a failing handler is counted and isolated.
+
+Handlers registered with :meth:`RedisBus.watch` hear every change of health (a follower's
+streams flag their keys stale while the bus is down and resync when it returns).
 
 Fan-out failure is loud: each bus publishes a heartbeat to its own channel every
 ``heartbeat_interval`` seconds and :attr:`RedisBus.healthy` turns false (and the
@@ -20,7 +28,7 @@ reports itself started does not miss the first update. When Redis cannot be reac
 returns after the first failed attempt (bounded by ``start_timeout``) and keeps retrying in
 the background, so the service starts without fan-out and says so in its health.
 
-``publish`` never raises for a Redis failure: it counts
+``publish`` never raises for a Redis failure and never blocks on one: the sender counts
 ``tokenpulse_bus_publish_failures_total{topic}``, logs the first failure of an outage, and
 the health check reports it — an ingest loop must not stop because fan-out is down.
 """
@@ -33,6 +41,7 @@ import itertools
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +49,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from tokenpulse._redis import glob_escape
-from tokenpulse.bus.base import Handler, Subscribers
+from tokenpulse.bus.base import Handler, StateHandler, Subscribers
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -56,6 +65,10 @@ DEFAULT_START_TIMEOUT = 5.0  # the longest start() waits for Redis to confirm th
 LISTEN_POLL_SECONDS = 1.0  # a read wakes up at least this often to check health and shutdown
 BACKOFF_INITIAL = 0.05
 BACKOFF_MAX = 2.0
+DEFAULT_OUTBOX = 10_000  # events waiting for Redis; beyond it the oldest are dropped
+SEND_BATCH = 256  # events per pipelined round-trip
+#: Separates the sending instance's id from the event on the channel (never in an id).
+ORIGIN_SEPARATOR = b"\x1f"
 
 
 class RedisBus:
@@ -80,6 +93,7 @@ class RedisBus:
         backoff_max: float = BACKOFF_MAX,
         on_error: Callable[[str, BaseException], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        outbox: int = DEFAULT_OUTBOX,
     ) -> None:
         self._client = client
         self.prefix = prefix
@@ -106,6 +120,12 @@ class RedisBus:
         self._first_attempt: asyncio.Event | None = None
         self._publish_failing = False
         self._closed = False
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox_max = outbox
+        self._outbox_ready = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._watchers: list[StateHandler] = []
+        self._was_healthy = False
         self.reconnects = 0  # listener (re)connections after the first one
         if metrics is not None:
             metrics.bus_healthy.set_function(lambda: 1.0 if self.healthy else 0.0)
@@ -131,37 +151,115 @@ class RedisBus:
                 log.warning("bus subscription not confirmed at start; still trying")
 
     async def close(self) -> None:
-        """Stop listening and beating; forget every handler. The client stays open."""
+        """Stop listening, beating and sending; forget every handler. The client stays open."""
         self._closed = True
-        for task in (self._heartbeat, self._listener):
+        for task in (self._heartbeat, self._listener, self._sender):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._heartbeat = self._listener = None
+        self._heartbeat = self._listener = self._sender = None
         self._subscribers.clear()
+        self._watchers.clear()
+        self._outbox.clear()
         self._listening = False
 
     # ------------------------------------------------------------------ the port
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        """``PUBLISH`` ``payload`` on ``topic``; a failure is counted and logged, not raised."""
+        """Deliver ``payload`` to this instance's handlers now and queue it for the others.
+
+        Never raises and never waits for Redis (see the module docstring)."""
+        self._subscribers.deliver(topic, payload, self._handler_failed)
+        if self._closed:
+            return
+        if len(self._outbox) >= self._outbox_max:
+            dropped, _ = self._outbox.popleft()
+            self._count_failure(dropped, None)
+        self._outbox.append((topic, payload))
+        self._outbox_ready.set()
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_forever(), name="redis-bus-sender")
+        await asyncio.sleep(0)
+
+    async def _send_forever(self) -> None:
+        """Write the outbox to Redis in order, in pipelined batches; a failed batch is
+        counted and dropped (pub/sub is at-most-once: the others resync when it returns)."""
+        backoff = self.backoff_initial
+        while not self._closed:
+            if not self._outbox:
+                self._outbox_ready.clear()
+                await self._outbox_ready.wait()
+                continue
+            batch = [self._outbox.popleft() for _ in range(min(SEND_BATCH, len(self._outbox)))]
+            if await self._send(batch):
+                backoff = self.backoff_initial
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max)
+
+    async def _send(self, batch: list[tuple[str, bytes]]) -> bool:
+        origin = self._instance + ORIGIN_SEPARATOR
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for topic, payload in batch:
+                    pipe.publish(self.prefix + topic, origin + payload)
+                await asyncio.wait_for(pipe.execute(), self.publish_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            for topic, _ in batch:
+                self._count_failure(topic, exc)
+            return False
+        if self._publish_failing:
+            log.info("bus publishes recovered")
+            self._publish_failing = False
+        if self.metrics is not None:
+            for topic, _ in batch:
+                self.metrics.bus_published.labels(topic).inc()
+        return True
+
+    def _count_failure(self, topic: str, exc: BaseException | None) -> None:
+        if self.metrics is not None:
+            self.metrics.bus_publish_failures.labels(topic).inc()
+        if not self._publish_failing:
+            error = "outbox full" if exc is None else type(exc).__name__
+            log.warning("bus publish failed", topic=topic, error=error)
+        self._publish_failing = True
+
+    async def _publish_heartbeat(self) -> None:
+        """``PUBLISH`` one heartbeat straight away (it measures Redis, not the outbox)."""
+        beat = self._instance + b":%d" % next(self._beats)
         try:
             await asyncio.wait_for(
-                self._client.publish(self.prefix + topic, payload), self.publish_timeout
+                self._client.publish(self.prefix + HEARTBEAT_TOPIC, beat), self.publish_timeout
             )
         except (RedisError, OSError, TimeoutError) as exc:
-            if self.metrics is not None:
-                self.metrics.bus_publish_failures.labels(topic).inc()
-            if not self._publish_failing:
-                log.warning("bus publish failed", topic=topic, error=type(exc).__name__)
-            self._publish_failing = True
+            self._count_failure(HEARTBEAT_TOPIC, exc)
+
+    def watch(self, handler: StateHandler) -> Callable[[], None]:
+        """Call ``handler(healthy)`` whenever the bus turns healthy or unhealthy."""
+        self._watchers.append(handler)
+
+        def unwatch() -> None:
+            if handler in self._watchers:
+                self._watchers.remove(handler)
+
+        return unwatch
+
+    def _observe_health(self) -> None:
+        """Tell the watchers when :attr:`healthy` changed since the last look."""
+        healthy = self.healthy
+        if healthy == self._was_healthy:
             return
-        if self._publish_failing:
-            log.info("bus publishes recovered", topic=topic)
-            self._publish_failing = False
-        if self.metrics is not None and topic != HEARTBEAT_TOPIC:
-            self.metrics.bus_published.labels(topic).inc()
+        self._was_healthy = healthy
+        if healthy:
+            log.info("bus healthy: fan-out between instances works")
+        else:
+            log.warning("bus unhealthy: fan-out between instances is down")
+        for handler in list(self._watchers):
+            try:
+                handler(healthy)
+            except Exception:  # a watcher's bug must not stop the heartbeat
+                log.exception("bus state watcher failed")
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         """Call ``handler(topic, payload)`` for each event on ``topic``; returns unsubscribe."""
@@ -188,8 +286,11 @@ class RedisBus:
     # ------------------------------------------------------------------ internals
 
     async def _beat_forever(self) -> None:
-        while True:
-            await self.publish(HEARTBEAT_TOPIC, self._instance + b":%d" % next(self._beats))
+        # Not ``while True``: on Python 3.11 a cancellation that races with the end of the
+        # publish's wait_for can be swallowed, and close() must still see this task end.
+        while not self._closed:
+            await self._publish_heartbeat()
+            self._observe_health()
             await asyncio.sleep(self.heartbeat_interval)
 
     async def _listen_forever(self) -> None:
@@ -203,6 +304,7 @@ class RedisBus:
                 if self._listening or first:
                     log.warning("bus listener lost Redis; reconnecting", error=type(exc).__name__)
                 self._listening = False
+                self._observe_health()
                 if self._first_attempt is not None:
                     self._first_attempt.set()  # start() returns: the bus starts unhealthy
                 await asyncio.sleep(backoff * (0.5 + random.random()))
@@ -228,6 +330,7 @@ class RedisBus:
                 )
                 if message is not None and message.get("type") == "pmessage":
                     self._dispatch(message)
+                self._observe_health()
                 if self._deaf(subscribed_at):
                     log.warning("bus stopped hearing its own heartbeat; resubscribing")
                     if self.metrics is not None:
@@ -259,7 +362,11 @@ class RedisBus:
         if topic == HEARTBEAT_TOPIC:
             if payload.partition(b":")[0] == self._instance:
                 self._last_heard = self._clock()
+                self._observe_health()
             return
+        origin, separator, payload = payload.partition(ORIGIN_SEPARATOR)
+        if not separator or origin == self._instance:
+            return  # our own echo (delivered in-process already), or not one of ours
         if self.metrics is not None:
             self.metrics.bus_delivered.labels(topic).inc()
         self._subscribers.deliver(topic, payload, self._handler_failed)

@@ -16,6 +16,7 @@
     │   ├── BudgetExhausted              PRICE_FETCH_ERROR       (CMC credits spent this month)
     │   └── UnknownCoin                  PRICE_FETCH_ERROR       (CoinGecko has no such coin)
     └── StoreError                       CACHE_ERROR             (cache or history store failed)
+        └── StoreUnavailable(retry_after) STORE_UNAVAILABLE      (what a client sees of it)
 
     ParseError (a ValueError)            a malformed provider frame; never reaches a client
     ConfigError                          invalid settings: the CLI prints them and exits 2
@@ -162,6 +163,23 @@ class StoreError(TokenpulseError):
     """The cache or the history store failed."""
 
     code = "CACHE_ERROR"
+
+
+class StoreUnavailable(StoreError):
+    """A store an answer needs is unreachable; retry after ``retry_after`` seconds.
+
+    The message is what a client sees: it names no driver, host or statement (the
+    :class:`StoreError` it stands for is logged instead).
+    """
+
+    code = "STORE_UNAVAILABLE"
+    remediation = "Retry after Retry-After seconds; GET /ready shows which store is down."
+
+    def __init__(
+        self, message: str, *, retry_after: float, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
 
 
 class ParseError(ValueError):

@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tokenpulse import __version__
+from tokenpulse.observability._fault_metrics import FaultMetrics
 from tokenpulse.observability._http_metrics import LATENCY_BUCKETS, HttpMetrics
 
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -45,6 +46,7 @@ class Metrics:
         # HTTP: counted by our own collector, ~10x cheaper per request than client objects
         self.http = HttpMetrics()
         r.register(self.http)
+        self.faults = FaultMetrics(r)  # failure behaviour: resyncs, lock, unwritten rows
 
         # access control
         self.rate_limit_decisions = Counter(

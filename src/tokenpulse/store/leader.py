@@ -1,13 +1,18 @@
 """Leader election for ``ROLE=all`` instances: the holder of a Redis lock ingests (SPEC §10).
 
 The lock is redis-py's :class:`~redis.asyncio.lock.Lock` (``SET NX PX`` plus atomic Lua for
-renewal and release): nothing home-made. The leader renews it every third of its TTL and
-steps down at once when the lock turns out to be someone else's; the others try to take it
-on the same cadence and so take over within a TTL of a leader's death.
+renewal and release): nothing home-made. The leader renews it every quarter of its TTL (each
+Redis call bounded by that quarter, so a stalled Redis cannot hold the loop past a TTL); the
+others try to take it on the same cadence, so a dead leader is replaced within about a TTL
+and a quarter (``LEADER_TTL``, 2 s by default), and a leader that stops (SIGTERM) releases
+it at once. A renewal that finds the lock expired after a blip takes it again when nobody
+else did, and steps down only when another instance holds it.
 
 Redis being unreachable must not stop the data (SPEC §13): a leader that cannot renew keeps
 leading, and an instance that has not been able to reach Redis for a whole TTL starts
-ingesting *provisionally*. When Redis answers again, a provisional leader takes the lock or,
+ingesting *provisionally*. Either is "ingesting without the lock" — a warning log line,
+the ``tokenpulse_ingesting_without_lock`` gauge and :attr:`LeaderElection.lock_state` (shown
+by ``/api/v1/sources``) say so. When Redis answers again, such a leader takes the lock or,
 if another instance holds it, steps down. The price of availability is that two instances
 may both poll during a network partition; every write they make is an idempotent upsert.
 """
@@ -31,6 +36,7 @@ from tokenpulse.observability.metrics import Metrics
 log = structlog.get_logger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+DEFAULT_TTL = 2.0
 
 
 async def _nothing() -> None:
@@ -50,13 +56,13 @@ class LeaderElection:
         redis: Redis,
         *,
         key: str,
-        ttl: float = 10.0,
+        ttl: float = DEFAULT_TTL,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.key = key
         self.ttl = ttl
-        self.interval = ttl / 3
+        self.interval = ttl / 4
         self.identity = instance_id()
         self._lock = Lock(redis, key, timeout=ttl, thread_local=False)
         self._on_elected: Hook = _nothing
@@ -66,13 +72,45 @@ class LeaderElection:
         self._leader = False
         self._provisional = False
         self._unreachable_since: float | None = None
+        self._renewed_at = clock()  # the last moment the lock was surely ours
+        self._without_lock = False
         self._stopping = asyncio.Event()
         if metrics is not None:
             metrics.leader.set_function(lambda: 1.0 if self._leader else 0.0)
+            metrics.faults.ingesting_without_lock.set_function(
+                lambda: 1.0 if self.without_lock else 0.0
+            )
 
     @property
     def is_leader(self) -> bool:
         return self._leader
+
+    @property
+    def without_lock(self) -> bool:
+        """This instance ingests although it cannot hold the lock (Redis unreachable)."""
+        if not self._leader:
+            return False
+        return self._provisional or self._clock() - self._renewed_at > self.ttl
+
+    @property
+    def lock_state(self) -> str:
+        """``held``, ``not held`` or ``ingesting without the lock`` (for /api/v1/sources)."""
+        if self.without_lock:
+            return "ingesting without the lock"
+        return "held" if self._leader else "not held"
+
+    def _note_lock(self) -> None:
+        """Log once when ingesting without the lock starts and when it ends."""
+        without = self.without_lock
+        if without and not self._without_lock:
+            log.warning(
+                "ingesting without the ingest lock: Redis is unreachable, another instance "
+                "may ingest too",
+                instance=self.identity,
+            )
+        elif self._without_lock and not without:
+            log.info("holding the ingest lock again", instance=self.identity)
+        self._without_lock = without
 
     async def run(self, *, on_elected: Hook, on_deposed: Hook) -> None:
         """Campaign until :meth:`stop`, calling the hooks on changes; never raises on Redis
@@ -83,17 +121,27 @@ class LeaderElection:
                 await self._renew()
             else:
                 await self._campaign()
+            self._note_lock()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.interval)
 
+    async def _acquire(self) -> bool:
+        """One non-blocking attempt to take the lock, bounded by the renewal interval."""
+        acquired = await asyncio.wait_for(
+            self._lock.acquire(blocking=False, token=self.identity), self.interval
+        )
+        if acquired:
+            self._renewed_at = self._clock()
+        return bool(acquired)
+
     async def _campaign(self) -> None:
         try:
-            acquired = await self._lock.acquire(blocking=False, token=self.identity)
-        except RedisError as exc:
+            acquired = await self._acquire()
+        except (RedisError, TimeoutError) as exc:
             now = self._clock()
             if self._unreachable_since is None:
                 self._unreachable_since = now
-                log.warning("leader election cannot reach Redis", error=str(exc))
+                log.warning("leader election cannot reach Redis", error=repr(exc))
             elif now - self._unreachable_since >= self.ttl:
                 self._provisional = True
                 await self._elect("Redis unreachable for a whole TTL: ingesting provisionally")
@@ -112,17 +160,23 @@ class LeaderElection:
     async def _renew(self) -> None:
         try:
             if self._provisional:
-                if await self._lock.acquire(blocking=False, token=self.identity):
+                if await self._acquire():
                     self._provisional = False
                     log.info("Redis is back: took the ingest lock", instance=self.identity)
                 else:
                     await self._step_down("Redis is back and another instance holds the lock")
                 return
-            await self._lock.reacquire()
-        except LockError:
-            await self._step_down("the lock is no longer ours")
-        except RedisError as exc:
-            log.debug("cannot renew the ingest lock; leading on", error=str(exc))
+            try:
+                await asyncio.wait_for(self._lock.reacquire(), self.interval)
+                self._renewed_at = self._clock()
+            except LockError:
+                # Expired during a blip: take it again unless somebody else has.
+                if await self._acquire():
+                    log.info("re-acquired the ingest lock after a blip", instance=self.identity)
+                else:
+                    await self._step_down("the lock is no longer ours")
+        except (RedisError, TimeoutError) as exc:
+            log.debug("cannot renew the ingest lock; leading on", error=repr(exc))
 
     async def _step_down(self, reason: str) -> None:
         if not self._leader:
@@ -141,9 +195,10 @@ class LeaderElection:
             log.exception("leader hook failed", hook=name)
 
     async def stop(self) -> None:
-        """Stop campaigning; a leader runs ``on_deposed`` and releases the lock at once."""
+        """Stop campaigning; a leader runs ``on_deposed`` and releases the lock at once, so
+        another instance takes over without waiting for the TTL (a rolling deploy)."""
         self._stopping.set()
         if self._leader:
             await self._step_down("shutting down")
-            with contextlib.suppress(LockError, RedisError):
-                await self._lock.release()
+            with contextlib.suppress(LockError, RedisError, TimeoutError):
+                await asyncio.wait_for(self._lock.release(), self.ttl)

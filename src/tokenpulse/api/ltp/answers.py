@@ -308,14 +308,18 @@ class LtpEndpoints:
                         "INVALID_PARAMETER", exc.message, details={"parameter": NUMBERS_PARAMETER}
                     )
                     return LtpAnswer(400, body)
+        marker = b""
         try:
             views = await self.prices.cached_views()
-        except StoreError as exc:
-            return LtpAnswer(500, flat_error_body("CACHE_ERROR", exc.message))
+        except StoreError:
+            # The cache is unreachable: answer from this instance's memory, and say so.
+            held = self.prices.views()
+            views = [held[pair] for pair in sorted(held, key=str)]
+            marker = b',"source":"memory"'
         moment = self.prices.clock() if now is None else now
         render = self.prices.render_strings if strings else self.prices.render
         rendered = [render(view, moment) for view in views]
-        return LtpAnswer(200, b'{"ltp":[' + b",".join(rendered) + b"]}")
+        return LtpAnswer(200, b'{"ltp":[' + b",".join(rendered) + b"]" + marker + b"}")
 
     # ------------------------------------------------------------ POST /api/v1/ltp/refresh
 

@@ -146,6 +146,25 @@ def documented_error(status: int, *, flat: bool = False, description: str = "") 
     }
 
 
+def store_unavailable_error() -> dict[str, Any]:
+    """The OpenAPI entry of 503 STORE_UNAVAILABLE (a store the answer needs is down)."""
+    return {
+        "description": "STORE_UNAVAILABLE: the history store is unreachable; see Retry-After "
+        "(the answer names no driver or host)",
+        "model": ErrorResponse,
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        },
+        "content": {
+            "application/json": {
+                "example": standard_example(
+                    "STORE_UNAVAILABLE", "the history store is unavailable; try again shortly"
+                )
+            }
+        },
+    }
+
+
 def documented_errors(*statuses: int, flat: bool = False) -> dict[int | str, dict[str, Any]]:
     """``responses`` entries for several error statuses."""
     return {status: documented_error(status, flat=flat) for status in statuses}

@@ -67,6 +67,11 @@ class LtpResponse(BaseModel):
 
     ltp: list[LtpEntry]
     errors: list[PairError] | None = Field(None, description="Only in a 206")
+    source: str | None = Field(
+        None,
+        description="Only in `/api/v1/ltp/cached`: `memory` when the cache is unreachable "
+        "and the answer comes from this instance's memory instead",
+    )
 
 
 class LtpFailure(FlatError):
@@ -166,15 +171,9 @@ LTP_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 CACHED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Every price in the cache"},
-    500: {
-        "description": "CACHE_ERROR: the cache did not answer",
-        "model": FlatError,
-        "content": {
-            "application/json": {
-                "example": flat_example("CACHE_ERROR", "redis cache unavailable: timed out")
-            }
-        },
+    200: {
+        "description": "Every price in the cache; when the cache is unreachable, every price "
+        'this instance holds in memory, marked `"source": "memory"`'
     },
 }
 

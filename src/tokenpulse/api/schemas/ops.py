@@ -44,6 +44,7 @@ class ReadyResponse(BaseModel):
                     "cache": "ready",
                     "database": "ready",
                     "sources": {"kraken_ws": "connected"},
+                    "bus": {"state": "ready", "heartbeat_age_seconds": 0.4},
                     "prices": {"available": 4, "missing": []},
                 },
                 "errors": [],
@@ -118,6 +119,12 @@ class SourceReport(BaseModel):
         "pairs the aggregate serves now (aggregate_serving)",
     )
     market: dict[str, Any] | None = None
+    ingest_lock: str = Field(
+        "not used",
+        description="held, not held, ingesting without the lock (Redis unreachable: another "
+        "instance may ingest too), or not used (no election)",
+    )
+    ingesting_without_lock: bool = False
 
 
 class SourceList(Success):

@@ -17,6 +17,7 @@ streams at once (call it when SIGTERM arrives). Tokens are resolved and seeded t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -107,6 +108,9 @@ class Streams:
             access=self.access,
         )
         self._detach: Any = None
+        self._unwatch: Any = None
+        self._bus_down = False
+        self._resync_task: asyncio.Task[None] | None = None
 
     def seed(self, key: str) -> dict[str, Any] | None:
         """The value this instance already serves for a key (before the hub heard of it)."""
@@ -172,7 +176,35 @@ class Streams:
         """Feed the hub from the bus and start the Socket.IO dispatcher (idempotent)."""
         if self._detach is None:
             self._detach = self.hub.attach(self.container.bus)
+            self._unwatch = self.container.bus.watch(self.bus_state_changed)
         await self.gateway.start()
+
+    def bus_state_changed(self, healthy: bool) -> None:
+        """The bus went down: a follower flags every key stale (its streams stay open). The
+        bus came back: every subscriber gets a fresh snapshot (a resync, counted)."""
+        faults = self.container.metrics.faults
+        if not healthy:
+            self._bus_down = True
+            if not self.container.state.ingesting:
+                self.hub.mark_all_stale()
+                faults.stream_stale_signals.inc()
+            return
+        if self._bus_down:
+            self._bus_down = False
+            self._resync_task = asyncio.create_task(self._resync(), name="stream-resync")
+
+    async def _resync(self) -> None:
+        """After a bus outage: a follower first loads the leader's latest values (what it
+        missed) into its services and the hub; then every subscriber gets a snapshot."""
+        container = self.container
+        if not container.state.ingesting:
+            await container.state.reload_latest()
+            for pair, view in container.prices.views().items():
+                self.hub.publish_pair(str(pair), orjson.loads(view.body))
+            for token in container.tokens.views():
+                self.hub.publish_token(token.snapshot.id, orjson.loads(token.body))
+        self.hub.resync()
+        container.metrics.faults.stream_resyncs.inc()
 
     async def drain(self) -> None:
         """End every stream now (SSE responses finish, Socket.IO clients are disconnected)."""
@@ -185,7 +217,10 @@ class Streams:
         await self.gateway.stop()
         if self._detach is not None:
             self._detach()
-            self._detach = None
+            self._unwatch()
+            self._detach = self._unwatch = None
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_task.cancel()
 
 
 def _stream_access(access: AccessServices | None) -> StreamAccess | None:

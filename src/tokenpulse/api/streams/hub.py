@@ -128,6 +128,7 @@ class StreamHub:
         self._by_key: dict[str, set[Subscriber]] = {}
         self._wild: dict[str, set[Subscriber]] = {PAIR_PREFIX: set(), TOKEN_PREFIX: set()}
         self._subscribers: set[Subscriber] = set()
+        self._suspect = False  # every value may be out of date: the bus is down (follower)
         if metrics is not None:
             for transport in TRANSPORTS:
                 metrics.gauge_function(
@@ -195,7 +196,7 @@ class StreamHub:
         if stream is None or stream.received is None or self.stale_after is None:
             return None
         age = age_ms(self._fresh_at(stream), now)
-        return age, is_stale(age, self.stale_after)
+        return age, self._suspect or is_stale(age, self.stale_after)
 
     def _fresh_at(self, stream: Stream) -> float:
         assert stream.received is not None
@@ -240,6 +241,36 @@ class StreamHub:
         self._check_stale(stream, data)
         if data.get("stale") and not stream.data.get("stale"):
             self._change(stream, data, {"stale": True}, split_key(key)[0])
+
+    def mark_all_stale(self) -> int:
+        """Flag every key's value stale (the bus is down and this instance does not ingest:
+        it cannot know whether its values are current); returns the keys that changed."""
+        self._suspect = True
+        changed = 0
+        for stream in list(self._streams.values()):
+            if not stream.data.get("stale"):
+                data = {**stream.data, "stale": True}
+                self._change(stream, data, {"stale": True}, split_key(stream.key)[0])
+                changed += 1
+        return changed
+
+    def resync(self) -> int:
+        """Send every subscriber a fresh snapshot of every key it follows (the bus is back:
+        whatever was missed is replaced by the current state); ``stale`` is measured again
+        from each value's age. Returns the subscribers resynced."""
+        self._suspect = False
+        for stream in self._streams.values():
+            if stream.data.get("stale"):
+                data = dict(stream.data)
+                self._check_stale(stream, data)
+                if not data.get("stale"):
+                    stream.seq += 1
+                    stream.data = data
+                    stream.messages.clear()
+        subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber.resnapshot_all()
+        return len(subscribers)
 
     def publish_pair(self, pair: str, data: Mapping[str, Any]) -> bool:
         """Publish the LTP state of a canonical pair (``BTC/USD``) on this instance."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_TTL = 300.0
-DEFAULT_MAX_ENTRIES = 50_000
+DEFAULT_MAX_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +56,24 @@ class ResumeStore:
         """Keep a connection's subscriptions (nothing to keep: nothing stored)."""
         if not keys and not wildcards:
             return
-        self._saved[resume_id] = SavedSubscriptions(principal, self.clock(), keys, wildcards)
+        now = self.clock()
+        self._expire(now)  # on every save too: a churn of clients that never resume is bounded
+        self._saved[resume_id] = SavedSubscriptions(principal, now, keys, wildcards)
         self._saved.move_to_end(resume_id)
         while len(self._saved) > self.max_entries:
             self._saved.popitem(last=False)
 
-    def take(self, resume_id: str, principal: str | None) -> SavedSubscriptions | None:
-        """The saved subscriptions of ``resume_id`` for ``principal``, removed from the store."""
-        now = self.clock()
-        while self._saved:  # expire the oldest entries first
+    def _expire(self, now: float) -> None:
+        """Drop the entries older than ``ttl`` (the oldest are first)."""
+        while self._saved:
             oldest = next(iter(self._saved.values()))
             if now - oldest.saved_at <= self.ttl:
                 break
             self._saved.popitem(last=False)
+
+    def take(self, resume_id: str, principal: str | None) -> SavedSubscriptions | None:
+        """The saved subscriptions of ``resume_id`` for ``principal``, removed from the store."""
+        self._expire(self.clock())
         saved = self._saved.get(resume_id)
         if saved is None or saved.principal != principal:
             return None

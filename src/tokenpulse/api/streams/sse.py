@@ -163,12 +163,18 @@ class EventStream(Response):
             if reason == "shutdown":  # finish the response cleanly; a client reconnects
                 await self._send(send, {"type": "http.response.body", "body": b""})
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            self.hub.close(subscriber, reason)
+            self.hub.close(subscriber, reason)  # first: nothing below may skip it
             if self.access is not None:
                 self.access.close(sid)
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                # The watcher's own cancellation ends here; a cancellation of this request
+                # (server shutdown, a vanished client) must go on, not be swallowed.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
 
     async def _admit(
         self,

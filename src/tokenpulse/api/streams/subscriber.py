@@ -132,6 +132,13 @@ class Subscriber:
             self._drop(key)
         return True
 
+    def resnapshot_all(self) -> None:
+        """A fresh snapshot of every subscribed key (a resync after a bus outage)."""
+        now = self.hub.clock()
+        for key, slot in self.subs.items():
+            self._resnapshot(key, slot, now)
+        self._kick(now)
+
     def keys(self, prefix: str = "", *, explicit: bool = True) -> list[str]:
         """Subscribed keys with ``prefix`` (named ones only, unless ``explicit=False``)."""
         return [

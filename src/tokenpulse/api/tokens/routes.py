@@ -12,7 +12,11 @@ from fastapi.responses import Response
 
 from tokenpulse.api.deps import ApiServices, ServicesDep
 from tokenpulse.api.schemas import HistoryResponse, TokenList, TokenResponse, VelocityResponse
-from tokenpulse.api.schemas.errors import documented_error, documented_errors
+from tokenpulse.api.schemas.errors import (
+    documented_error,
+    documented_errors,
+    store_unavailable_error,
+)
 from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.api.tokens.queries import check_history_depth
 from tokenpulse.domain.errors import TokenNotFound
@@ -161,6 +165,7 @@ async def get_velocity(
         ),
         **documented_errors(403, 404, 409),
         500: documented_error(500),
+        503: store_unavailable_error(),
     },
 )
 async def get_history(

@@ -9,10 +9,17 @@ those bytes, and the hot read path only splices in the age.
 A value's age counts from when it was last known current: its receive time, or a later
 heartbeat of its source (:meth:`PriceService.confirm`), since an exchange sends nothing for
 a pair that does not trade. Every answer gets its age from :meth:`PriceService.age_ms`.
+
+A remote cache (Redis) is written behind: :meth:`PriceService.accept` never waits for it, so
+a stalled or unreachable Redis cannot hold up ingestion (and with it the history writer and
+the streams). The newest value per pair waits for the next write; one task writes them in
+batches, and backs off while the cache fails.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -29,6 +36,7 @@ from tokenpulse.wire.ltp import LtpView
 log = structlog.get_logger(__name__)
 
 CACHE_KEY_PREFIX = "ltp:"
+CACHE_RETRY_SECONDS = 0.5  # the write-behind waits this long after a failed write
 
 #: Called with every accepted value; ``view.body`` is its JSON, built once (bus, history).
 Publisher = Callable[[LtpView], Awaitable[None]]
@@ -59,6 +67,9 @@ class PriceService:
         self._confirmed: dict[str, float] = {}
         self._publishers: list[Publisher] = []
         self._cache_failing = False
+        self._cache_dirty: dict[Pair, LtpView] = {}
+        self._cache_writer: asyncio.Task[None] | None = None
+        self._write_behind = cache.backend != "memory"
         for pair in self.pairs:
             name = str(pair)
             metrics.price_age.labels(name).set_function(self._age_function(pair))
@@ -111,16 +122,45 @@ class PriceService:
             self._confirmed[source] = moment
 
     async def _write_cache(self, pair: Pair, view: LtpView) -> None:
+        if not self._write_behind:  # in memory: cannot stall, write at once
+            await self._store({CACHE_KEY_PREFIX + str(pair): view.body})
+            return
+        self._cache_dirty[pair] = view
+        if self._cache_writer is None or self._cache_writer.done():
+            self._cache_writer = asyncio.create_task(self._drain_cache(), name="ltp-cache-writer")
+
+    async def _drain_cache(self) -> None:
+        while self._cache_dirty:
+            items = {CACHE_KEY_PREFIX + str(p): v.body for p, v in self._cache_dirty.items()}
+            self._cache_dirty.clear()
+            if not await self._store(items):
+                await asyncio.sleep(CACHE_RETRY_SECONDS)
+
+    async def _store(self, items: dict[str, bytes]) -> bool:
         try:
-            await self.cache.set(CACHE_KEY_PREFIX + str(pair), view.body, self.cache_ttl)
+            if len(items) == 1:
+                ((key, body),) = items.items()
+                await self.cache.set(key, body, self.cache_ttl)
+            else:
+                await self.cache.set_many(items, self.cache_ttl)
         except StoreError as exc:
             if not self._cache_failing:
                 log.warning("cache write failed; serving from memory", error=str(exc))
             self._cache_failing = True
-        else:
-            if self._cache_failing:
-                log.info("cache writes recovered")
-            self._cache_failing = False
+            return False
+        if self._cache_failing:
+            log.info("cache writes recovered")
+        self._cache_failing = False
+        return True
+
+    async def stop_cache_writes(self) -> None:
+        """Stop the write-behind task (shutdown; what it still holds is not needed: the
+        cache is a copy of what this instance serves)."""
+        task, self._cache_writer = self._cache_writer, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # ---------------------------------------------------------------- reads
 

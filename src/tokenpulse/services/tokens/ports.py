@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 from tokenpulse.domain.pairs import Pair
@@ -98,6 +99,18 @@ class HistoryBatcher(Protocol):
 
     async def stop(self, timeout: float = ...) -> int:  # noqa: ASYNC109
         """Stop :meth:`run` and write what is left; rows that could not be written."""
+        ...
+
+    def unwritten(self) -> dict[str, int]:
+        """Rows still buffered, per table (shutdown accounting)."""
+        ...
+
+    def spill(self, path: Path) -> int:
+        """Append the buffered rows to a spill file and forget them; returns the rows."""
+        ...
+
+    def load_spill(self, path: Path) -> int:
+        """Buffer the rows of a spill file and remove it; returns the rows."""
         ...
 
 

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import structlog
@@ -28,6 +29,7 @@ from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.store.history.models import epoch_seconds, snapshot_time, ticker_time
 from tokenpulse.store.history.repository import HistoryRepository
+from tokenpulse.store.history.spill import load_rows, save_rows
 
 log = structlog.get_logger(__name__)
 
@@ -218,7 +220,35 @@ class HistoryWriter:
                 await self.flush()
         except TimeoutError:
             log.warning("history final flush timed out", timeout=timeout)
-        left = self.buffered
-        if left:
-            log.warning("history rows not written at shutdown", rows=left)
-        return left
+        return self.buffered  # the runtime accounts for them (one error line, spill, exit)
+
+    # -- shutdown accounting (SPEC §13) ------------------------------------------------------
+
+    def unwritten(self) -> dict[str, int]:
+        """Rows still buffered, per table."""
+        return {b.table: len(b.entries) for b in (self._tokens, self._ltp)}
+
+    def spill(self, path: Path) -> int:
+        """Append every buffered row to the spill file and forget them; returns the rows."""
+        written = save_rows(
+            path,
+            [e.row for e in self._tokens.entries.values()],
+            [e.row for e in self._ltp.entries.values()],
+        )
+        self._tokens.entries.clear()
+        self._ltp.entries.clear()
+        return written
+
+    def load_spill(self, path: Path) -> int:
+        """Buffer the rows of a spill file left by an earlier run and remove it; they are
+        written with the next flush (and spilled again if they still cannot be). Returns
+        the rows loaded."""
+        tokens, ltp, bad = load_rows(path)
+        for snapshot in tokens:
+            self.add_token(snapshot)
+        for ticker in ltp:
+            self.add_ltp(ticker)
+        if bad:
+            log.warning("spill file lines unreadable; skipped", path=str(path), lines=bad)
+        path.unlink()
+        return len(tokens) + len(ltp)

@@ -1,0 +1,154 @@
+"""Shutdown with the history store down (SPEC §13): the rows still buffered are counted in
+one error line per shutdown, spilled to ``HISTORY_SPILL_PATH`` and replayed at the next
+start, and the exit code says so. Real ``tokenpulse serve`` processes, PostgreSQL behind
+the fault proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from structlog.testing import capture_logs
+
+from tests.fakes._loopback import free_port
+from tests.fakes.kraken_rest import FakeKrakenRest
+from tests.fakes.kraken_ws import FakeKrakenWs
+from tests.faults.proxy import TcpProxy
+from tests.faults.test_leadership import Processes
+from tests.helpers import in_memory_settings, wait_for
+from tokenpulse.runtime import create_runtime
+from tokenpulse.store.history.models import ltp_samples
+
+DEADLINE = 20.0
+PRICE = Decimal("75555.25")
+
+
+async def _count_price(url: str) -> int:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            count = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(ltp_samples)
+                .where(ltp_samples.c.price == PRICE)
+            )
+    finally:
+        await engine.dispose()
+    return int(count or 0)
+
+
+def _log_lines(path: Path, event: str) -> list[dict[str, object]]:
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") == event:
+            lines.append(entry)
+    return lines
+
+
+async def test_rows_left_at_shutdown_are_counted_spilled_and_replayed(
+    kraken_ws: FakeKrakenWs,
+    kraken_rest: FakeKrakenRest,
+    http: httpx.AsyncClient,
+    pg_proxy: TcpProxy,
+    proxied_pg_url: str,
+    pg_session_url: str,
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PORT": str(port),
+        "SOURCES": "kraken",
+        "KRAKEN_WS_URL": kraken_ws.url,
+        "KRAKEN_REST_URL": kraken_rest.base_url,
+        "DATABASE_URL": proxied_pg_url,
+        "SHUTDOWN_TIMEOUT": "3s",
+        "LOG_LEVEL": "info",
+    }
+    processes = Processes()
+    try:
+        first = processes.serve(env, tmp_path, "first")
+
+        async def serving() -> bool:
+            try:
+                return (await http.get(f"{base}/api/v1/ltp?pair=BTC/USD")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        await wait_for(serving, DEADLINE, message="the first process serving")
+        pg_proxy.cut()
+        await kraken_ws.send_ticker("BTC/USD", last=PRICE)
+
+        async def buffered() -> bool:
+            metrics = (await http.get(f"{base}/metrics")).text
+            return "tokenpulse_history_buffered_rows 0.0" not in metrics
+
+        await wait_for(buffered, DEADLINE, message="rows buffered while PostgreSQL is down")
+        first.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(first.wait, 30)
+        (line,) = _log_lines(tmp_path / "first.log", "history rows not written at shutdown")
+        spill = tmp_path / "data" / "history-spill.jsonl"
+        print(f"\nFIGURE shutdown with PostgreSQL down: exit {code}, {line['rows']} spilled")
+        assert code != 0
+        assert line["level"] == "error"
+        assert line["rows"]["ltp_samples"] >= 1  # type: ignore[index]
+        assert line["spilled_to"] == str(Path("data") / "history-spill.jsonl")
+        assert spill.exists()
+        assert b"75555.25" in spill.read_bytes()
+
+        pg_proxy.restore()
+        second = processes.serve(env, tmp_path, "second")
+        await wait_for(serving, DEADLINE, message="the second process serving")
+
+        async def replayed() -> bool:
+            return await _count_price(pg_session_url) == 1
+
+        await wait_for(replayed, DEADLINE, message="the spilled row written at the next start")
+        assert not spill.exists()
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(second.wait, 30) == 0
+        assert _log_lines(
+            tmp_path / "second.log", "replaying history rows spilled at the last shutdown"
+        )
+    finally:
+        processes.close()
+
+
+async def test_without_a_spill_file_the_lost_rows_are_counted_and_the_exit_code_says_so(
+    pg_proxy: TcpProxy, proxied_pg_url: str
+) -> None:
+    settings = in_memory_settings(
+        history_enabled=True,
+        database_url=proxied_pg_url,
+        history_spill_path="",
+        shutdown_timeout="2s",
+    )
+    runtime = create_runtime(settings)
+    writer = runtime.container.market.writer if runtime.container.market else None
+    assert writer is not None
+    await runtime.start()
+    try:
+        await wait_for(runtime.container.prices.views, DEADLINE, message="replayed prices")
+        pg_proxy.cut()
+        await wait_for(lambda: writer.unwritten()["ltp_samples"], DEADLINE, message="buffered")
+    finally:
+        with capture_logs() as logs:
+            await runtime.stop()
+    (line,) = [e for e in logs if e["event"] == "history rows not written at shutdown"]
+    assert line["log_level"] == "error"
+    assert line["rows"]["ltp_samples"] >= 1
+    assert line["spilled_to"] is None
+    assert runtime.exit_code == 1
+    assert not (Path.cwd() / "data" / "history-spill.jsonl").exists()  # the default is off
