@@ -16,7 +16,7 @@ import pytest
 from tests.contract.conftest import LiveApp
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
-PACKAGE = "tokenpulse_client"
+PACKAGE = "tokenpulse_generated_client"  # not tokenpulse_client: that is ours
 
 
 @pytest.fixture(scope="module")

@@ -1,43 +1,102 @@
-"""The tokenpulse Python client: typed REST calls and live streams that survive restarts.
+"""tokenpulse's Python client: typed REST calls, live streams, typed errors, pandas frames.
 
-Needs only ``httpx`` (and ``python-socketio[asyncio_client]`` for Socket.IO streams); it
-imports nothing else from tokenpulse, so it can be used without the server's dependencies::
+Needs only ``httpx``; it imports nothing of the tokenpulse server, so it installs without the
+server's dependencies (``pip install ./clients/python``)::
 
-    from tokenpulse.client import TokenpulseClient
+    from tokenpulse_client import TokenpulseClient
 
-    for update in TokenpulseClient("http://127.0.0.1:8080").stream(pairs=["BTC/USD"]):
-        print(update.id, update.state["amount"], update.seq)
+    with TokenpulseClient("http://127.0.0.1:8080", retries=3) as tp:
+        print(tp.ltp("BTC/USD")["BTC/USD"].amount)          # a Decimal
+        for token in tp.iter_tokens(sort="velocity"):         # every page
+            print(token.id, token.velocity, token.as_of)      # Decimal, aware datetime
+        for update in tp.stream(pairs=["BTC/USD"]):           # SSE, or Socket.IO if installed
+            print(update.id, update.state["amount"], update.seq)
 
-or, in asyncio code, ``async for update in AsyncTokenpulseClient(…).stream(…)``. Each
-:class:`Update` carries the merged full ``state`` of its key; the stream reconnects,
-resubscribes and refetches a snapshot after a ``seq`` gap by itself.
+``AsyncTokenpulseClient`` has the same calls for asyncio code. Each :class:`Update` carries
+the merged full ``state`` of its key; the stream reconnects, resubscribes and refetches a
+snapshot after a ``seq`` gap by itself. Errors are :class:`TokenpulseError` subclasses
+(:class:`RateLimited` with ``retry_after``, :class:`NotFound`, :class:`StaleData`, …).
 """
 
-from tokenpulse.client._http import AsyncTokenpulseClient, TokenpulseClient
-from tokenpulse.client._models import (
+from tokenpulse_client._async import AsyncTokenpulseClient
+from tokenpulse_client._calls import Detail, Granularity, Numbers, SortOrder, TokenSort
+from tokenpulse_client._errors import (
+    AmbiguousToken,
+    APIError,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServerError,
+    StaleData,
+    StreamError,
+    TokenpulseError,
+    TransportError,
+    Unauthorized,
+    Unavailable,
+    UpstreamError,
+)
+from tokenpulse_client._models import (
     Health,
+    History,
+    HistoryPoint,
     LtpResult,
     PairError,
     PairInfo,
     Price,
-    StreamError,
+    Readiness,
+    RefreshResult,
     Token,
     TokenPage,
-    TokenpulseAPIError,
+    Trend,
     Update,
+    Velocity,
 )
+from tokenpulse_client._stream import Transport
+from tokenpulse_client._sync import TokenpulseClient
+
+__version__ = "0.1.0"
+
+# The name the client had inside the server package: kept so existing code still catches it.
+TokenpulseAPIError = APIError
 
 __all__ = [
+    "APIError",
+    "AmbiguousToken",
     "AsyncTokenpulseClient",
+    "BadRequest",
+    "Detail",
+    "Forbidden",
+    "Granularity",
     "Health",
+    "History",
+    "HistoryPoint",
     "LtpResult",
+    "NotFound",
+    "Numbers",
     "PairError",
     "PairInfo",
     "Price",
+    "RateLimited",
+    "Readiness",
+    "RefreshResult",
+    "ServerError",
+    "SortOrder",
+    "StaleData",
     "StreamError",
     "Token",
     "TokenPage",
+    "TokenSort",
     "TokenpulseAPIError",
     "TokenpulseClient",
+    "TokenpulseError",
+    "Transport",
+    "TransportError",
+    "Trend",
+    "Unauthorized",
+    "Unavailable",
     "Update",
+    "UpstreamError",
+    "Velocity",
+    "__version__",
 ]
