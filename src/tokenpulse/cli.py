@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tokenpulse import __version__
+from tokenpulse import cli_watch as _cli_watch
 from tokenpulse.settings import ConfigError, LoadedSettings, describe_settings, load_settings
 
 EXIT_CONFIG = 2
@@ -179,6 +180,10 @@ def pairs() -> None:
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# Commands kept in modules of their own (cli.py stays short): `watch`.
+_cli_watch.register(app)
 
 
 def main() -> None:

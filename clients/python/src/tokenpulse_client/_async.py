@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -262,15 +262,17 @@ class AsyncTokenpulseClient:
         min_interval_ms: int | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        on_status: Callable[[str], None] | None = None,
     ) -> AsyncIterator[Update]:
         """Live updates of ``pairs`` and ``tokens``, merged into full state, for ever.
 
         Reconnects with capped exponential backoff, resubscribes, and refetches a snapshot
         when a ``seq`` gap shows a lost message. ``transport`` is ``"socketio"`` (needs the
         ``socketio`` extra), ``"sse"`` (httpx only) or ``"auto"`` (Socket.IO when installed).
+        ``on_status`` is called with ``"connected"`` and ``"reconnecting"`` as the link changes.
         """
         options = self._settings.stream_options(
-            pairs, tokens, transport, min_interval_ms, backoff_initial, backoff_max
+            pairs, tokens, transport, min_interval_ms, backoff_initial, backoff_max, on_status
         )
         return stream_updates(options)
 

@@ -7,7 +7,7 @@ waiting longer than ``max_retry_wait`` at once; then the typed error is raised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -66,6 +66,7 @@ class ClientConfig:
         min_interval_ms: int | None,
         backoff_initial: float,
         backoff_max: float,
+        on_status: Callable[[str], None] | None = None,
     ) -> StreamOptions:
         return StreamOptions(
             base_url=self.base_url,
@@ -77,6 +78,7 @@ class ClientConfig:
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
             numbers=self.numbers,
+            on_status=on_status,
         )
 
 

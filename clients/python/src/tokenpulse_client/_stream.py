@@ -18,7 +18,7 @@ import contextlib
 import importlib.util
 import json
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -51,6 +51,13 @@ class StreamOptions:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     numbers: Literal["number", "string"] = "number"
+    # Told "connected" when a connection is up and subscribed, "reconnecting" when it is lost.
+    on_status: Callable[[str], None] | None = None
+
+    def status(self, status: str) -> None:
+        """Tell ``on_status`` (if any) how the connection is."""
+        if self.on_status is not None:
+            self.on_status(status)
 
 
 def resolve_transport(transport: str) -> Literal["socketio", "sse"]:
@@ -154,6 +161,7 @@ async def _socketio(options: StreamOptions) -> AsyncGenerator[Update, None]:
             except socketio.exceptions.ConnectionError:
                 if refused.get("code") == "UNAUTHORIZED":
                     raise StreamError("UNAUTHORIZED", str(refused.get("message"))) from None
+                options.status("reconnecting")
                 await backoff.wait()
                 continue
             tracker.reset()
@@ -161,6 +169,7 @@ async def _socketio(options: StreamOptions) -> AsyncGenerator[Update, None]:
                 if ids:
                     await _subscribe(client, kind, list(ids), options)
             backoff.reset()
+            options.status("connected")
             while True:
                 kind, data = await queue.get()
                 if kind == "closed":
@@ -175,6 +184,7 @@ async def _socketio(options: StreamOptions) -> AsyncGenerator[Update, None]:
         finally:
             with contextlib.suppress(Exception):
                 await client.disconnect()
+        options.status("reconnecting")
         await backoff.wait()
 
 
@@ -243,6 +253,7 @@ async def _sse(options: StreamOptions) -> AsyncGenerator[Update, None]:
                         break
                     if kind == "open":
                         backoff.reset()
+                        options.status("connected")
                         continue
                     result = tracker.apply(kind, data)
                     if result is _GAP:
@@ -253,6 +264,7 @@ async def _sse(options: StreamOptions) -> AsyncGenerator[Update, None]:
                 for reader in readers:
                     reader.cancel()
                 await asyncio.gather(*readers, return_exceptions=True)
+            options.status("reconnecting")
             await backoff.wait()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -261,6 +261,7 @@ class TokenpulseClient:
         min_interval_ms: int | None = None,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        on_status: Callable[[str], None] | None = None,
     ) -> Iterator[Update]:
         """Blocking form of :meth:`AsyncTokenpulseClient.stream` (runs its own event loop).
 
@@ -270,7 +271,7 @@ class TokenpulseClient:
         reconnects and resubscribes).
         """
         options = self._settings.stream_options(
-            pairs, tokens, transport, min_interval_ms, backoff_initial, backoff_max
+            pairs, tokens, transport, min_interval_ms, backoff_initial, backoff_max, on_status
         )
         updates = stream_updates(options)
         # A Runner, not a bare loop: closing it cancels what the Socket.IO client left
