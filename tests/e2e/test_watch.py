@@ -10,6 +10,7 @@ import select
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,10 @@ class Terminal:
     """A child process on a pseudo-terminal and what it has drawn so far."""
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        pid, fd = pty.fork()
+        with warnings.catch_warnings():
+            # Python ≥ 3.12 warns about fork() in a threaded process; the child only execs.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid, fd = pty.fork()
         if pid == 0:  # the child: the pty is its controlling terminal
             os.execve(argv[0], argv, env)  # noqa: S606 (a known interpreter, no shell)
         self.pid, self.fd, self.output = pid, fd, b""
