@@ -34,6 +34,8 @@ from tokenpulse_client import (
 
 DEADLINE = 15.0
 KEY = "tp_test_key_0123456789"
+# Kraken on a closed port: the app starts and answers, with no market data (auth, limits).
+OFFLINE = {"kraken_ws_url": "ws://127.0.0.1:1/v2", "kraken_rest_url": "http://127.0.0.1:1"}
 
 
 def replay_settings(tmp_path: Path, **overrides: Any) -> Any:
@@ -179,8 +181,8 @@ async def test_the_sync_client_pages_through_every_token_and_makes_frames(
     assert tokens.loc["bitcoin", "symbol"] == "BTC"
 
 
-async def test_rate_limited_calls_are_retried_after_retry_after(tmp_path: Path) -> None:
-    settings = replay_settings(tmp_path, rate_limit_capacity=2, rate_limit_refill_rate=1)
+async def test_rate_limited_calls_are_retried_after_retry_after() -> None:
+    settings = app_settings(**OFFLINE, rate_limit_capacity=2, rate_limit_refill_rate=1)
     async with running_app(settings) as app:
         async with AsyncTokenpulseClient(app.base_url) as tp:
 
@@ -202,8 +204,8 @@ async def test_rate_limited_calls_are_retried_after_retry_after(tmp_path: Path) 
             assert time.monotonic() - started >= 0.5
 
 
-async def test_a_missing_key_is_unauthorized(tmp_path: Path) -> None:
-    settings = replay_settings(tmp_path, auth_enabled="true", auth_api_key=KEY)
+async def test_a_missing_key_is_unauthorized() -> None:
+    settings = app_settings(**OFFLINE, auth_enabled="true", auth_api_key=KEY)
     async with running_app(settings) as app:
         async with AsyncTokenpulseClient(app.base_url) as anonymous:
             with pytest.raises(Unauthorized):
