@@ -16,7 +16,7 @@ import httpx
 
 from tests.fakes._loopback import free_port
 
-READY_DEADLINE = 30.0
+READY_DEADLINE = 90.0  # generous: the replay seeds its history at start, on a busy CI machine
 POLL_INTERVAL = 0.05
 
 
