@@ -9,6 +9,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from tokenpulse import __version__
+from tokenpulse import cli_db as _cli_db
+from tokenpulse import cli_watch as _cli_watch
 from tokenpulse.cli_keys import keys_app
 from tokenpulse.settings import ConfigError, LoadedSettings, describe_settings, load_settings
 
@@ -22,7 +24,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-db_app = typer.Typer(help="The history database (migrations).", no_args_is_help=True)
+db_app = typer.Typer(help="The history database (migrations, backup).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 
@@ -264,6 +266,11 @@ def pairs(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# Commands kept in modules of their own (cli.py stays short): `watch`, `db backup|restore`.
+_cli_watch.register(app)
+_cli_db.register(db_app, _load)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import pytest
 from tests.contract.conftest import LiveApp
 
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
-PACKAGE = "tokenpulse_client"
+PACKAGE = "tokenpulse_generated_client"  # not tokenpulse_client: that is ours
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,29 @@ def test_the_generated_client_lists_tokens_and_gets_a_typed_404(
         assert isinstance(missing.parsed, models.ErrorResponse)
         assert missing.parsed.error.code == "TOKEN_NOT_FOUND"
         assert missing.parsed.request_id == missing.headers["x-request-id"]
+
+
+def test_the_generated_client_reads_prices_and_velocity_with_a_key_header(
+    generated: Any, live_app: LiveApp
+) -> None:
+    ltp_api = importlib.import_module(f"{PACKAGE}.api.ltp.get_ltp")
+    velocity_api = importlib.import_module(f"{PACKAGE}.api.tokens.get_token_velocity")
+    models = importlib.import_module(f"{PACKAGE}.models")
+
+    # The documented way to send the X-API-Key (auth is off here, so any key passes).
+    with generated.AuthenticatedClient(
+        base_url=live_app.base_url,
+        token="tp_example_key",
+        prefix="",
+        auth_header_name="X-API-Key",
+        raise_on_unexpected_status=True,
+    ) as client:
+        prices = ltp_api.sync(client=client, pair="btc-usd,ETH/USD")
+        assert isinstance(prices, models.LtpResponse)
+        assert [entry.pair for entry in prices.ltp] == ["BTC/USD", "ETH/USD"]
+        assert all(entry.amount > 0 for entry in prices.ltp)
+
+        velocity = velocity_api.sync(client=client, token_id="BTC")
+        assert isinstance(velocity, models.VelocityResponse)
+        assert velocity.data.id == "bitcoin"
+        assert velocity.data.formula == "volume_24h_usd / market_cap_usd"

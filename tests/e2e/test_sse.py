@@ -20,8 +20,8 @@ from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.helpers import wait_for
 from tests.server import app_settings
-from tokenpulse.client import AsyncTokenpulseClient, Update
 from tokenpulse.settings import Settings
+from tokenpulse_client import AsyncTokenpulseClient, Update
 
 DEADLINE = 10.0
 API_KEY = "sse-test-key-" + "y" * 20

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
 
-from tokenpulse.client._models import StreamError, Update
+from tokenpulse_client._errors import StreamError
+from tokenpulse_client._models import Update
 
 EVENTS = {"ltp_update": "pair", "token_update": "token"}
 SUBSCRIBE = {"pair": ("subscribe_pair", "pairs"), "token": ("subscribe_token", "token_ids")}
@@ -33,6 +35,7 @@ CONNECT_TIMEOUT = 10.0
 SSE_READ_TIMEOUT = 45.0  # three missed 15 s keepalives
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _GAP = object()
+Transport = Literal["auto", "socketio", "sse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +46,28 @@ class StreamOptions:
     api_key: str | None
     pairs: tuple[str, ...]
     tokens: tuple[str, ...]
-    transport: str = "socketio"
+    transport: Transport = "auto"
     min_interval_ms: int | None = None
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    numbers: Literal["number", "string"] = "number"
+    # Told "connected" when a connection is up and subscribed, "reconnecting" when it is lost.
+    on_status: Callable[[str], None] | None = None
+
+    def status(self, status: str) -> None:
+        """Tell ``on_status`` (if any) how the connection is."""
+        if self.on_status is not None:
+            self.on_status(status)
+
+
+def resolve_transport(transport: str) -> Literal["socketio", "sse"]:
+    """``auto`` is Socket.IO when python-socketio's asyncio client is installed, else SSE."""
+    if transport == "auto":
+        wanted = ("socketio", "aiohttp")
+        return "socketio" if all(importlib.util.find_spec(m) for m in wanted) else "sse"
+    if transport not in ("socketio", "sse"):
+        raise ValueError(f"transport must be 'auto', 'socketio' or 'sse', not {transport!r}")
+    return "socketio" if transport == "socketio" else "sse"
 
 
 class Tracker:
@@ -103,9 +124,8 @@ async def stream_updates(options: StreamOptions) -> AsyncGenerator[Update, None]
     """Yield updates for ever over the chosen transport."""
     if not options.pairs and not options.tokens:
         raise ValueError("stream() needs at least one pair or token")
-    if options.transport not in ("socketio", "sse"):
-        raise ValueError(f"transport must be 'socketio' or 'sse', not {options.transport!r}")
-    transport = _socketio(options) if options.transport == "socketio" else _sse(options)
+    chosen = resolve_transport(options.transport)
+    transport = _socketio(options) if chosen == "socketio" else _sse(options)
     # aclosing: closing this iterator closes the transport's now, not whenever GC runs.
     async with contextlib.aclosing(transport) as updates:
         async for update in updates:
@@ -116,7 +136,12 @@ async def stream_updates(options: StreamOptions) -> AsyncGenerator[Update, None]
 
 
 async def _socketio(options: StreamOptions) -> AsyncGenerator[Update, None]:
-    import socketio  # only stream users need python-socketio (and aiohttp)
+    try:
+        import socketio  # only Socket.IO stream users need python-socketio (and aiohttp)
+    except ImportError as exc:
+        raise ImportError(
+            "transport='socketio' needs: pip install 'tokenpulse-client[socketio]'"
+        ) from exc
 
     tracker, backoff = Tracker(), _Backoff(options.backoff_initial, options.backoff_max)
     auth = {"api_key": options.api_key} if options.api_key else None
@@ -136,20 +161,22 @@ async def _socketio(options: StreamOptions) -> AsyncGenerator[Update, None]:
             except socketio.exceptions.ConnectionError:
                 if refused.get("code") == "UNAUTHORIZED":
                     raise StreamError("UNAUTHORIZED", str(refused.get("message"))) from None
+                options.status("reconnecting")
                 await backoff.wait()
                 continue
             tracker.reset()
             for kind, ids in (("pair", options.pairs), ("token", options.tokens)):
                 if ids:
-                    await _subscribe(client, kind, list(ids), options.min_interval_ms)
+                    await _subscribe(client, kind, list(ids), options)
             backoff.reset()
+            options.status("connected")
             while True:
                 kind, data = await queue.get()
                 if kind == "closed":
                     break
                 result = tracker.apply(kind, data)
                 if result is _GAP:
-                    await _subscribe(client, kind, [data["id"]], options.min_interval_ms)
+                    await _subscribe(client, kind, [data["id"]], options)
                 elif isinstance(result, Update):
                     yield result
         except (socketio.exceptions.SocketIOError, OSError):
@@ -157,6 +184,7 @@ async def _socketio(options: StreamOptions) -> AsyncGenerator[Update, None]:
         finally:
             with contextlib.suppress(Exception):
                 await client.disconnect()
+        options.status("reconnecting")
         await backoff.wait()
 
 
@@ -176,11 +204,13 @@ def _refusal(data: Any) -> dict[str, Any]:
     return {"code": code, "message": data.get("message")}
 
 
-async def _subscribe(client: Any, kind: str, ids: list[str], interval: int | None) -> None:
+async def _subscribe(client: Any, kind: str, ids: list[str], options: StreamOptions) -> None:
     event, field = SUBSCRIBE[kind]
     payload: dict[str, Any] = {field: ids}
-    if interval is not None:
-        payload["min_interval_ms"] = interval
+    if options.min_interval_ms is not None:
+        payload["min_interval_ms"] = options.min_interval_ms
+    if options.numbers == "string":
+        payload["numbers"] = "string"
     ack = await client.call(event, payload, timeout=ACK_TIMEOUT)
     if not isinstance(ack, dict) or not ack.get("ok"):
         error = (ack or {}).get("error") or {} if isinstance(ack, dict) else {}
@@ -201,6 +231,8 @@ async def _sse(options: StreamOptions) -> AsyncGenerator[Update, None]:
     extra: dict[str, Any] = {}
     if options.min_interval_ms is not None:
         extra["min_interval_ms"] = options.min_interval_ms
+    if options.numbers == "string":
+        extra["numbers"] = "string"
     if options.pairs:
         query = urlencode({"pair": ",".join(options.pairs), **extra})
         urls.append(f"{base}/api/v1/ltp/live?{query}")
@@ -221,6 +253,7 @@ async def _sse(options: StreamOptions) -> AsyncGenerator[Update, None]:
                         break
                     if kind == "open":
                         backoff.reset()
+                        options.status("connected")
                         continue
                     result = tracker.apply(kind, data)
                     if result is _GAP:
@@ -231,6 +264,7 @@ async def _sse(options: StreamOptions) -> AsyncGenerator[Update, None]:
                 for reader in readers:
                     reader.cancel()
                 await asyncio.gather(*readers, return_exceptions=True)
+            options.status("reconnecting")
             await backoff.wait()
 
 
@@ -280,4 +314,4 @@ def _error_code(body: str, status: int) -> str:
     return f"HTTP_{status}"
 
 
-__all__ = ["StreamOptions", "Tracker", "stream_updates"]
+__all__ = ["StreamOptions", "Tracker", "Transport", "resolve_transport", "stream_updates"]
