@@ -83,6 +83,8 @@ def _run(config: Path | None, action: Callable[[Any], Awaitable[T]]) -> T:
             return await action(KeyService(store, pepper=settings.auth_key_pepper, bus=bus))
         finally:
             await store.close()
+            if bus is not None:
+                await bus.close()  # publishes the announcement still queued
             if redis_client is not None:
                 await redis_client.aclose()
 

@@ -4,7 +4,7 @@ and restores it (``tests/faults/proxy.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,16 +32,25 @@ def proxied_redis_url(redis_url: str, redis_proxy: TcpProxy) -> str:
 
 
 @pytest.fixture
-async def pg_proxy(pg_session_url: str) -> AsyncIterator[TcpProxy]:
-    """A proxy to the real PostgreSQL (this worker's migrated database)."""
-    url = make_url(pg_session_url)
+def pg_test_url() -> Iterator[str]:
+    """A migrated PostgreSQL database of this test's own: a history store remembers whether
+    it holds live or replay data (SPEC §3.6), so a shared one would refuse one of the two."""
+    from tests.postgres import session_database
+
+    yield from session_database()
+
+
+@pytest.fixture
+async def pg_proxy(pg_test_url: str) -> AsyncIterator[TcpProxy]:
+    """A proxy to the real PostgreSQL (this test's migrated database)."""
+    url = make_url(pg_test_url)
     async with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
         yield proxy
 
 
 @pytest.fixture
-def proxied_pg_url(pg_session_url: str, pg_proxy: TcpProxy) -> str:
-    url = make_url(pg_session_url).set(host="127.0.0.1", port=pg_proxy.port)
+def proxied_pg_url(pg_test_url: str, pg_proxy: TcpProxy) -> str:
+    url = make_url(pg_test_url).set(host="127.0.0.1", port=pg_proxy.port)
     return url.render_as_string(hide_password=False)
 
 

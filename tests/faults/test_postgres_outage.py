@@ -29,7 +29,7 @@ async def test_history_reads_answer_503_store_unavailable_while_postgres_is_down
     http: httpx.AsyncClient,
     pg_proxy: TcpProxy,
     proxied_pg_url: str,
-    pg_session_url: str,
+    pg_test_url: str,
     tmp_path: Path,
 ) -> None:
     settings = app_settings(
@@ -72,7 +72,7 @@ async def test_history_reads_answer_503_store_unavailable_while_postgres_is_down
 
         await wait_for(answers, DEADLINE, message="history reads once PostgreSQL is back")
 
-    engine = create_async_engine(pg_session_url)
+    engine = create_async_engine(pg_test_url)
     try:
         async with engine.connect() as conn:
             written = await conn.scalar(

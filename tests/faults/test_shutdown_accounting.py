@@ -62,7 +62,7 @@ async def test_rows_left_at_shutdown_are_counted_spilled_and_replayed(
     http: httpx.AsyncClient,
     pg_proxy: TcpProxy,
     proxied_pg_url: str,
-    pg_session_url: str,
+    pg_test_url: str,
     tmp_path: Path,
 ) -> None:
     port = free_port()
@@ -113,7 +113,7 @@ async def test_rows_left_at_shutdown_are_counted_spilled_and_replayed(
         await wait_for(serving, DEADLINE, message="the second process serving")
 
         async def replayed() -> bool:
-            return await _count_price(pg_session_url) == 1
+            return await _count_price(pg_test_url) == 1
 
         await wait_for(replayed, DEADLINE, message="the spilled row written at the next start")
         assert not spill.exists()

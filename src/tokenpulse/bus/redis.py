@@ -150,8 +150,21 @@ class RedisBus:
             except TimeoutError:
                 log.warning("bus subscription not confirmed at start; still trying")
 
+    async def flush(self) -> bool:
+        """Publish what the outbox still holds, now (bounded by ``publish_timeout`` per batch);
+        False when Redis did not take it. A short-lived publisher (``tokenpulse keys``) calls it,
+        through :meth:`close`, so its announcement is not lost when the process ends."""
+        while self._outbox and not self._closed:
+            batch = [self._outbox.popleft() for _ in range(min(SEND_BATCH, len(self._outbox)))]
+            if not await self._send(batch):
+                return False
+        return True
+
     async def close(self) -> None:
-        """Stop listening, beating and sending; forget every handler. The client stays open."""
+        """Publish what is queued (once, bounded), then stop listening, beating and sending;
+        forget every handler. The client stays open."""
+        if self._outbox and not self._closed:
+            await self.flush()
         self._closed = True
         for task in (self._heartbeat, self._listener, self._sender):
             if task is not None:
