@@ -79,7 +79,7 @@ def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     def settings(_: dict[str, str]) -> dict[str, Any]:
         return {
             "sources": "replay",
-            "replay_speed": 600,
+            "replay_speed": 36000,  # hourly frames: about 10 updates a second
             "rate_limit_enabled": False,
             "database_url": f"sqlite+aiosqlite:///{tmp}/history.db",
         }

@@ -51,7 +51,7 @@ export async function startService(extraEnv = {}, { port, cwd } = {}) {
     HOME: process.env.HOME ?? cwd,
     ...(process.env.PYTHONPATH ? { PYTHONPATH: process.env.PYTHONPATH } : {}),
     SOURCES: "replay",
-    REPLAY_SPEED: "600", // each pair updates about 10 times a second
+    REPLAY_SPEED: "36000", // hourly recorded frames: each pair updates about 10 times a second
     HOST: "127.0.0.1",
     PORT: String(port),
     LOG_LEVEL: "warning",
