@@ -130,7 +130,7 @@ def serve_process(tmp_path: Path, **env: str) -> Iterator[ServedProcess]:
                         if client.get(f"{served.base_url}/health").status_code == 200:
                             break
                     if time.monotonic() > deadline:
-                        raise AssertionError("server not ready within 20 s")
+                        raise AssertionError("server not ready within 60 s")
                     time.sleep(0.05)
             yield served
         finally:

@@ -61,9 +61,10 @@ def _serving(base_url: str) -> bool:
 def replay_service(folder: Path, **env: str) -> Iterator[ReplayService]:
     """Start the service on the replay in ``folder``; yield once every pair and token serves."""
     port = free_port()
-    variables = child_env(
-        SOURCES="replay", PORT=str(port), LOG_LEVEL="warning", SHUTDOWN_TIMEOUT="5s", **env
-    )
+    # The replay's frames are an hour apart: at 3600x each pair moves about once a second,
+    # so an example that waits for a streamed update gets one at once.
+    defaults = {"SOURCES": "replay", "REPLAY_SPEED": "3600", "LOG_LEVEL": "warning"}
+    variables = child_env(**{**defaults, "PORT": str(port), "SHUTDOWN_TIMEOUT": "5s", **env})
     base_url = f"http://127.0.0.1:{port}"
     with (folder / "server.log").open("wb") as log:
         process = subprocess.Popen(

@@ -79,7 +79,14 @@ async def test_a_backup_taken_while_serving_restores_into_a_new_database_with_th
     backup_file = tmp_path / "backups" / "tokenpulse.backup"
     started = datetime.now(UTC) - timedelta(seconds=1)
     async with httpx.AsyncClient(timeout=10) as http:
-        async with running_app(app_settings(sources="replay", database_url=live_url)) as live:
+        async with running_app(
+            app_settings(
+                sources="replay",
+                database_url=live_url,
+                rate_limit_enabled=False,
+                replay_speed=3600,  # hourly recorded frames: bitcoin moves every second
+            )
+        ) as live:
             await wait_for(live.container.tokens.views, DEADLINE, message="token metrics")
 
             async def live_rows() -> bool:
@@ -102,7 +109,9 @@ async def test_a_backup_taken_while_serving_restores_into_a_new_database_with_th
 
         code, out = await tokenpulse("db", "restore", str(backup_file), database_url=restored_url)
         assert code == 0, out
-        async with running_app(app_settings(sources="replay", database_url=restored_url)) as app:
+        async with running_app(
+            app_settings(sources="replay", database_url=restored_url, rate_limit_enabled=False)
+        ) as app:
             await wait_for(app.container.tokens.views, DEADLINE, message="token metrics")
             restored = await raw_history(http, app, started, until)
         assert restored == expected
