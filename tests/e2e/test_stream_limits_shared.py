@@ -1,4 +1,4 @@
-"""Two instances on one Redis share each key's stream connection limit (SPEC §8.3): SSE and
+"""Two instances on one Redis share each key's stream connection limit (SPEC §8.2, §8.3): SSE and
 Socket.IO count together, a closed stream frees a slot on the other instance, and the slot
 of an instance that died (it stopped refreshing its entries) frees itself after the TTL."""
 

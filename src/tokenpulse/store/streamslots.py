@@ -1,4 +1,4 @@
-"""Stream connection slots per key shared in Redis (SPEC §8.3): N instances, one limit.
+"""Stream connection slots per key shared in Redis (SPEC §8.2, §8.3): N instances, one limit.
 
 A sorted set per key id, ``<prefix>streams:<key_id>``, holds one member ``<instance>:<sid>``
 per open stream connection, scored by the time (Redis ``TIME``, ms) its entry expires. Each
