@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -101,7 +102,7 @@ async def test_two_instances_share_a_keys_stream_connection_limit(
 
             await wait_for(admitted_on_two, 10, message="the dead instance's slot expiring")
             assert await _redis_seconds(redis) - began >= SLOT_TTL - 0.5
-            members = [m.decode() for m in await redis.zrange(slots, 0, -1)]
+            members = decoded(await redis.zrange(slots, 0, -1))
             assert "dead-instance:sid" not in members
     await redis.aclose()
 
@@ -120,5 +121,9 @@ async def _redis_seconds(redis: aioredis.Redis) -> float:
 
 
 async def _scores(redis: aioredis.Redis, slots: str) -> list[tuple[bytes, float]]:
-    found: list[tuple[bytes, float]] = await redis.zrange(slots, 0, -1, withscores=True)
+    found: list[Any] = await redis.zrange(slots, 0, -1, withscores=True)
     return found
+
+
+def decoded(members: Any) -> list[str]:
+    return [member.decode() for member in members]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -48,7 +49,7 @@ async def test_concurrent_admissions_on_two_instances_never_pass_the_limit(
     assert await client.zcard(one.key("k1")) == 3
     assert await one.acquire("k2", "s0", 3)  # another key has slots of its own
     # an admitted member asking again keeps its slot (no double count)
-    held = [m.decode() for m in await client.zrange(one.key("k1"), 0, -1)]
+    held = decoded(await client.zrange(one.key("k1"), 0, -1))
     instance, sid = held[0].split(":", 1)
     again = one if instance == one.instance else two
     assert await again.acquire("k1", sid, 3)
@@ -73,7 +74,7 @@ async def test_refreshed_slots_stay_and_unrefreshed_ones_expire(
 
     await wait_for(dead_one_expired, 5, message="the dead instance's slot expiring")
     assert asyncio.get_running_loop().time() - started >= 1.0
-    members = sorted(m.decode() for m in await client.zrange(live.key("k"), 0, -1))
+    members = sorted(decoded(await client.zrange(live.key("k"), 0, -1)))
     assert members == sorted([live.member("a"), live.member("c")])
     assert 0 < await client.pttl(live.key("k")) <= 1500  # the set itself goes with them
 
@@ -102,3 +103,7 @@ async def test_stream_access_counts_on_this_instance_when_redis_fails() -> None:
     finally:
         await access.stop()
         await broken.aclose()
+
+
+def decoded(members: Any) -> list[str]:
+    return [member.decode() for member in members]
