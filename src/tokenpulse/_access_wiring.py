@@ -1,8 +1,9 @@
 """The composition root's access-control part (SPEC §8), apart so ``bootstrap.py`` stays small.
 
-With ``AUTH_ENABLED``: a token bucket per tier (in Redis when the cache is, so instances
-share them), the failed-auth guard, session tokens, and — with ``AUTH_KEY_PEPPER`` and a
-history store — stored API keys. Without auth: nothing (anonymous per-IP limits only).
+With ``AUTH_ENABLED``: a token bucket per tier and the keys' stream connection slots (in
+Redis when the cache is, so instances share them), the failed-auth guard, session tokens,
+and — with ``AUTH_KEY_PEPPER`` and a history store — stored API keys. Without auth:
+nothing (anonymous per-IP limits only).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tokenpulse.store.authblocks import BlockStore, MemoryBlockStore, RedisBlock
 from tokenpulse.store.history.repository import HistoryRepository
 from tokenpulse.store.keys import SqlKeyStore
 from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tokenpulse.store.streamslots import RedisStreamSlots
 
 
 def build_access(
@@ -99,4 +101,9 @@ def build_access(
         sessions=sessions,
         guard=guard,
         rotate_grace=settings.auth_rotate_grace,
+        stream_slots=(
+            RedisStreamSlots(redis_client, key_prefix=prefix, ttl=settings.auth_stream_slot_ttl)
+            if redis_client is not None
+            else None
+        ),
     )

@@ -35,6 +35,8 @@ class AccessSettings(BaseModel):
     auth_failure_refill_rate: Rate = 0.2
     auth_block_after: Annotated[int, Field(ge=1, le=1_000_000)] = 30
     auth_block_for: Seconds = duration("15m", "1s", "7d")
+    # with Redis: a stream connection's shared slot outlives a crashed instance this long
+    auth_stream_slot_ttl: Seconds = duration("15s", "1500ms", "10m")
 
     tier_free_capacity: Capacity = 60
     tier_free_refill_rate: Rate = 1.0

@@ -364,10 +364,12 @@ def test_access_settings_are_validated_and_shape_the_tiers() -> None:
     assert tiers["pro"].capacity == 500
     assert tiers["free"].history_seconds == 2 * 86400
     assert loaded.auth_block_for == 3600
+    assert loaded.auth_stream_slot_ttl == 15
     for environ, text in (
         ({"AUTH_KEY_PEPPER": "short"}, "AUTH_KEY_PEPPER: must be at least 16 characters"),
         ({"TIER_FREE_CAPACITY": "0"}, "TIER_FREE_CAPACITY='0'"),
         ({"AUTH_SESSION_TTL": "2d"}, "AUTH_SESSION_TTL='2d'"),
+        ({"AUTH_STREAM_SLOT_TTL": "1s"}, "AUTH_STREAM_SLOT_TTL='1s'"),
         (
             {"AUTH_KEY_PEPPER": "p" * 20, "HISTORY_ENABLED": "false"},
             "AUTH_KEY_PEPPER: stored API keys live in the history database",

@@ -98,3 +98,9 @@ class AccessMetrics:
             "Failed authentications answered 429 (the per-IP failure bucket was empty)",
             registry=registry,
         )
+        self.stream_slot_errors = Counter(
+            "tokenpulse_stream_slot_errors_total",
+            "Redis failures counting stream connections per key (the instance's own count "
+            "decided instead)",
+            registry=registry,
+        )

@@ -16,6 +16,7 @@ from tokenpulse.observability._access_metrics import AccessMetrics
 from tokenpulse.services.access.keys import KeyService
 from tokenpulse.services.access.sessions import SessionSigner
 from tokenpulse.store.ratelimit import RateLimiter
+from tokenpulse.store.streamslots import RedisStreamSlots
 
 
 @dataclass
@@ -29,6 +30,7 @@ class AccessServices:
     sessions: SessionSigner | None = None
     guard: FailedAuthGuard | None = None
     rotate_grace: float = 86400.0
+    stream_slots: RedisStreamSlots | None = None  # per-key stream connections, in Redis
 
     def history_seconds(self, principal: Principal | None) -> float | None:
         """How far back ``principal`` may read history: the shorter of its role's depth

@@ -215,6 +215,8 @@ class Streams:
         """Drain the streams and stop listening to the bus (idempotent)."""
         await self.drain()
         await self.gateway.stop()
+        if self.access is not None:
+            await self.access.stop()
         if self._detach is not None:
             self._detach()
             self._unwatch()
@@ -234,6 +236,8 @@ def _stream_access(access: AccessServices | None) -> StreamAccess | None:
         count=lambda key_id, tier: usage.count(key_id, tier, 2),
         messages=usage.messages,
         guard=access.guard,
+        slots=access.stream_slots,
+        slot_errors=access.metrics.stream_slot_errors.inc,
     )
     if access.keys is not None:
         access.keys.on_revoked(stream_access.revoked)

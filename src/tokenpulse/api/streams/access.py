@@ -2,7 +2,9 @@
 
 The Socket.IO handshake accepts ``auth: {api_key}`` (or the ``X-API-Key`` header) and
 ``auth: {token}`` (a session token, or ``Authorization: Bearer``). Each key may hold its
-tier's ``stream_connections`` connections on an instance, ``subscriptions`` keys per
+tier's ``stream_connections`` connections — on all instances together when the count is
+shared in Redis (``slots``; if Redis fails, this instance's own count decides, with a
+warning and ``tokenpulse_stream_slot_errors_total``) — ``subscriptions`` keys per
 connection, and no ``min_interval_ms`` below its tier's floor (a client that asks for none
 gets the floor when the adaptive default would be faster). A connection opened with a
 session token ends when the token expires (event ``session_expired``, then a disconnect),
@@ -18,12 +20,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from tokenpulse.api.auth import Authenticator
 from tokenpulse.domain.access import Principal, TierLimits, ip_allowed, origin_allowed
 from tokenpulse.domain.errors import InvalidParameter, LimitExceeded, RateLimited
+from tokenpulse.store.streamslots import RedisError, RedisStreamSlots
 
 #: The ``stream_rejected`` reason of a refused handshake, by its code (else unauthorized).
 REFUSAL_REASONS = {LimitExceeded.code: "too_many_connections", RateLimited.code: "throttled"}
+#: Longest wait for Redis to admit a connection before this instance's count decides.
+SLOT_TIMEOUT_SECONDS = 1.0
+
+log = structlog.get_logger(__name__)
 
 
 class StreamRefused(Exception):
@@ -47,12 +56,16 @@ class StreamAccess:
     messages: Callable[[str, int], None] | None = None  # usage: (key id, messages sent)
     clock: Callable[[], float] = time.time
     fastest_adaptive_ms: int = 100  # the hub's adaptive interval while a price moves
+    slots: RedisStreamSlots | None = None  # the count shared by instances (CACHE_BACKEND=redis)
+    slot_errors: Callable[[], None] | None = None  # a Redis failure counting connections
     _by_key: dict[str, set[str]] = field(default_factory=dict)
     _principals: dict[str, Principal] = field(default_factory=dict)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     _sio: Any = None
     _ending: set[str] = field(default_factory=set)
     _enders: dict[str, Callable[[dict[str, str]], None]] = field(default_factory=dict)
+    _refresher: asyncio.Task[None] | None = None
+    _releases: set[asyncio.Task[None]] = field(default_factory=set)
 
     def bind(self, sio: Any, delivery: Any) -> None:
         """The Socket.IO server whose clients are told why they are disconnected, and the
@@ -78,7 +91,7 @@ class StreamAccess:
         except Exception as exc:  # SessionError: expired, forged, or its key revoked
             raise StreamRefused("UNAUTHORIZED", str(getattr(exc, "message", exc))) from None
 
-    def open(
+    async def open(
         self,
         sid: str,
         principal: Principal,
@@ -89,13 +102,12 @@ class StreamAccess:
         ``end(reason)`` ends it when its token expires or its key is revoked (default: the
         Socket.IO client ``sid`` is told and disconnected)."""
         limits = self.tiers.get(principal.tier)
-        sids = self._by_key.setdefault(principal.key_id, set())
-        if limits is not None and len(sids) >= limits.stream_connections:
+        if limits is not None and not await self._admit(sid, principal.key_id, limits):
             raise LimitExceeded(
                 f"this key's tier {principal.tier!r} allows {limits.stream_connections} "
-                "stream connections per instance"
+                "stream connections"
             )
-        sids.add(sid)
+        self._by_key.setdefault(principal.key_id, set()).add(sid)
         self._principals[sid] = principal
         if end is not None:
             self._enders[sid] = end
@@ -106,8 +118,63 @@ class StreamAccess:
             loop = asyncio.get_running_loop()
             self._timers[sid] = loop.call_later(delay, self._expire, sid)
 
+    async def _admit(self, sid: str, key_id: str, limits: TierLimits) -> bool:
+        """Whether ``key_id`` has a free slot: in Redis when shared, else on this instance."""
+        limit = limits.stream_connections
+        slots = self.slots
+        if slots is not None:
+            self._start_refresher(slots)
+            try:
+                async with asyncio.timeout(SLOT_TIMEOUT_SECONDS):
+                    return await slots.acquire(key_id, sid, limit)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._slot_failed("admit", exc)
+        return len(self._by_key.get(key_id, ())) < limit
+
+    def _slot_failed(self, what: str, exc: BaseException) -> None:
+        log.warning("stream_slots_unavailable", action=what, error=repr(exc))
+        if self.slot_errors is not None:
+            self.slot_errors()
+
+    def _start_refresher(self, slots: RedisStreamSlots) -> None:
+        if self._refresher is None or self._refresher.done():
+            loop = asyncio.get_running_loop()
+            self._refresher = loop.create_task(self._refresh_forever(slots))
+
+    async def _refresh_forever(self, slots: RedisStreamSlots) -> None:
+        """Re-score this instance's live connections every third of the slots' TTL."""
+        while True:
+            await asyncio.sleep(slots.ttl / 3)
+            held = {key: sorted(sids) for key, sids in self._by_key.items() if sids}
+            try:
+                await slots.refresh(held)
+            except (RedisError, OSError, TimeoutError) as exc:  # the entries expire; next round
+                self._slot_failed("refresh", exc)
+
+    async def stop(self) -> None:
+        """Stop refreshing; wait briefly for the slots being freed."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refresher
+            self._refresher = None
+        if self._releases:
+            await asyncio.wait(set(self._releases), timeout=SLOT_TIMEOUT_SECONDS)
+
+    def _release(self, slots: RedisStreamSlots, key_id: str, sid: str) -> None:
+        async def release() -> None:
+            try:
+                async with asyncio.timeout(SLOT_TIMEOUT_SECONDS):
+                    await slots.release(key_id, sid)
+            except (RedisError, OSError, TimeoutError) as exc:  # it expires after the TTL
+                self._slot_failed("release", exc)
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
     def close(self, sid: str) -> None:
-        """Forget a connection."""
+        """Forget a connection (and free its shared slot)."""
         principal = self._principals.pop(sid, None)
         self._ending.discard(sid)
         self._enders.pop(sid, None)
@@ -116,6 +183,8 @@ class StreamAccess:
             timer.cancel()
         if principal is not None:
             sids = self._by_key.get(principal.key_id)
+            if self.slots is not None and principal.tier in self.tiers:
+                self._release(self.slots, principal.key_id, sid)
             if sids is not None:
                 sids.discard(sid)
                 if not sids:
@@ -241,7 +310,7 @@ async def handshake(
         raise StreamRefused("FORBIDDEN", "this key may not be used from this address or origin")
     if access is not None:
         try:
-            access.open(sid, principal)
+            await access.open(sid, principal)
         except LimitExceeded as exc:
             raise StreamRefused(exc.code, exc.message) from None
     return principal

@@ -184,6 +184,8 @@ class SocketIoGateway:
         try:
             strings = req.numbers_form(auth)
         except InvalidParameter as exc:
+            if self.access is not None:
+                self.access.close(sid)  # admitted above: free its slot
             raise Refused(exc.code, exc.message) from None
         try:
             subscriber = self.hub.open(TRANSPORT, lambda: self._ready(sid), principal=principal)

@@ -197,7 +197,7 @@ class EventStream(Response):
 
         self.key_id = principal.key_id
         try:
-            self.access.open(sid, principal, end)
+            await self.access.open(sid, principal, end)
         except LimitExceeded as exc:
             self.hub.close(subscriber, "limit")
             body = orjson.dumps(
