@@ -24,16 +24,19 @@ def _btc_aggregate(base_url: str) -> dict[str, Any] | None:
 def test_replay_start_shows_three_venues_and_their_aggregate(tmp_path: Path) -> None:
     with replay_service(tmp_path) as service:
         found: list[dict[str, Any]] = []
-        wait_for_sync(
-            lambda: (entry := _btc_aggregate(service.base_url)) and found.append(entry) is None,
-            30,
-            message="three venues used in the BTC/USD aggregate",
-        )
-        aggregate = found[0]
+
+        def three_used() -> bool:
+            entry = _btc_aggregate(service.base_url)
+            if entry is not None:
+                found.append(entry)
+            return entry is not None
+
+        wait_for_sync(three_used, 30, message="three venues used in the BTC/USD aggregate")
+        aggregate = found[-1]
         assert {v["venue"]: v["source"] for v in aggregate["venues"]} == VENUES
         assert all(v["used"] and not v["stale"] for v in aggregate["venues"])
         weights = [Decimal(str(v["weight"])) for v in aggregate["venues"]]
-        assert abs(sum(weights) - 1) < Decimal("1e-9")
+        assert abs(sum(weights, Decimal(0)) - 1) < Decimal("1e-9")
         price = Decimal(str(aggregate["price"]))
         for venue in aggregate["venues"]:
             assert abs(price / Decimal(str(venue["price"])) - 1) < Decimal("0.005"), venue

@@ -50,7 +50,8 @@ def test_each_venue_plays_the_kraken_frames_moments_within_half_a_percent() -> N
             assert recording.play_from <= ticker.as_of <= recording.play_to
             reference = at_kraken[(ticker.pair, ticker.as_of)]  # the same recorded moment
             assert abs(ticker.last / reference - 1) < TOLERANCE
-            assert ticker.bid is not None and ticker.ask is not None
+            assert ticker.bid is not None
+            assert ticker.ask is not None
             assert ticker.bid <= ticker.last <= ticker.ask
             assert ticker.ask - ticker.bid <= ticker.last * Decimal("0.001")
         # one frame per Kraken ticker of the pairs the venue serves
