@@ -14,10 +14,16 @@ Reads (all recorded, see ``src/tokenpulse/data/README.md``):
 * ``<fixtures>/history/coingecko_export_until_2023-11-30/*-usd-max.csv``: daily rows, of
   which 2023-09-20 .. 2023-10-15 are copied (lines unchanged) to ``data/replay/history/``;
 * ``<fixtures>/kraken/rest_ticker_16pairs_2026-02-14_a.json``: Kraken's bid/ask spread per
-  pair, the only recorded Kraken spread for these four pairs.
+  pair, the only recorded Kraken spread for these four pairs;
+* ``<fixtures>/coinbase/rest_exchange_ticker_btc-usdt_2024-03-13_ccxt.json``,
+  ``<fixtures>/binance/rest_ticker_24hr_binanceus_btcusdt_2024-03-13_ccxt.json`` and
+  ``<fixtures>/binance/ws_24hrticker_spot_2022-05-29.jsonl``: Coinbase's and Binance's
+  recorded spreads and Binance's offset against Coinbase.
 
 Writes ``data/replay_kraken_ws_v2.jsonl`` (Kraken WS v2-shaped ticker frames over the play
-window, from the recorded prices) and ``data/replay/window.json`` (the window and the files
+window, from the recorded prices), ``data/replay_coinbase_ws.jsonl`` and
+``data/replay_binance_ws.jsonl`` (Coinbase ``ticker`` and Binance ``@ticker`` frames of the
+same moments and prices) and ``data/replay/window.json`` (the window and the files
 the replay reads). Deterministic: re-running gives the same bytes.
 """
 
