@@ -3,6 +3,7 @@ Kraken-shaped primary, Coinbase and Binance, each from the bundled frames of one
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from tests.e2e._replay import replay_service, wait_for_sync
 VENUES = {"kraken": "replay", "coinbase": "coinbase_replay", "binance": "binance_replay"}
 
 
-def _btc_aggregate(base_url: str) -> dict[str, Any] | None:
-    answer = httpx.get(f"{base_url}/api/v1/ltp/aggregate", params={"pair": "BTC/USD"}, timeout=5)
+def _aggregate(base_url: str, pair: str = "BTC/USD") -> dict[str, Any] | None:
+    answer = httpx.get(f"{base_url}/api/v1/ltp/aggregate", params={"pair": pair}, timeout=5)
     assert answer.status_code == 200, answer.text
     entry: dict[str, Any] = answer.json()["data"][0]
     return entry if entry["venues_used"] == 3 else None
@@ -26,7 +27,7 @@ def test_replay_start_shows_three_venues_and_their_aggregate(tmp_path: Path) -> 
         found: list[dict[str, Any]] = []
 
         def three_used() -> bool:
-            entry = _btc_aggregate(service.base_url)
+            entry = _aggregate(service.base_url)
             if entry is not None:
                 found.append(entry)
             return entry is not None
@@ -55,3 +56,26 @@ def test_replay_start_shows_three_venues_and_their_aggregate(tmp_path: Path) -> 
         roles = {s["name"]: s["role"] for s in sources["sources"]}
         assert roles["coinbase_replay"] == roles["binance_replay"] == "venue"
         assert roles["replay"] == "primary"
+
+
+def test_replayed_venues_stay_current_between_their_frames(tmp_path: Path) -> None:
+    """ETH/USD has a frame a recorded day apart (24 min at 60x): the replay's heartbeats keep
+    every venue's value current past STALE_AFTER, as a live socket's do."""
+    with replay_service(tmp_path, STALE_AFTER="2s") as service:
+        wait_for_sync(
+            lambda: _aggregate(service.base_url, "ETH/USD") is not None,
+            30,
+            message="three venues used in the ETH/USD aggregate",
+        )
+
+        def eth_value_older_than_stale_after() -> bool:
+            ltp = httpx.get(
+                f"{service.base_url}/api/v1/ltp", params={"pair": "ETH/USD"}, timeout=5
+            ).json()["ltp"][0]
+            received = datetime.fromisoformat(ltp["received_at"].replace("Z", "+00:00"))
+            return (datetime.now(UTC) - received).total_seconds() > 3
+
+        wait_for_sync(eth_value_older_than_stale_after, 15, message="ETH/USD's value aged 3 s")
+        entry = _aggregate(service.base_url, "ETH/USD")
+        assert entry is not None, "a venue went stale between recorded frames"
+        assert all(not v["stale"] for v in entry["venues"])
