@@ -14,10 +14,16 @@ Reads (all recorded, see ``src/tokenpulse/data/README.md``):
 * ``<fixtures>/history/coingecko_export_until_2023-11-30/*-usd-max.csv``: daily rows, of
   which 2023-09-20 .. 2023-10-15 are copied (lines unchanged) to ``data/replay/history/``;
 * ``<fixtures>/kraken/rest_ticker_16pairs_2026-02-14_a.json``: Kraken's bid/ask spread per
-  pair, the only recorded Kraken spread for these four pairs.
+  pair, the only recorded Kraken spread for these four pairs;
+* ``<fixtures>/coinbase/rest_exchange_ticker_btc-usdt_2024-03-13_ccxt.json``,
+  ``<fixtures>/binance/rest_ticker_24hr_binanceus_btcusdt_2024-03-13_ccxt.json`` and
+  ``<fixtures>/binance/ws_24hrticker_spot_2022-05-29.jsonl``: Coinbase's and Binance's
+  recorded spreads and Binance's offset against Coinbase.
 
 Writes ``data/replay_kraken_ws_v2.jsonl`` (Kraken WS v2-shaped ticker frames over the play
-window, from the recorded prices) and ``data/replay/window.json`` (the window and the files
+window, from the recorded prices), ``data/replay_coinbase_ws.jsonl`` and
+``data/replay_binance_ws.jsonl`` (Coinbase ``ticker`` and Binance ``@ticker`` frames of the
+same moments and prices) and ``data/replay/window.json`` (the window and the files
 the replay reads). Deterministic: re-running gives the same bytes.
 """
 
@@ -71,6 +77,19 @@ STATUS_FRAME = (  # docs.kraken.com/api/docs/websocket-v2/status, verbatim
     '"system":"online","version":"2.0.0"}],"type":"update"}'
 )
 HEARTBEAT_FRAME = '{"channel":"heartbeat"}'
+COINBASE_TICKER = Path("coinbase") / "rest_exchange_ticker_btc-usdt_2024-03-13_ccxt.json"
+BINANCE_US_TICKER = Path("binance") / "rest_ticker_24hr_binanceus_btcusdt_2024-03-13_ccxt.json"
+BINANCE_WS_TICKER = Path("binance") / "ws_24hrticker_spot_2022-05-29.jsonl"
+#: pair -> Coinbase product id and its quote increment (``coinbase_products.json``; XRP-USD is
+#: not in that 2021 list, so Coinbase plays no XRP/USD)
+COINBASE = {"BTC/USD": ("BTC-USD", 2), "ETH/USD": ("ETH-USD", 2), "LTC/USD": ("LTC-USD", 2)}
+#: pair -> Binance symbol (USDT quote, played as USD) and its price decimals (not recorded)
+BINANCE = {
+    "BTC/USD": ("BTCUSDT", 2),
+    "ETH/USD": ("ETHUSDT", 2),
+    "LTC/USD": ("LTCUSDT", 2),
+    "XRP/USD": ("XRPUSDT", 4),
+}
 
 
 def iso(moment: datetime) -> str:
@@ -139,6 +158,92 @@ def ticker(kind: str, pair: str, price: Decimal, at: datetime, spread: Decimal) 
     return f'{{"channel":"ticker","type":"{kind}","data":[{{{entry}}}]}}'
 
 
+def quoted(price: Decimal, decimals: int, spread: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+    """``price`` on a ``decimals`` tick, with a bid/ask ``spread`` (relative; one tick at least)."""
+    tick = Decimal(1).scaleb(-decimals)
+    last = price.quantize(tick, rounding=ROUND_HALF_EVEN)
+    ticks = max(1, int((last * spread / tick).to_integral_value(ROUND_HALF_EVEN)))
+    bid = (last - tick * (ticks // 2)).quantize(tick, rounding=ROUND_FLOOR)
+    return last, bid, (bid + tick * ticks).quantize(tick, rounding=ROUND_CEILING)
+
+
+def venue_quirks(fixtures: Path) -> dict[str, Decimal]:
+    """Recorded spreads of Coinbase and Binance and Binance's offset against Coinbase.
+
+    Coinbase: its BTC-USDT ticker of 2024-03-13 11:10:41. Binance: the spread of its
+    ETHUSDT ticker frame of 2022-05-29; the offset is Binance.US's BTCUSDT last price of
+    2024-03-13 11:10:44 against Coinbase's three seconds earlier.
+    """
+    cb = json.loads((fixtures / COINBASE_TICKER).read_text("utf-8"))
+    us = json.loads((fixtures / BINANCE_US_TICKER).read_text("utf-8"))
+    ws = json.loads((fixtures / BINANCE_WS_TICKER).read_text("utf-8").splitlines()[0])["data"]
+    cb_price = Decimal(cb["price"])
+    return {
+        "coinbase_spread": (Decimal(cb["ask"]) - Decimal(cb["bid"])) / cb_price,
+        "binance_spread": (Decimal(ws["a"]) - Decimal(ws["b"])) / Decimal(ws["c"]),
+        "binance_offset": Decimal(us["lastPrice"]) / cb_price - 1,
+    }
+
+
+def coinbase_frame(pair: str, price: Decimal, at: datetime, seq: int, spread: Decimal) -> str:
+    """A Coinbase Exchange ``ticker`` message of ``pair`` (fields the parser reads, in order)."""
+    product, decimals = COINBASE[pair]
+    last, bid, ask = quoted(price, decimals, spread)
+    return json.dumps(
+        {"type": "ticker", "sequence": seq, "product_id": product, "price": str(last),
+         "best_bid": str(bid), "best_ask": str(ask), "time": iso(at)},
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
+def binance_frame(pair: str, price: Decimal, at: datetime, quirks: dict[str, Decimal]) -> str:
+    """A Binance combined-stream ``@ticker`` frame of ``pair`` (the 24hrTicker fields read)."""
+    symbol, decimals = BINANCE[pair]
+    moved = price * (1 + quirks["binance_offset"])
+    last, bid, ask = quoted(moved, decimals, quirks["binance_spread"])
+    ms = int(at.timestamp() * 1000)
+    data = {"e": "24hrTicker", "E": ms, "s": symbol, "c": f"{last:.8f}", "b": f"{bid:.8f}",
+            "a": f"{ask:.8f}"}  # fmt: skip
+    return json.dumps({"stream": symbol.lower() + "@ticker", "data": data}, separators=(",", ":"))
+
+
+def write_venue(name: str, feed: str, frames: list[tuple[datetime, int, str]], about: str) -> None:
+    """One venue's replay file: the frames in time order, each in the replay envelope."""
+    frames.sort(key=lambda item: (item[0], item[1]))
+    lines = [f"# tokenpulse replay: {about}; see README.md. Built by scripts/build_replay_data.py."]
+    for moment, _order, frame in frames:
+        record = {"recv_ts": round(moment.timestamp(), 3), "feed": feed, "frame": frame}
+        lines.append(json.dumps(record, separators=(",", ":")))
+    (DATA / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def build_venues(
+    fixtures: Path,
+    series: dict[str, list[tuple[datetime, Decimal]]],
+    play_from: datetime,
+    play_to: datetime,
+) -> dict[str, int]:
+    """The Coinbase and Binance replay files, from the same prices and moments as Kraken's."""
+    quirks = venue_quirks(fixtures)
+    coinbase: list[tuple[datetime, int, str]] = []
+    binance: list[tuple[datetime, int, str]] = []
+    for order, (pair, (coin, _name, _d)) in enumerate(PAIRS.items(), start=1):
+        points = [(play_from, value_at(series[coin], play_from))] + [
+            (moment, price) for moment, price in series[coin] if play_from < moment <= play_to
+        ]
+        for seq, (moment, price) in enumerate(points, start=1):
+            if pair in COINBASE:
+                frame = coinbase_frame(pair, price, moment, seq, quirks["coinbase_spread"])
+                coinbase.append((moment, order, frame))
+            binance.append((moment, order, binance_frame(pair, price, moment, quirks)))
+    span = f"{iso(play_from)} .. {iso(play_to)}"
+    write_venue("replay_coinbase_ws.jsonl", "coinbase_ws", coinbase,
+                f"Coinbase ticker messages from recorded CoinGecko prices of {span}")  # fmt: skip
+    write_venue("replay_binance_ws.jsonl", "binance_ws", binance,
+                f"Binance @ticker frames from recorded CoinGecko prices of {span}")  # fmt: skip
+    return {"coinbase": len(coinbase), "binance": len(binance)}
+
+
 def value_at(series: list[tuple[datetime, Decimal]], at: datetime) -> Decimal:
     """The newest recorded value at or before ``at``."""
     earlier = [price for moment, price in series if moment <= at]
@@ -190,7 +295,8 @@ def build(fixtures: Path) -> dict[str, Any]:
     }
     text = json.dumps(window, indent=2) + "\n"
     (REPLAY / "window.json").write_text(text, encoding="utf-8")
-    return {"frames": len(frames), "play_from": iso(play_from), "play_to": iso(play_to)}
+    venues = build_venues(fixtures, series, play_from, play_to)
+    return {"frames": len(frames), **venues, "play_from": iso(play_from), "play_to": iso(play_to)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import structlog
 
 from tokenpulse import __version__
 from tokenpulse._access_wiring import build_access
+from tokenpulse._bootstrap_replay import replay_streams
 from tokenpulse._bootstrap_venues import build_ltp_feeds, resolve_pairs_at_start
 from tokenpulse._pair_lists import PairList
 from tokenpulse._scaleout import (
@@ -245,8 +246,18 @@ def _build_supervisor(
         lists=pair_lists,
     )
     streams: list[Source] = list(feeds.streams)
-    if kit is not None:
-        streams.append(kit.ltp_source(settings.replay_path, registry, sink, metrics))
+    if kit is not None:  # the bundled replay's venues join the book (_bootstrap_replay)
+        streams += replay_streams(
+            kit,
+            settings,
+            feeds,
+            registry=registry,
+            pairs=pairs,
+            prices=prices,
+            buffer=buffer,
+            sink=sink,
+            metrics=metrics,
+        )
     return LtpSupervisor(
         prices=prices,
         metrics=metrics,

@@ -30,16 +30,17 @@ EXCHANGE_VENUES = ("kraken", "coinbase", "binance")
 
 
 def venue_of(source: str) -> str:
-    """The venue of a feed name: ``coinbase_ws`` and ``coinbase_rest`` -> ``coinbase``."""
+    """The venue of a feed name: ``coinbase_ws``, ``_rest``, ``_replay`` -> ``coinbase``."""
     head, _, tail = source.rpartition("_")
-    return head if tail in ("ws", "rest") and head else source
+    return head if tail in ("ws", "rest", "replay") and head else source
 
 
 class VenueBook:
     """The latest value of each enabled venue for each supported pair, and their aggregate.
 
     ``symbols`` says, per venue, which pairs it serves and under which name (a venue that
-    does not list a pair is reported ``missing`` for it).
+    does not list a pair is reported ``missing`` for it). ``aliases`` names the venue of a
+    source whose name does not say it (the bundled replay's Kraken-shaped ``replay``).
     """
 
     def __init__(
@@ -48,8 +49,10 @@ class VenueBook:
         symbols: Mapping[str, Mapping[Pair, str]],
         *,
         disagree_bps: float,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         self.prices = prices
+        self.aliases = dict(aliases or {})
         self.venues = list(symbols)
         self.symbols = {venue: dict(names) for venue, names in symbols.items()}
         self.disagree_bps = Decimal(str(disagree_bps))
@@ -65,7 +68,7 @@ class VenueBook:
 
     def record(self, ticker: Ticker) -> str | None:
         """Keep ``ticker`` as its venue's value; the venue, or None when it is not one."""
-        venue = venue_of(ticker.source)
+        venue = self.aliases.get(ticker.source) or venue_of(ticker.source)
         if venue not in self.symbols or ticker.pair not in self.prices.supported:
             return None
         if ticker.last <= 0:

@@ -6,18 +6,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenpulse.domain.pairs import PairRegistry
+from tokenpulse.data import data_path
+from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.sources._health import EventSink
+from tokenpulse.sources._ws_shard import FeedPairState
 from tokenpulse.sources.replay.history import ReplayHistory
 from tokenpulse.sources.replay.ltp import ReplaySource
 from tokenpulse.sources.replay.recording import ReplayTimeline, bundled_recording
 from tokenpulse.sources.replay.tokens import MarketReplaySource
+from tokenpulse.sources.replay.venues import REPLAY_VENUES, ReplayVenue
 
 #: Between recorded frames further apart than this, the LTP replay confirms its values with
 #: a heartbeat, as a live socket does, so ``stale`` means what it means live.
 HEARTBEAT_EVERY = 1.0
+
+
+class VenueReplaySource(ReplaySource):
+    """A replayed venue besides the primary (Coinbase, Binance): it feeds the venue book."""
+
+    def pair_state(self, pair: Pair) -> FeedPairState:
+        """Playing is connected and subscribed; silence is the time since the last frame."""
+        playing = self.health.connected
+        silent = self.health.silent_for() if playing else None
+        return FeedPairState(connected=playing, subscribed=playing, silent_for=silent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +54,27 @@ class ReplayKit:
             timeline=None if path else self.timeline,
             heartbeat_every=HEARTBEAT_EVERY,
         )
+
+    def venue_sources(
+        self, registry: PairRegistry, sink: EventSink, metrics: Metrics
+    ) -> list[tuple[ReplayVenue, VenueReplaySource]]:
+        """Coinbase's and Binance's bundled frames on the shared clock, as sources of their own."""
+        return [
+            (
+                venue,
+                VenueReplaySource(
+                    path=data_path(venue.file),
+                    speed=self.speed,
+                    registry=registry,
+                    sink=sink,
+                    metrics=metrics,
+                    name=venue.source,
+                    timeline=self.timeline,
+                    heartbeat_every=HEARTBEAT_EVERY,
+                ),
+            )
+            for venue in REPLAY_VENUES
+        ]
 
     def token_source(
         self, sink: Callable[[list[TokenQuote]], None], interval: float, metrics: Metrics

@@ -1,9 +1,9 @@
 """Replay: recorded ticker frames played through the real parser, looping, time moving forward.
 
 ``SOURCES=replay`` is the offline demo (§1, §3.6): :class:`ReplaySource` reads a JSONL file
-and hands every frame to the parser of its ``feed`` (Kraken WS v2 today; :data:`FEEDS` maps a
-feed name to its parser, so a recording of another venue needs one line there), exactly as
-the live WebSocket source does, so the demo and the benchmarks exercise the real path.
+and hands every frame to the parser of its ``feed`` (Kraken WS v2, Coinbase, Binance:
+:data:`FEEDS` maps a feed name to its parser, see :mod:`~tokenpulse.sources.replay.venues`),
+exactly as the live WebSocket source does, so the demo and the benchmarks exercise the real path.
 
 File format, one JSON object per line (lines starting with ``#`` are comments)::
 
@@ -44,6 +44,7 @@ from tokenpulse.domain.pairs import PairRegistry
 from tokenpulse.domain.ticker import Ticker
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.sources._feed import FeedAlive
 from tokenpulse.sources._health import (
     EventSink,
     ParseErrorReporter,
@@ -52,6 +53,7 @@ from tokenpulse.sources._health import (
 )
 from tokenpulse.sources.kraken.ws_parser import Heartbeat, StatusUpdate, parse_ws_v2
 from tokenpulse.sources.replay.recording import ReplayTimeline
+from tokenpulse.sources.replay.venues import VENUE_FEEDS, FrameParser
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +61,7 @@ DEFAULT_REPLAY_FILE = "replay_kraken_ws_v2.jsonl"
 REPLAY_FEED = "kraken_ws_v2"
 DEFAULT_MAX_GAP = 5.0
 #: feed name in a replay line -> the live source's parser for its frames
-FEEDS = {REPLAY_FEED: parse_ws_v2}
+FEEDS: dict[str, FrameParser] = {REPLAY_FEED: parse_ws_v2, **VENUE_FEEDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,9 +312,9 @@ class ReplaySource:
             if isinstance(message, TickerUpdated):
                 self.sink(TickerUpdated(self._moved(message.ticker, loop, shift)))
                 kind = "ticker"
-            elif isinstance(message, Heartbeat | StatusUpdate):
+            elif isinstance(message, Heartbeat | StatusUpdate | FeedAlive):
                 self.sink(SourceHeartbeat(source=self.name, at=received_at))
-                kind = "heartbeat" if isinstance(message, Heartbeat) else "status"
+                kind = "status" if isinstance(message, StatusUpdate) else "heartbeat"
             else:
                 kind = type(message).__name__.lower()
             if self.metrics is not None:
