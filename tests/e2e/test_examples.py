@@ -26,7 +26,7 @@ from tests.fakes._loopback import free_port
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 CHROMIUM = Path("/usr/bin/chromium")
-PRICE = r"BTC/USD: \d+\.\d+"
+PRICE = r"BTC/USD: \d+(\.\d+)?\b"  # a JSON number: 27842 has no decimals
 
 
 @dataclass(frozen=True)
