@@ -183,16 +183,12 @@ class SocketIoGateway:
         principal = await self._authenticate(environ, auth, sid)
         try:
             strings = req.numbers_form(auth)
-        except InvalidParameter as exc:
-            if self.access is not None:
-                self.access.close(sid)  # admitted above: free its slot
-            raise Refused(exc.code, exc.message) from None
-        try:
             subscriber = self.hub.open(TRANSPORT, lambda: self._ready(sid), principal=principal)
-        except LimitExceeded as exc:
-            self.metrics.stream_rejected.labels(TRANSPORT, "too_many_connections").inc()
+        except (InvalidParameter, LimitExceeded) as exc:
+            if isinstance(exc, LimitExceeded):
+                self.metrics.stream_rejected.labels(TRANSPORT, "too_many_connections").inc()
             if self.access is not None:
-                self.access.close(sid)
+                self.access.close(sid)  # admitted by _authenticate: free its slot
             raise Refused(exc.code, exc.message) from None
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         conn = Connection(sid, eio_sid, subscriber, principal, secrets.token_urlsafe(12))
@@ -300,45 +296,44 @@ class SocketIoGateway:
             conn.subscriber.strings = strings
 
     async def _subscribe_pair(self, conn: Connection, data: Any) -> dict[str, Any]:
-        limit = self.hub.limits.max_subscriptions
-        texts = req.names(data, "pair", "pairs", limit=limit)
-        interval = self._interval(conn, data)
-        strings = req.numbers_form(data)
+        texts = req.names(data, "pair", "pairs", limit=self.hub.limits.max_subscriptions)
+        interval, strings = self._interval(conn, data), req.numbers_form(data)
         pairs = req.resolve_pairs(texts, self.registry, self.supported_pairs)
-        keys = self._capped(conn, [pair_key(p) for p in pairs])
-        self._seed(keys)
-        self._set_numbers(conn, strings)
-        conn.subscriber.subscribe(keys, interval)
+        self._subscribe(conn, [pair_key(p) for p in pairs], interval, strings)
         return self._ok(conn, subscribed=pairs)
 
     async def _unsubscribe_pair(self, conn: Connection, data: Any) -> dict[str, Any]:
         texts = req.names(data, "pair", "pairs", limit=self.hub.limits.max_subscriptions)
         pairs = req.resolve_pairs(texts, self.registry, self.supported_pairs)
         removed = conn.subscriber.unsubscribe(pair_key(p) for p in pairs)
-        left = [k.removeprefix(PAIR_PREFIX) for k in conn.subscriber.keys(PAIR_PREFIX)]
-        return self._ok(
-            conn, unsubscribed=[k.removeprefix(PAIR_PREFIX) for k in removed], subscribed=left
-        )
+        return self._unsubscribed(conn, removed, PAIR_PREFIX)
 
     async def _subscribe_token(self, conn: Connection, data: Any) -> dict[str, Any]:
-        limit = self.hub.limits.max_subscriptions
-        texts = req.names(data, "token_id", "token_ids", limit=limit)
-        interval = self._interval(conn, data)
-        strings = req.numbers_form(data)
+        texts = req.names(data, "token_id", "token_ids", limit=self.hub.limits.max_subscriptions)
+        interval, strings = self._interval(conn, data), req.numbers_form(data)
         ids = req.resolve_tokens(texts, self.token_resolver)
-        keys = self._capped(conn, [token_key(t) for t in ids])
-        self._seed(keys)
-        self._set_numbers(conn, strings)
-        conn.subscriber.subscribe(keys, interval)
+        self._subscribe(conn, [token_key(t) for t in ids], interval, strings)
         return self._ok(conn, subscribed=ids)
 
     async def _unsubscribe_token(self, conn: Connection, data: Any) -> dict[str, Any]:
         texts = req.names(data, "token_id", "token_ids", limit=self.hub.limits.max_subscriptions)
         ids = req.resolve_tokens(texts, self.token_resolver)
         removed = conn.subscriber.unsubscribe(token_key(t) for t in ids)
-        left = [k.removeprefix(TOKEN_PREFIX) for k in conn.subscriber.keys(TOKEN_PREFIX)]
+        return self._unsubscribed(conn, removed, TOKEN_PREFIX)
+
+    def _subscribe(
+        self, conn: Connection, keys: list[str], interval: int | None, strings: bool | None
+    ) -> None:
+        """Within the tier's subscription cap: seed, switch the number form, subscribe."""
+        keys = self._capped(conn, keys)
+        self._seed(keys)
+        self._set_numbers(conn, strings)
+        conn.subscriber.subscribe(keys, interval)
+
+    def _unsubscribed(self, conn: Connection, removed: list[str], prefix: str) -> dict[str, Any]:
+        left = [k.removeprefix(prefix) for k in conn.subscriber.keys(prefix)]
         return self._ok(
-            conn, unsubscribed=[k.removeprefix(TOKEN_PREFIX) for k in removed], subscribed=left
+            conn, unsubscribed=[k.removeprefix(prefix) for k in removed], subscribed=left
         )
 
     async def _subscribe_all(self, conn: Connection, data: Any) -> dict[str, Any]:
