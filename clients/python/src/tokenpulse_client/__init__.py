@@ -38,22 +38,17 @@ from tokenpulse_client._errors import (
 )
 from tokenpulse_client._models import (
     Health,
-    History,
-    HistoryPoint,
     LtpResult,
     PairError,
     PairInfo,
     Price,
     Readiness,
     RefreshResult,
-    Token,
-    TokenPage,
-    Trend,
     Update,
-    Velocity,
 )
 from tokenpulse_client._stream import Transport
 from tokenpulse_client._sync import TokenpulseClient
+from tokenpulse_client._token_models import History, HistoryPoint, Token, TokenPage, Trend, Velocity
 
 __version__ = "0.1.0"
 

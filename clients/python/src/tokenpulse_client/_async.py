@@ -22,19 +22,9 @@ from tokenpulse_client._calls import (
 )
 from tokenpulse_client._config import DEFAULT_TIMEOUT, Amount, ClientConfig, filters
 from tokenpulse_client._errors import APIError, TransportError
-from tokenpulse_client._models import (
-    Health,
-    History,
-    LtpResult,
-    PairInfo,
-    Readiness,
-    RefreshResult,
-    Token,
-    TokenPage,
-    Update,
-    Velocity,
-)
+from tokenpulse_client._models import Health, LtpResult, PairInfo, Readiness, RefreshResult, Update
 from tokenpulse_client._stream import Transport, stream_updates
+from tokenpulse_client._token_models import History, Token, TokenPage, Velocity
 
 T = TypeVar("T")
 

@@ -18,18 +18,15 @@ from urllib.parse import quote
 from tokenpulse_client._errors import error_for
 from tokenpulse_client._models import (
     Health,
-    History,
     LtpResult,
     PairError,
     PairInfo,
     Price,
     Readiness,
     RefreshResult,
-    Token,
-    TokenPage,
-    Velocity,
     to_datetime,
 )
+from tokenpulse_client._token_models import History, Token, TokenPage, Velocity
 
 T = TypeVar("T")
 Numbers = Literal["number", "string"]

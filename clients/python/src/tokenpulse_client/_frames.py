@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from tokenpulse_client._models import History, Token
+from tokenpulse_client._token_models import History, Token
 
 HISTORY_COLUMNS = ("open", "high", "low", "close", "market_cap", "volume_24h", "velocity")
 TOKEN_COLUMNS = (
