@@ -33,15 +33,15 @@ def to_datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _int(value: Any) -> int | None:
+def to_int(value: Any) -> int | None:
     return int(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else None
 
 
-def _bool(value: Any) -> bool | None:
+def to_bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _str(value: Any) -> str | None:
+def to_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
@@ -72,7 +72,7 @@ class Price:
         return cls(
             pair=str(data["pair"]),
             amount=amount,
-            source=_str(data.get("source")),
+            source=to_str(data.get("source")),
             timestamp=to_datetime(data.get("timestamp")),
             as_of=to_datetime(data.get("as_of")),
             received_at=to_datetime(data.get("received_at")),
@@ -80,8 +80,8 @@ class Price:
             ask=to_decimal(data.get("ask")),
             volume_24h=to_decimal(data.get("volume_24h")),
             vwap=to_decimal(data.get("vwap")),
-            age_ms=_int(data.get("age_ms")),
-            stale=_bool(data.get("stale")),
+            age_ms=to_int(data.get("age_ms")),
+            stale=to_bool(data.get("stale")),
             raw=data,
         )
 

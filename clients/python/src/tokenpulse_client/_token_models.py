@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tokenpulse_client._models import _bool, _int, _str, to_datetime, to_decimal
+from tokenpulse_client._models import to_bool, to_datetime, to_decimal, to_int, to_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +49,9 @@ class Token:
         flags = quality.get("flags") if isinstance(quality, Mapping) else data.get("flags")
         return cls(
             id=str(data["id"]),
-            symbol=_str(data.get("symbol")),
-            name=_str(data.get("name")),
-            rank=_int(data.get("rank")),
+            symbol=to_str(data.get("symbol")),
+            name=to_str(data.get("name")),
+            rank=to_int(data.get("rank")),
             price_usd=to_decimal(data.get("price_usd")),
             market_cap_usd=to_decimal(data.get("market_cap_usd")),
             volume_24h_usd=to_decimal(data.get("volume_24h_usd")),
@@ -62,11 +62,11 @@ class Token:
             percent_change_24h=to_decimal(data.get("percent_change_24h")),
             percent_change_7d=to_decimal(data.get("percent_change_7d")),
             velocity=to_decimal(velocity),
-            source=_str(data.get("source")),
+            source=to_str(data.get("source")),
             as_of=to_datetime(data.get("as_of")),
             received_at=to_datetime(data.get("received_at")),
-            age_ms=_int(data.get("age_ms")),
-            stale=_bool(data.get("stale")),
+            age_ms=to_int(data.get("age_ms")),
+            stale=to_bool(data.get("stale")),
             flags=tuple(str(f) for f in flags or ()),
             raw=data,
         )
@@ -102,11 +102,11 @@ class Trend:
         return cls(
             window=window,
             change_pct=to_decimal(data.get("change_pct")),
-            direction=_str(data.get("direction")),
+            direction=to_str(data.get("direction")),
             mean=to_decimal(data.get("mean")),
             reference_velocity=to_decimal(data.get("reference_velocity")),
             reference_at=to_datetime(data.get("reference_at")),
-            reason=_str(data.get("reason")),
+            reason=to_str(data.get("reason")),
         )
 
 
@@ -140,15 +140,15 @@ class Velocity:
                 series.append((when, to_decimal(value)))
         return cls(
             id=str(data["id"]),
-            symbol=_str(data.get("symbol")),
+            symbol=to_str(data.get("symbol")),
             velocity=to_decimal(data.get("velocity")),
-            formula=_str(data.get("formula")),
+            formula=to_str(data.get("formula")),
             inputs={k: to_decimal(v) for k, v in (data.get("inputs") or {}).items()},
             flags=tuple(str(f) for f in data.get("flags") or ()),
-            source=_str(data.get("source")),
+            source=to_str(data.get("source")),
             as_of=to_datetime(data.get("as_of")),
-            age_ms=_int(data.get("age_ms")),
-            stale=_bool(data.get("stale")),
+            age_ms=to_int(data.get("age_ms")),
+            stale=to_bool(data.get("stale")),
             trends={w: Trend.from_json(w, t or {}) for w, t in (data.get("trends") or {}).items()},
             window=series,
             raw=data,
@@ -187,9 +187,9 @@ class HistoryPoint:
             market_cap=to_decimal(data.get("market_cap")),
             volume_24h=to_decimal(data.get("volume_24h")),
             velocity=to_decimal(data.get("velocity")),
-            samples=_int(data.get("samples")),
-            source=_str(data.get("source")),
-            origin=_str(data.get("origin")),
+            samples=to_int(data.get("samples")),
+            source=to_str(data.get("source")),
+            origin=to_str(data.get("origin")),
         )
 
 
