@@ -16,7 +16,7 @@ import contextlib
 import hmac
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -37,6 +37,7 @@ from tokenpulse.domain.access import (
 )
 from tokenpulse.domain.errors import InvalidParameter, StoreError, TokenNotFound
 from tokenpulse.domain.time import utcnow
+from tokenpulse.services.access._entries import _Entry, _entry
 
 log = structlog.get_logger(__name__)
 
@@ -60,37 +61,6 @@ class KeyNotFound(TokenNotFound):
     """No key with this id (404)."""
 
     code = "KEY_NOT_FOUND"
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """A cached key: what a request check needs, times as unix seconds."""
-
-    record: KeyRecord
-    principal: Principal
-    expires: float  # inf: never
-    revoked: float  # inf: not revoked
-    previous_until: float  # -inf: no previous secret
-
-
-def _ts(moment: datetime | None, default: float) -> float:
-    return default if moment is None else moment.timestamp()
-
-
-def _entry(record: KeyRecord) -> _Entry:
-    return _Entry(
-        record=record,
-        principal=Principal(
-            key_id=record.key_id,
-            tier=record.tier,
-            role=record.role,
-            allowed_ips=record.allowed_ips,
-            allowed_origins=record.allowed_origins,
-        ),
-        expires=_ts(record.expires_at, float("inf")),
-        revoked=_ts(record.revoked_at, float("inf")),
-        previous_until=_ts(record.previous_expires_at, float("-inf")),
-    )
 
 
 class KeyService:
