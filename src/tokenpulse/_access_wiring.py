@@ -22,6 +22,7 @@ from tokenpulse.services.access.sessions import SessionSigner
 from tokenpulse.settings import Settings
 from tokenpulse.store.authblocks import BlockStore, MemoryBlockStore, RedisBlockStore
 from tokenpulse.store.history.repository import HistoryRepository
+from tokenpulse.store.keyrevision import RedisKeyRevision
 from tokenpulse.store.keys import SqlKeyStore
 from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tokenpulse.store.streamslots import RedisStreamSlots
@@ -77,6 +78,11 @@ def build_access(
             pepper=settings.auth_key_pepper,
             bus=bus,
             refresh_interval=settings.auth_keys_refresh,
+            revision=(
+                RedisKeyRevision(redis_client, key_prefix=prefix)
+                if redis_client is not None
+                else None
+            ),
         )
         if settings.auth_key_pepper and history is not None
         else None
