@@ -371,3 +371,41 @@ async def test_a_revocation_whose_bus_message_never_comes_lands_within_a_second(
         finally:
             await store.close()
             await client.aclose()
+
+
+@pytest.mark.services
+async def test_key_usage_is_summed_over_two_instances(
+    http: httpx.AsyncClient, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    settings = settings_for(
+        tmp_path,
+        cache_backend="redis",
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        tier_free_capacity=4,
+        tier_free_refill_rate=0.001,
+    )
+    async with running_app(settings) as one, running_app(settings) as two:
+        created = await create_key(http, one, tier="free")
+        key_id, headers = created["key_id"], {"X-API-Key": created["key"]}
+        keys = two.container.access.keys if two.container.access is not None else None
+        assert keys is not None
+        await wait_for(lambda: keys.principal(key_id) is not None, 5, message="key on two")
+        statuses = [
+            (await http.get(f"{app.base_url}/api/v1/pairs", headers=headers)).status_code
+            for app in (one, two, two, one, two)
+        ]
+        assert statuses == [200, 200, 200, 200, 429]  # one shared bucket of four
+        expected = {"requests": 4, "rate_limited": 1, "scope": "all_instances"}
+
+        async def summed_on(app: RunningApp) -> bool:
+            answer = await http.get(
+                f"{app.base_url}/api/v1/admin/keys/{key_id}/usage", headers=ADMIN_HEADERS
+            )
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            return all(body[name] == value for name, value in expected.items())
+
+        # each instance writes its counts within a second
+        for app in (one, two):
+            await wait_for(lambda app=app: summed_on(app), 5, message="usage summed")

@@ -1,4 +1,5 @@
-"""A revocation announced while an instance's bus subscription is cut (SPEC §8.1, §10).
+"""Access control while Redis is away (SPEC §8, §10): a revocation announced while an
+instance's bus subscription is cut, and per-key usage answered from the instance's own counts.
 
 Pub/sub keeps nothing for a subscriber that is away, so the announcement is provably lost for
 that instance; the keys' shared revision (polled) and the reload when the subscription
@@ -61,3 +62,35 @@ async def test_a_revocation_missed_during_a_bus_outage_lands_within_a_second_of_
         assert took < 1.0
         response = await http.get(f"{two.base_url}/api/v1/pairs", headers=headers)
         assert response.status_code == 401
+
+
+async def test_key_usage_falls_back_to_this_instances_counts_and_says_so(
+    http: httpx.AsyncClient,
+    redis_proxy: TcpProxy,
+    proxied_redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(
+        tmp_path, cache_backend="redis", redis_url=proxied_redis_url, redis_key_prefix=redis_prefix
+    )
+    async with running_app(settings) as app:
+        created = await create_key(http, app, tier="pro")
+        headers = {"X-API-Key": created["key"]}
+        for _ in range(3):
+            assert (await http.get(f"{app.base_url}/api/v1/pairs", headers=headers)).is_success
+        url = f"{app.base_url}/api/v1/admin/keys/{created['key_id']}/usage"
+
+        async def shared() -> bool:
+            body = (await http.get(url, headers=ADMIN_HEADERS)).json()
+            return bool(body["scope"] == "all_instances" and body["requests"] == 3)
+
+        await wait_for(shared, 5, message="the usage from Redis")
+        redis_proxy.cut()
+        started = time.monotonic()
+        answer = await http.get(url, headers=ADMIN_HEADERS)
+        assert time.monotonic() - started < 5.0
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["scope"], body["requests"]) == ("this_instance", 3)
+        assert "Redis" in body["note"]
