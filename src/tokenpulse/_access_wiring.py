@@ -19,10 +19,13 @@ from tokenpulse.observability._access_metrics import AccessMetrics
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.access.keys import KeyService
 from tokenpulse.services.access.sessions import SessionSigner
+from tokenpulse.services.access.usage import UsageSync
 from tokenpulse.settings import Settings
 from tokenpulse.store.authblocks import BlockStore, MemoryBlockStore, RedisBlockStore
 from tokenpulse.store.history.repository import HistoryRepository
+from tokenpulse.store.keyrevision import RedisKeyRevision
 from tokenpulse.store.keys import SqlKeyStore
+from tokenpulse.store.keyusage import RedisKeyUsage
 from tokenpulse.store.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from tokenpulse.store.streamslots import RedisStreamSlots
 
@@ -77,6 +80,11 @@ def build_access(
             pepper=settings.auth_key_pepper,
             bus=bus,
             refresh_interval=settings.auth_keys_refresh,
+            revision=(
+                RedisKeyRevision(redis_client, key_prefix=prefix)
+                if redis_client is not None
+                else None
+            ),
         )
         if settings.auth_key_pepper and history is not None
         else None
@@ -103,6 +111,11 @@ def build_access(
         rotate_grace=settings.auth_rotate_grace,
         stream_slots=(
             RedisStreamSlots(redis_client, key_prefix=prefix, ttl=settings.auth_stream_slot_ttl)
+            if redis_client is not None
+            else None
+        ),
+        usage_sync=(
+            UsageSync(access_metrics.usage, RedisKeyUsage(redis_client, key_prefix=prefix))
             if redis_client is not None
             else None
         ),

@@ -1,17 +1,21 @@
 """The access-control settings (SPEC §8), mixed into :class:`~tokenpulse.settings.Settings`.
 
 Kept apart so the main settings module stays readable; the names are flat like every other
-setting (``TIER_PRO_CAPACITY``, or in YAML ``tier: {pro: {capacity: 300}}``).
+setting (``TIER_PRO_CAPACITY``, or in YAML ``tier: {pro: {capacity: 300}}``), endpoint costs
+too (``TIER_FREE_COST_TOKENS``, ``tier: {free: {cost: {tokens: 5}}}``); a ``TIER_*`` variable
+that names no setting (an unknown tier or endpoint class) is refused at start.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import BaseModel, Field, model_validator
 
 from tokenpulse._settings_fields import Seconds, duration
-from tokenpulse.domain.access import TIERS, TierLimits
+from tokenpulse.domain.access import ENDPOINT_CLASSES, TIERS, TierLimits
 
 MIN_PEPPER_LENGTH = 16
 
@@ -20,6 +24,7 @@ Rate = Annotated[float, Field(ge=0.001, le=1_000_000_000)]
 Connections = Annotated[int, Field(ge=1, le=100_000)]
 Subscriptions = Annotated[int, Field(ge=1, le=10_000)]
 IntervalMs = Annotated[int, Field(ge=0, le=60_000)]
+Cost = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
 
 
 class AccessSettings(BaseModel):
@@ -44,18 +49,30 @@ class AccessSettings(BaseModel):
     tier_free_subscriptions: Subscriptions = 20
     tier_free_min_interval_ms: IntervalMs = 1000
     tier_free_history_depth: Seconds = duration("7d", "1h", "36500d")
+    tier_free_cost_ltp_refresh: Cost = 10.0
+    tier_free_cost_ltp_cached: Cost = 2.0
+    tier_free_cost_tokens: Cost = 2.0
+    tier_free_cost_other: Cost = 1.0
     tier_pro_capacity: Capacity = 300
     tier_pro_refill_rate: Rate = 10.0
     tier_pro_stream_connections: Connections = 10
     tier_pro_subscriptions: Subscriptions = 100
     tier_pro_min_interval_ms: IntervalMs = 250
     tier_pro_history_depth: Seconds = duration("365d", "1h", "36500d")
+    tier_pro_cost_ltp_refresh: Cost = 10.0
+    tier_pro_cost_ltp_cached: Cost = 2.0
+    tier_pro_cost_tokens: Cost = 2.0
+    tier_pro_cost_other: Cost = 1.0
     tier_enterprise_capacity: Capacity = 3000
     tier_enterprise_refill_rate: Rate = 300.0
     tier_enterprise_stream_connections: Connections = 100
     tier_enterprise_subscriptions: Subscriptions = 200
     tier_enterprise_min_interval_ms: IntervalMs = 50
     tier_enterprise_history_depth: Seconds = duration("3650d", "1h", "36500d")
+    tier_enterprise_cost_ltp_refresh: Cost = 10.0
+    tier_enterprise_cost_ltp_cached: Cost = 2.0
+    tier_enterprise_cost_tokens: Cost = 2.0
+    tier_enterprise_cost_other: Cost = 1.0
 
     @model_validator(mode="after")
     def _access_checks(self) -> AccessSettings:
@@ -88,4 +105,23 @@ class AccessSettings(BaseModel):
             subscriptions=int(value("subscriptions")),
             min_interval_ms=int(value("min_interval_ms")),
             history_seconds=value("history_depth"),
+            costs={name: value(f"cost_{name}") for name in ENDPOINT_CLASSES},
         )
+
+
+def unknown_tier_settings(names: Iterable[str], fields: Iterable[str], origin: str) -> list[str]:
+    """A problem for each ``TIER_*`` name that is no setting: a misspelt tier, limit or
+    endpoint class would otherwise be ignored (the environment is read by name)."""
+    known = set(fields)
+    problems = []
+    for name in names:
+        lower = name.lower()
+        if not lower.startswith("tier_") or lower in known:
+            continue
+        close = difflib.get_close_matches(lower, [f for f in known if f.startswith("tier_")], 1)
+        hint = f" (did you mean {close[0].upper()}?)" if close else ""
+        problems.append(
+            f"{origin}: unknown tier setting {name}{hint}; tiers: {', '.join(TIERS)}; "
+            f"endpoint classes (TIER_<TIER>_COST_<CLASS>): {', '.join(ENDPOINT_CLASSES)}"
+        )
+    return problems

@@ -3,8 +3,9 @@
 Each command opens the history database (``DATABASE_URL``; SQLite is migrated in place like
 the service does, PostgreSQL must be at head: ``tokenpulse db upgrade``), needs
 ``AUTH_KEY_PEPPER``, and prints a table or, with ``--json``, one JSON document. A change is
-announced on the Redis bus when ``CACHE_BACKEND=redis``, so running instances apply it within
-a second; a single in-process instance picks it up at its next ``AUTH_KEYS_REFRESH``.
+announced on the Redis bus and counted in the keys' shared revision when
+``CACHE_BACKEND=redis``, so running instances apply it within a second; a single in-process
+instance picks it up at its next ``AUTH_KEYS_REFRESH``.
 
 Exit codes: 0 done, 1 no such key or the database failed, 2 invalid configuration or input.
 """
@@ -73,14 +74,18 @@ def _run(config: Path | None, action: Callable[[Any], Awaitable[T]]) -> T:
         store = SqlKeyStore.from_url(url)
         redis_client: Any = None
         bus: Any = None
+        revision: Any = None
         if settings.cache_backend == "redis":
             from tokenpulse.bus.redis import RedisBus
             from tokenpulse.store.cache.redis import from_url
+            from tokenpulse.store.keyrevision import RedisKeyRevision
 
             redis_client = from_url(settings.effective_redis_url)
             bus = RedisBus(redis_client, prefix=settings.redis_key_prefix + "bus:")
+            revision = RedisKeyRevision(redis_client, key_prefix=settings.redis_key_prefix)
+        service = KeyService(store, pepper=settings.auth_key_pepper, bus=bus, revision=revision)
         try:
-            return await action(KeyService(store, pepper=settings.auth_key_pepper, bus=bus))
+            return await action(service)
         finally:
             await store.close()
             if bus is not None:

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from tokenpulse._settings_access import AccessSettings
+from tokenpulse._settings_access import AccessSettings, unknown_tier_settings
 from tokenpulse._settings_fields import (
     KNOWN_SOURCES,
     SECRET_FIELDS,
@@ -344,6 +344,8 @@ def load_settings(
         problems.append(f"{base_path}: configuration file not found")
 
     env_values = {name: env[name.upper()] for name in Settings.model_fields if name.upper() in env}
+    tier_names = [name for name in env if name.startswith("TIER_")]
+    problems.extend(unknown_tier_settings(tier_names, Settings.model_fields, "environment"))
     raw_environment = env_values.get("environment") or _last(layers, "environment")
     environment, env_path = environment_file(raw_environment or "development", base_path, problems)
     if env_path.exists():

@@ -163,12 +163,46 @@ async def test_the_bucket_and_its_headers_follow_the_key_tier(tmp_path: Path) ->
         assert other.headers["x-ratelimit-limit"] == "50"
 
 
+async def test_each_tier_prices_the_endpoint_classes_its_own_way(tmp_path: Path) -> None:
+    async with access_client(
+        tmp_path,
+        tier_free_capacity=20,
+        tier_free_refill_rate=0.001,
+        tier_free_cost_tokens=5,
+        tier_free_cost_other=3,
+        tier_pro_capacity=20,
+        tier_pro_refill_rate=0.001,
+        tier_enterprise_capacity=4,
+        tier_enterprise_refill_rate=0.001,
+        tier_enterprise_cost_tokens=50,
+    ) as http:
+
+        async def remaining_after(headers: dict[str, str], *paths: str) -> list[int]:
+            left = []
+            for path in paths:
+                response = await http.get(path, headers=headers)
+                assert response.status_code == 200, response.text
+                left.append(int(response.headers["x-ratelimit-remaining"]))
+            return left
+
+        paths = ("/api/v1/tokens", "/api/v1/pairs", "/api/v1/ltp?pair=BTC/USD")
+        free = key(await create_key(http, tier="free"))
+        assert await remaining_after(free, *paths) == [15, 12, 9]  # 5, then 3 for the others
+        pro = key(await create_key(http, tier="pro"))
+        assert await remaining_after(pro, *paths) == [18, 17, 16]  # the defaults: 2, 1, 1
+        # a cost above the bucket takes the whole bucket (it could never be paid otherwise)
+        enterprise = key(await create_key(http, tier="enterprise"))
+        assert await remaining_after(enterprise, "/api/v1/tokens") == [0]
+
+
 async def test_usage_is_counted_per_key(http: httpx.AsyncClient) -> None:
     created = await create_key(http)
     for _ in range(4):
         await http.get("/api/v1/pairs", headers=key(created))
     usage = await http.get(f"/api/v1/admin/keys/{created['key_id']}/usage", headers=admin())
     assert usage.json()["requests"] == 4
+    assert usage.json()["scope"] == "this_instance"  # no Redis: there are no other instances
+    assert "note" not in usage.json()
     metrics = (await http.get("/metrics")).text
     assert 'tokenpulse_key_requests_total{outcome="allowed",tier="free"} 4.0' in metrics
     assert f'tokenpulse_top_key_requests_total{{key_id="{created["key_id"]}"}} 4.0' in metrics

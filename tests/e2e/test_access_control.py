@@ -19,6 +19,10 @@ from typer.testing import CliRunner
 from tests.helpers import wait_for
 from tests.server import RunningApp, app_settings, running_app
 from tokenpulse.cli import app as cli
+from tokenpulse.services.access.keys import KeyService
+from tokenpulse.store.cache.redis import from_url
+from tokenpulse.store.keyrevision import RedisKeyRevision
+from tokenpulse.store.keys import SqlKeyStore
 
 ADMIN = "bootstrap-admin-key-0123456789"
 PEPPER = "pepper-for-the-tests-0123456789"
@@ -231,6 +235,23 @@ async def test_sse_with_a_session_token_limits_and_expiry(
             assert again.status_code == 200
 
 
+async def refused_within_a_second(
+    http: httpx.AsyncClient,
+    apps: tuple[RunningApp, ...],
+    headers: dict[str, str],
+    revoked_at: float,
+) -> None:
+    """Every instance of ``apps`` refuses ``headers``' key less than a second after
+    ``revoked_at``: each one probed at the same time as the others, each bound checked."""
+
+    async def refused_by(app: RunningApp) -> float:
+        await wait_for(lambda: _status(http, app, headers, 401), 5)
+        return time.monotonic() - revoked_at
+
+    took = await asyncio.gather(*(refused_by(app) for app in apps))
+    assert all(seconds < 1.0 for seconds in took), f"refused after {took} s"
+
+
 @pytest.mark.services
 async def test_two_instances_share_keys_revocations_limits_and_blocks(
     http: httpx.AsyncClient, tmp_path: Path, redis_url: str, redis_prefix: str
@@ -289,10 +310,7 @@ async def test_two_instances_share_keys_revocations_limits_and_blocks(
         )
         assert result.exit_code == 0, result.output
 
-        revoked_at = time.monotonic()
-        for app in (one, two):
-            await wait_for(lambda app=app: _status(http, app, other_headers, 401), 5)
-        assert time.monotonic() - revoked_at < 1.0
+        await refused_within_a_second(http, (one, two), other_headers, time.monotonic())
 
         attacker = {"X-Forwarded-For": "203.0.113.5"}
         wrong = {**attacker, "X-API-Key": "tp_live_0123456789ab_" + "x" * 43}
@@ -317,3 +335,77 @@ async def test_two_instances_share_keys_revocations_limits_and_blocks(
             return response.status_code == 200
 
         await wait_for(lifted_on_two, 5, message="the lifted block to reach instance two")
+
+
+@pytest.mark.services
+async def test_a_revocation_whose_bus_message_never_comes_lands_within_a_second(
+    http: httpx.AsyncClient, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    """The change is written with no bus at all (a publisher whose PUBLISH was lost): the
+    keys' shared revision alone carries it to both instances and ends the key's streams."""
+    settings = settings_for(
+        tmp_path, cache_backend="redis", redis_url=redis_url, redis_key_prefix=redis_prefix
+    )
+    async with running_app(settings) as one, running_app(settings) as two:
+        created = await create_key(http, one, tier="pro")
+        headers = {"X-API-Key": created["key"]}
+        await wait_for(lambda: _status(http, two, headers, 200), 5, message="key known on two")
+        store = SqlKeyStore.from_url(settings.database_url)
+        client = from_url(redis_url)
+        try:
+            writer = KeyService(
+                store,
+                pepper=PEPPER,
+                bus=None,
+                revision=RedisKeyRevision(client, key_prefix=redis_prefix),
+            )
+            async with connected(two, {"api_key": created["key"]}) as (stream, events):
+                await writer.revoke(created["key_id"])
+                revoked_at = time.monotonic()
+                ended, _ = await asyncio.gather(
+                    wait_for(lambda: not stream.connected, 5, message="the stream to end"),
+                    refused_within_a_second(http, (one, two), headers, revoked_at),
+                )
+                assert ended < 1.0
+                assert [name for name, _ in events] == ["key_revoked"]
+        finally:
+            await store.close()
+            await client.aclose()
+
+
+@pytest.mark.services
+async def test_key_usage_is_summed_over_two_instances(
+    http: httpx.AsyncClient, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    settings = settings_for(
+        tmp_path,
+        cache_backend="redis",
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        tier_free_capacity=4,
+        tier_free_refill_rate=0.001,
+    )
+    async with running_app(settings) as one, running_app(settings) as two:
+        created = await create_key(http, one, tier="free")
+        key_id, headers = created["key_id"], {"X-API-Key": created["key"]}
+        keys = two.container.access.keys if two.container.access is not None else None
+        assert keys is not None
+        await wait_for(lambda: keys.principal(key_id) is not None, 5, message="key on two")
+        statuses = [
+            (await http.get(f"{app.base_url}/api/v1/pairs", headers=headers)).status_code
+            for app in (one, two, two, one, two)
+        ]
+        assert statuses == [200, 200, 200, 200, 429]  # one shared bucket of four
+        expected = {"requests": 4, "rate_limited": 1, "scope": "all_instances"}
+
+        async def summed_on(app: RunningApp) -> bool:
+            answer = await http.get(
+                f"{app.base_url}/api/v1/admin/keys/{key_id}/usage", headers=ADMIN_HEADERS
+            )
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            return all(body[name] == value for name, value in expected.items())
+
+        # each instance writes its counts within a second
+        for app in (one, two):
+            await wait_for(lambda app=app: summed_on(app), 5, message="usage summed")

@@ -11,6 +11,7 @@ from tokenpulse.api.access.gate import required_role
 from tokenpulse.domain.access import (
     ROLES,
     KeyRecord,
+    cost_table,
     generate_key,
     hash_secret,
     role_allows,
@@ -120,3 +121,16 @@ ENDPOINT_CLASSES = {
 def test_role_matrix(role: str, path: str, least: str) -> None:
     assert required_role(path) == least
     assert role_allows(role, least) == (ROLES.index(role) >= ROLES.index(least))
+
+
+def test_a_cost_table_prices_paths_by_endpoint_class() -> None:
+    by_path, other = cost_table({"tokens": 7.0, "other": 0.5}, None)
+    assert by_path == {
+        "/api/v1/ltp/refresh": 10.0,  # not given: the default
+        "/api/v1/ltp/cached": 2.0,
+        "/api/v1/tokens": 7.0,
+    }
+    assert other == 0.5
+    by_path, other = cost_table({"tokens": 7.0}, 5)
+    assert by_path["/api/v1/ltp/refresh"] == 5.0  # capped at the bucket
+    assert (by_path["/api/v1/tokens"], other) == (5.0, 1.0)

@@ -354,6 +354,39 @@ def test_env_example_lists_every_variable_compose_reads_with_a_comment() -> None
     assert all(value and "secret" not in value.lower() for value in listed.values())
 
 
+def test_endpoint_costs_are_set_per_tier_and_bad_ones_refused(tmp_path: Path) -> None:
+    from tokenpulse.domain.access import DEFAULT_COSTS
+    from tokenpulse.settings import ConfigError, load_settings
+
+    tiers = load_settings(None, {}).settings.tier_limits()
+    assert all(dict(tiers[t].costs) == dict(DEFAULT_COSTS) for t in ("free", "pro", "enterprise"))
+    config = tmp_path / "config.yaml"
+    config.write_text("tier:\n  free:\n    cost:\n      tokens: 5\n", encoding="utf-8")
+    tiers = load_settings(config, {"TIER_PRO_COST_LTP_REFRESH": "0.5"}).settings.tier_limits()
+    assert tiers["free"].costs["tokens"] == 5
+    assert tiers["pro"].costs["ltp_refresh"] == 0.5
+    assert tiers["enterprise"].costs["tokens"] == DEFAULT_COSTS["tokens"]
+    for environ, text in (
+        (
+            {"TIER_PRO_COST_HISTORY": "3"},
+            "unknown tier setting TIER_PRO_COST_HISTORY (did you mean TIER_PRO_COST_OTHER?); "
+            "tiers: free, pro, enterprise; endpoint classes (TIER_<TIER>_COST_<CLASS>): "
+            "ltp_refresh, ltp_cached, tokens, other",
+        ),
+        ({"TIER_GOLD_CAPACITY": "3"}, "unknown tier setting TIER_GOLD_CAPACITY"),
+        ({"TIER_FREE_COST_TOKENS": "-1"}, "TIER_FREE_COST_TOKENS='-1'"),
+        ({"TIER_FREE_COST_TOKENS": "cheap"}, "TIER_FREE_COST_TOKENS='cheap'"),
+        ({"TIER_FREE_COST_TOKENS": "nan"}, "TIER_FREE_COST_TOKENS='nan'"),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            load_settings(None, environ)
+        assert any(text in problem for problem in raised.value.problems), raised.value.problems
+    config.write_text("tier:\n  pro:\n    cost:\n      history: 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, {})
+    assert any("tier_pro_cost_history" in problem for problem in raised.value.problems)
+
+
 def test_access_settings_are_validated_and_shape_the_tiers() -> None:
     from tokenpulse.settings import ConfigError, load_settings
 

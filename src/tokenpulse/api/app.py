@@ -50,7 +50,6 @@ log = structlog.get_logger(__name__)
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 LTP_CACHE = {200: "hit", 206: "partial", 503: "miss"}
-ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0, "/api/v1/tokens": 2.0}
 
 
 def create_app(
@@ -172,8 +171,12 @@ def create_app(
         limiter=container.limiter,
         client_ip=client_ip,
         metrics=container.metrics,
-        costs=ENDPOINT_COSTS,
         tier_limiters=access.tier_limiters if access is not None else None,
+        tier_costs=(
+            {tier: limits.costs for tier, limits in access.tiers.items()}
+            if access is not None
+            else None
+        ),
         sessions=access.sessions if access is not None else None,
         guard=access.guard if access is not None else None,
         usage=access.metrics.usage if access is not None else None,

@@ -90,7 +90,6 @@ class EdgeMiddleware:
         limiter: RateLimiter | None,
         client_ip: ClientIpResolver,
         fast_routes: dict[tuple[str, str], FastHandler],
-        costs: dict[str, float] | None = None,
         gate: AccessGate | None = None,
         route_of: Callable[[Scope], str] | None = None,
         cors: CorsPolicy | None = None,
@@ -108,7 +107,6 @@ class EdgeMiddleware:
             limiter=limiter,
             client_ip=client_ip,
             metrics=metrics,
-            costs=costs,
         )
         self.route_of = route_of or (lambda scope: "unmatched")
         self.cors = cors or CorsPolicy(())

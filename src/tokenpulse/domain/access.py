@@ -8,7 +8,8 @@ lets nobody call the API; a check is one HMAC and one constant-time comparison.
 
 Roles are ordered: ``reader`` < ``analyst`` < ``admin``; each may call what the roles below
 it may. Tiers (``free``, ``pro``, ``enterprise``) set how much: bucket, streams, intervals,
-history depth (:class:`TierLimits`, values from settings).
+history depth and what each endpoint class costs from the bucket (:class:`TierLimits`,
+values from settings).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import hmac
 import ipaddress
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 KEY_PREFIX = "tp_live_"
@@ -34,6 +36,20 @@ ROLE_HISTORY_SECONDS: dict[str, float | None] = {
     "reader": 24 * 3600.0,
     "analyst": None,
     "admin": None,
+}
+#: What one request takes from its bucket, by endpoint class; ``other`` is every path not
+#: named in :data:`COST_PATHS`. Each tier may price them differently (settings).
+DEFAULT_COSTS: Mapping[str, float] = {
+    "ltp_refresh": 10.0,  # POST /api/v1/ltp/refresh: a provider fetch
+    "ltp_cached": 2.0,
+    "tokens": 2.0,  # a page of up to 250 tokens
+    "other": 1.0,
+}
+ENDPOINT_CLASSES = tuple(DEFAULT_COSTS)
+COST_PATHS: Mapping[str, str] = {
+    "ltp_refresh": "/api/v1/ltp/refresh",
+    "ltp_cached": "/api/v1/ltp/cached",
+    "tokens": "/api/v1/tokens",
 }
 _KEY = re.compile(r"tp_live_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})")
 
@@ -60,6 +76,19 @@ class TierLimits:
     subscriptions: int
     min_interval_ms: int
     history_seconds: float
+    costs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_COSTS))  # by class
+
+
+def cost_table(
+    costs: Mapping[str, float], capacity: float | None
+) -> tuple[dict[str, float], float]:
+    """``(cost by path, cost of any other path)`` from costs by endpoint class (missing
+    classes at their default), each capped at ``capacity``: a request costing more than the
+    whole bucket could never be served, so it takes the whole bucket instead."""
+    cap = float("inf") if capacity is None else float(capacity)
+    by_class = {**DEFAULT_COSTS, **costs}
+    by_path = {path: min(by_class[name], cap) for name, path in COST_PATHS.items()}
+    return by_path, min(by_class["other"], cap)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,10 @@
 
 Requests and 429s are counted per key id in plain dicts (a dict increment on the hot path);
 Prometheus sees them by tier and outcome only, plus the ``top`` busiest keys by id — never
-one series per key without a bound. ``usage(key_id)`` answers the admin usage endpoint.
+one series per key without a bound. ``usage(key_id)`` answers the admin usage endpoint;
+:meth:`KeyUsage.unsent` and :meth:`KeyUsage.sent` let a writer-behind add this instance's
+counts to the totals every instance shares (``services/access/usage.py``) without touching
+the hot path: what was sent is remembered apart and subtracted.
 Blocks are a gauge read at scrape time and a counter.
 """
 
@@ -26,6 +29,7 @@ class KeyUsage(Collector):
         self.top = top
         self._counts: dict[str, list[int]] = {}  # key id -> counts by OUTCOMES index
         self._tiers: dict[str, str] = {}
+        self._sent: dict[str, list[int]] = {}  # key id -> counts already in the shared totals
         self.blocked_ips: Callable[[], int] = lambda: 0
 
     def count(self, key_id: str, tier: str, outcome: int) -> None:
@@ -47,10 +51,30 @@ class KeyUsage(Collector):
         counts = self._counts.get(key_id, [0, 0, 0, 0])
         return dict(zip(FIELDS, counts, strict=True))
 
+    def unsent(self) -> dict[str, list[int]]:
+        """Each key's counts not yet sent to the shared totals (only keys with some)."""
+        deltas: dict[str, list[int]] = {}
+        for key_id, counts in self._counts.items():
+            sent = self._sent.get(key_id)
+            delta = (
+                list(counts) if sent is None else [c - s for c, s in zip(counts, sent, strict=True)]
+            )
+            if any(delta):
+                deltas[key_id] = delta
+        return deltas
+
+    def sent(self, deltas: dict[str, list[int]]) -> None:
+        """Record that ``deltas`` (from :meth:`unsent`) are in the shared totals now."""
+        for key_id, delta in deltas.items():
+            base = self._sent.setdefault(key_id, [0, 0, 0, 0])
+            for index, value in enumerate(delta):
+                base[index] += value
+
     def forget(self, key_id: str) -> None:
         """Drop a deleted key's counts."""
         self._counts.pop(key_id, None)
         self._tiers.pop(key_id, None)
+        self._sent.pop(key_id, None)
 
     def collect(self) -> Iterator[Metric]:
         by_tier = CounterMetricFamily(

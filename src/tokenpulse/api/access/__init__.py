@@ -15,6 +15,7 @@ from tokenpulse.domain.access import ROLE_HISTORY_SECONDS, Principal, TierLimits
 from tokenpulse.observability._access_metrics import AccessMetrics
 from tokenpulse.services.access.keys import KeyService
 from tokenpulse.services.access.sessions import SessionSigner
+from tokenpulse.services.access.usage import UsageSync
 from tokenpulse.store.ratelimit import RateLimiter
 from tokenpulse.store.streamslots import RedisStreamSlots
 
@@ -31,6 +32,7 @@ class AccessServices:
     guard: FailedAuthGuard | None = None
     rotate_grace: float = 86400.0
     stream_slots: RedisStreamSlots | None = None  # per-key stream connections, in Redis
+    usage_sync: UsageSync | None = None  # per-key usage summed over instances, in Redis
 
     def history_seconds(self, principal: Principal | None) -> float | None:
         """How far back ``principal`` may read history: the shorter of its role's depth
@@ -50,6 +52,8 @@ class AccessServices:
             await self.keys.start()
         if self.guard is not None:
             await self.guard.start()
+        if self.usage_sync is not None:
+            self.usage_sync.start()
 
     async def stop(self) -> None:
         """Stop listening; write the keys' last-used times; close the tier limiters."""
@@ -59,6 +63,9 @@ class AccessServices:
         if self.keys is not None:
             with contextlib.suppress(Exception):
                 await self.keys.stop()
+        if self.usage_sync is not None:
+            with contextlib.suppress(Exception):
+                await self.usage_sync.stop()
         for limiter in self.tier_limiters.values():
             with contextlib.suppress(Exception):
                 await limiter.close()

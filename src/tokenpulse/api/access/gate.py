@@ -5,8 +5,10 @@ a blocked client IP is refused (429); the credentials — ``X-API-Key`` (or ``ap
 a session token as ``Authorization: Bearer`` (or ``token=``, for EventSource) — become a
 :class:`Principal`, and a failure takes from the IP's failure bucket (429 once empty, a block
 after ``AUTH_BLOCK_AFTER``); the route's role (:func:`required_role`) and the key's allowed
-IPs give 403; then the token bucket of the key's tier (per client IP when anonymous). All of
-it is in memory but the bucket (Redis when shared) and a failure's bookkeeping.
+IPs give 403; then the token bucket of the key's tier (per client IP when anonymous), taking
+what the tier charges for the path's endpoint class (a table per tier built once, so a request
+costs one dict lookup). All of it is in memory but the bucket (Redis when shared) and a
+failure's bookkeeping.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from urllib.parse import parse_qsl
 from tokenpulse.api.access.guard import FailedAuthGuard
 from tokenpulse.api.auth import Authenticator, requires_auth
 from tokenpulse.api.clientip import ClientIpResolver
-from tokenpulse.domain.access import Principal, ip_allowed, origin_allowed, role_allows
+from tokenpulse.domain.access import (
+    DEFAULT_COSTS,
+    Principal,
+    cost_table,
+    ip_allowed,
+    origin_allowed,
+    role_allows,
+)
 from tokenpulse.domain.errors import Forbidden, RateLimited, TokenpulseError, Unauthorized
 from tokenpulse.observability._access_metrics import KeyUsage
 from tokenpulse.observability.metrics import Metrics
@@ -58,8 +67,8 @@ class AccessGate:
         limiter: RateLimiter | None,
         client_ip: ClientIpResolver,
         metrics: Metrics,
-        costs: Mapping[str, float] | None = None,
         tier_limiters: Mapping[str, RateLimiter] | None = None,
+        tier_costs: Mapping[str, Mapping[str, float]] | None = None,
         sessions: SessionSigner | None = None,
         guard: FailedAuthGuard | None = None,
         usage: KeyUsage | None = None,
@@ -72,10 +81,14 @@ class AccessGate:
         self.sessions = sessions
         self.guard = guard
         self.usage = usage
-        costs = dict(costs or {})
-        # A cost above a bucket's capacity could never be paid: cap it at that capacity.
-        self.costs = _capped(costs, limiter)
-        self.tier_costs = {tier: _capped(costs, lim) for tier, lim in self.tier_limiters.items()}
+        # Cost by path and of any other path: the default prices for the anonymous and the
+        # bootstrap bucket, each tier's own for its keys (by endpoint class, from settings).
+        self.costs, self.other_cost = cost_table(DEFAULT_COSTS, _capacity(limiter))
+        tier_costs = tier_costs or {}
+        self.tier_costs = {
+            tier: cost_table(tier_costs.get(tier, DEFAULT_COSTS), _capacity(lim))
+            for tier, lim in self.tier_limiters.items()
+        }
 
     def ip(self, scope: Scope, forwarded: bytes | None) -> str:
         """The client IP (``X-Forwarded-For`` only from ``FORWARDED_ALLOW_IPS`` peers)."""
@@ -172,13 +185,13 @@ class AccessGate:
             bucket = principal.key_id
             limiter = self.tier_limiters.get(principal.tier)
             if limiter is None:
-                limiter, costs = self.limiter, self.costs
+                limiter, costs, other = self.limiter, self.costs, self.other_cost
             else:
-                costs = self.tier_costs[principal.tier]
+                costs, other = self.tier_costs[principal.tier]
         else:
             bucket = "ip:" + self.ip(scope, forwarded)
-            limiter, costs = self.limiter, self.costs
-        decision = await limiter.acquire(bucket, costs.get(path, 1.0))
+            limiter, costs, other = self.limiter, self.costs, self.other_cost
+        decision = await limiter.acquire(bucket, costs.get(path, other))
         headers.append((b"x-ratelimit-limit", str(decision.limit).encode()))
         headers.append((b"x-ratelimit-remaining", str(decision.remaining).encode()))
         if principal is not None and self.usage is not None:
@@ -197,11 +210,9 @@ _MISSING = Unauthorized(
 )
 
 
-def _capped(costs: Mapping[str, float], limiter: RateLimiter | None) -> dict[str, float]:
+def _capacity(limiter: RateLimiter | None) -> float | None:
     capacity = getattr(limiter, "capacity", None)
-    if capacity is None:
-        return dict(costs)
-    return {path: min(cost, float(capacity)) for path, cost in costs.items()}
+    return None if capacity is None else float(capacity)
 
 
 def _origin(scope: Scope) -> str | None:

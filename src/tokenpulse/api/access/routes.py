@@ -189,14 +189,25 @@ def access_router(access: AccessServices) -> APIRouter:
     @router.get(
         "/api/v1/admin/keys/{key_id}/usage",
         operation_id="getKeyUsage",
-        summary="An API key's usage on this instance",
+        summary="An API key's usage over every instance",
         response_model=KeyUsageOut,
     )
     async def key_usage(key_id: KeyIdPath) -> Response:
-        """Requests, 429s and stream connections counted since this instance started."""
+        """Requests, 429s, stream connections and stream messages: with Redis, summed over
+        every instance (each adds its counts within a second; kept 7 days after the key's
+        last use); without it, or while Redis fails, this instance's since it started —
+        ``scope`` says which."""
         record = await keys().show(key_id)
-        usage = access.metrics.usage.usage(record.key_id)
-        return _json({"key_id": record.key_id, "tier": record.tier, **usage})
+        scope = "this_instance"
+        if access.usage_sync is not None:
+            usage, scope = await access.usage_sync.usage(record.key_id)
+        else:
+            usage = access.metrics.usage.usage(record.key_id)
+        body: dict[str, Any] = {"key_id": record.key_id, "tier": record.tier, **usage}
+        body["scope"] = scope
+        if scope == "this_instance" and access.usage_sync is not None:
+            body["note"] = "the shared totals are unavailable (Redis): this instance's counts"
+        return _json(body)
 
     @router.get(
         "/api/v1/admin/blocks",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -124,7 +124,9 @@ class RotateRequest(BaseModel):
 
 
 class KeyUsageOut(BaseModel):
-    """A key's usage counted on this instance since it started."""
+    """A key's usage: over every instance (``scope: all_instances``, with Redis), or counted
+    on this instance since it started (``this_instance``: no Redis, or Redis failing, then
+    ``note`` says so)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -135,6 +137,7 @@ class KeyUsageOut(BaseModel):
                 "rate_limited": 3,
                 "stream_connections": 2,
                 "stream_messages": 5400,
+                "scope": "all_instances",
             }
         }
     )
@@ -145,6 +148,8 @@ class KeyUsageOut(BaseModel):
     rate_limited: int
     stream_connections: int
     stream_messages: int
+    scope: Literal["all_instances", "this_instance"]
+    note: str | None = None
 
 
 class SessionOut(BaseModel):

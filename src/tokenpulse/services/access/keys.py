@@ -6,7 +6,10 @@ time. The dict is loaded at start, reloaded every ``AUTH_KEYS_REFRESH``, and cha
 on every instance through the event bus: a management operation (CLI, admin API) writes the
 database and then publishes ``{"op", "key_id"}`` on topic ``access``; each instance applies a
 revocation immediately and re-reads the key. A lost bus message (pub/sub is at-most-once) is
-caught by the next periodic reload; expiry needs no message at all (checked per request).
+caught within a second by the second path: every change also bumps a shared revision in
+Redis that each instance polls (``_revision.py``), and an instance reloads when its bus
+subscription comes back; the periodic reload remains the last resort. Expiry needs no message
+at all (checked per request).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import asyncio
 import contextlib
 import hmac
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -37,6 +40,8 @@ from tokenpulse.domain.access import (
 )
 from tokenpulse.domain.errors import InvalidParameter, StoreError, TokenNotFound
 from tokenpulse.domain.time import utcnow
+from tokenpulse.services.access._entries import _Entry, _entry
+from tokenpulse.services.access._revision import KeyRevisionPort, RevisionWatch
 
 log = structlog.get_logger(__name__)
 
@@ -62,37 +67,6 @@ class KeyNotFound(TokenNotFound):
     code = "KEY_NOT_FOUND"
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """A cached key: what a request check needs, times as unix seconds."""
-
-    record: KeyRecord
-    principal: Principal
-    expires: float  # inf: never
-    revoked: float  # inf: not revoked
-    previous_until: float  # -inf: no previous secret
-
-
-def _ts(moment: datetime | None, default: float) -> float:
-    return default if moment is None else moment.timestamp()
-
-
-def _entry(record: KeyRecord) -> _Entry:
-    return _Entry(
-        record=record,
-        principal=Principal(
-            key_id=record.key_id,
-            tier=record.tier,
-            role=record.role,
-            allowed_ips=record.allowed_ips,
-            allowed_origins=record.allowed_origins,
-        ),
-        expires=_ts(record.expires_at, float("inf")),
-        revoked=_ts(record.revoked_at, float("inf")),
-        previous_until=_ts(record.previous_expires_at, float("-inf")),
-    )
-
-
 class KeyService:
     """Stored keys: create/list/show/revoke/rotate/set-tier/set-role, and the request-time cache."""
 
@@ -104,6 +78,7 @@ class KeyService:
         bus: EventBus | None = None,
         refresh_interval: float = 30.0,
         clock: Callable[[], float] = time.time,
+        revision: KeyRevisionPort | None = None,
     ) -> None:
         if not pepper:
             raise ValueError("stored keys need AUTH_KEY_PEPPER")
@@ -122,6 +97,10 @@ class KeyService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._detach: Callable[[], None] | None = None
+        self._unwatch: Callable[[], None] | None = None
+        self.revision = revision
+        self.watch = RevisionWatch(revision, self.reload) if revision is not None else None
+        self._watch_task: asyncio.Task[None] | None = None
         self.loaded = False
 
     # ------------------------------------------------------------------ request path
@@ -193,22 +172,29 @@ class KeyService:
         """Load every key, listen for changes on the bus, reload periodically."""
         if self.bus is not None and self._detach is None:
             self._detach = self.bus.subscribe(ACCESS_TOPIC, self._on_message)
+            # What was announced while the subscription was down is lost: reload on its return.
+            self._unwatch = self.bus.watch(self._on_bus_health)
         with contextlib.suppress(StoreError):
             await self.reload()
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._refresh_loop(), name="key-refresh")
+        if self.watch is not None and self._watch_task is None:
+            self._watch_task = asyncio.create_task(self.watch.run(), name="key-revision")
 
     async def stop(self) -> None:
         """Stop listening; write the last-used times."""
         if self._detach is not None:
             self._detach()
             self._detach = None
-        tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        tasks = [t for t in (self._loop_task, self._watch_task, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
         if tasks:  # wait() neither raises their errors nor swallows our own cancellation
             await asyncio.wait(tasks)
-        self._loop_task = None
+        self._loop_task = self._watch_task = None
         # Last-used times are a convenience: never let them hold shutdown up.
         with contextlib.suppress(StoreError, TimeoutError):
             await asyncio.wait_for(self.flush_usage(), STOP_FLUSH_TIMEOUT)
@@ -243,6 +229,21 @@ class KeyService:
         if used:
             await self.store.touch({k: _utc(v) for k, v in used.items()})
 
+    def _on_bus_health(self, healthy: bool) -> None:
+        if healthy:
+            self._spawn(self._reload_quietly())
+
+    async def _reload_quietly(self) -> None:
+        try:
+            await self.reload()
+        except StoreError as exc:
+            log.warning("key reload failed; the periodic reload will retry", error=exc.message)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _on_message(self, _topic: str, payload: bytes) -> None:
         try:
             message = orjson.loads(payload)
@@ -254,9 +255,7 @@ class KeyService:
         if op == "revoke":
             self._apply_revocation(key_id)
         if op in {"revoke", "change", "create"}:
-            task = asyncio.get_running_loop().create_task(self._refresh_one(key_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._refresh_one(key_id))
 
     def _apply_revocation(self, key_id: str) -> None:
         entry = self._entries.get(key_id)
@@ -292,6 +291,11 @@ class KeyService:
 
     async def _announce(self, op: str, record: KeyRecord) -> None:
         self._put(record, record.key_id)
+        if self.revision is not None:
+            try:
+                await self.revision.bump()
+            except StoreError as exc:
+                log.warning("key revision not bumped; the bus still announces", error=exc.message)
         if self.bus is not None:
             await self.bus.publish(ACCESS_TOPIC, orjson.dumps({"op": op, "key_id": record.key_id}))
 
