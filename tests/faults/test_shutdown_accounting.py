@@ -226,7 +226,18 @@ async def test_two_instances_a_leader_stopped_with_postgres_down_hands_over_and_
         try:
             await wait_for(everything_written, 60, message="both instances' rows written")
         except AssertionError:
-            raise AssertionError(f"rows of the two prices in the history: {written}") from None
+            engine = create_async_engine(pg_test_url)
+            async with engine.connect() as conn:
+                recent = (
+                    await conn.execute(
+                        sa.select(ltp_samples)
+                        .where(ltp_samples.c.pair == "BTC/USD")
+                        .order_by(ltp_samples.c.ts.desc())
+                        .limit(8)
+                    )
+                ).all()
+            await engine.dispose()
+            raise AssertionError(f"rows of the two prices: {written}; latest {recent}") from None
         restarted.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(restarted.wait, 30) == 0
     finally:
