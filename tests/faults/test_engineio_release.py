@@ -4,8 +4,10 @@ Engine.IO client that connects and resets its TCP connection.
 
 The abort *is* noticed at once (the ASGI ``websocket.disconnect`` arrives, the ``disconnect``
 handler runs); what holds the session afterwards is Engine.IO's ping task, asleep for
-``ping_interval`` (25 s by default). The stock server keeps it; ours
-(:mod:`tokenpulse.api.streams._engineio`) lets it go at the disconnect."""
+``ping_interval`` (25 s by default), and the ping-timeout sweep's copy of the sessions. The
+stock server keeps it; ours (:mod:`tokenpulse.api.streams._engineio`) lets it go at the
+disconnect. When the stock case fails, python-engineio no longer holds the session and our
+override can go."""
 
 from __future__ import annotations
 
