@@ -37,6 +37,7 @@ from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.ltp.supervisor import LtpSupervisor, TickerBuffer, buffer_sink
+from tokenpulse.services.ltp.trade_backfill import TradeBackfill
 from tokenpulse.services.replication import Replicator
 from tokenpulse.services.tokens import ingest
 from tokenpulse.services.tokens.backfill import Backfiller
@@ -48,8 +49,8 @@ from tokenpulse.sources._health import Source
 from tokenpulse.sources.coingecko.client import CoinGeckoClient
 from tokenpulse.sources.coinmarketcap.client import CmcClient
 from tokenpulse.sources.coinmarketcap.credits import CreditBudget
-from tokenpulse.sources.kraken.ohlc import KrakenOhlcClient
 from tokenpulse.sources.kraken.rest import KrakenRestClient
+from tokenpulse.sources.kraken.trades import KrakenTradesClient
 from tokenpulse.sources.replay import ReplayKit, replay_kit
 from tokenpulse.store.cache.base import Cache
 from tokenpulse.store.cache.memory import MemoryCache
@@ -333,9 +334,9 @@ def _build_market(
             writer.add_ltp(view.ticker)
 
         prices.add_publisher(record_ltp)
-    backfiller = None
+    backfiller = trade_backfill = None
     if history is not None:  # replay seeds history from its recording, through the backfill
-        ohlc = KrakenOhlcClient.from_rest_client(rest) if rest is not None else None
+        ohlc = KrakenTradesClient.from_rest_client(rest) if rest is not None else None
 
         def coin_id_for(token_id: str) -> str | None:
             identity = tokens.identities.get(token_id)
@@ -350,6 +351,15 @@ def _build_market(
         )
         if kit is not None:
             backfiller.chart_source = backfiller.candle_source = "replay"
+        elif ohlc is not None:  # a take-over's hole of seconds, from Kraken's trades
+
+            def received_at(pair: Pair) -> datetime | None:
+                view = prices.view(pair)
+                return view.ticker.received_at if view is not None else None
+
+            trade_backfill = TradeBackfill(
+                history, ohlc, pairs=pairs, received_at=received_at, metrics=metrics
+            )
     return MarketIngest(
         tokens=tokens,
         source=source,
@@ -360,6 +370,7 @@ def _build_market(
         raw_retention=timedelta(seconds=settings.history_raw_retention),
         rollup_retention=timedelta(seconds=settings.history_rollup_retention),
         buffer=buffer,
+        trade_backfill=trade_backfill,
     )
 
 

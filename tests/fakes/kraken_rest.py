@@ -24,6 +24,13 @@ width that contains it; open/high/low/close/vwap are the recorded prices (as the
 digits), so a 1-minute request gets one candle per recorded hour, as if nothing traded in
 between. The recording has no per-candle volume: ``volume`` is ``"0"`` and ``count`` is the
 number of recorded prices in the candle. :meth:`FakeKrakenRest.set_ohlc` replaces the data.
+
+And ``GET /0/public/Trades?pair=…&since=…&count=…`` as Kraken answers it today
+(``{"error":[],"result":{"XXBTZUSD":[[price, volume, time, "b"|"s", "m"|"l", misc,
+trade_id], …],"last":"<nanoseconds>"}}``, oldest first, at most ``count`` (≤ 1000) trades
+from ``since``, which is unix seconds or the nanosecond ``last`` of a previous page). The
+trades are those the test recorded with :meth:`FakeKrakenRest.record_trade` (a market whose
+trades also go out on the fake WebSocket feed), so the backfill sees the same market.
 """
 
 from __future__ import annotations
@@ -101,6 +108,8 @@ class FakeKrakenRest:
         self._aliases = _altnames()
         self.ohlc_prices = load_recorded_ohlc_prices()
         self.ohlc_requests: list[str] = []  # query strings of OHLC requests, in arrival order
+        self.trades: dict[str, list[tuple[float, str, str]]] = {}  # key -> (time, price, vol)
+        self.trades_requests: list[str] = []  # query strings of Trades requests
         self.requests: list[str] = []  # query strings of Ticker requests, in arrival order
         self.request_times: list[float] = []  # time.monotonic() at arrival
         self._failure: Fault | None = None
@@ -124,6 +133,10 @@ class FakeKrakenRest:
     def set_ohlc(self, key: str, prices: list[tuple[int, str]]) -> None:
         """Serve OHLC candles of ``key`` built from ``(unix seconds, price digits)`` pairs."""
         self.ohlc_prices[self._rest_key(key)] = sorted(prices)
+
+    def record_trade(self, key: str, price: str, at: float, volume: str = "0.01000000") -> None:
+        """A trade of ``key`` at unix time ``at`` (the Trades endpoint serves it from now)."""
+        self.trades.setdefault(self._rest_key(key), []).append((at, price, volume))
 
     def fail_with(
         self, status: int, times: int | None = 1, retry_after: float | None = None
@@ -171,6 +184,11 @@ class FakeKrakenRest:
             query = scope["query_string"].decode("latin-1")
             self.ohlc_requests.append(query)
             await respond(send, 200, to_json(self._ohlc_answer(query)))
+            return
+        if scope["method"] == "GET" and scope["path"] == "/0/public/Trades":
+            query = scope["query_string"].decode("latin-1")
+            self.trades_requests.append(query)
+            await respond(send, 200, to_json(self._trades_answer(query)))
             return
         if scope["method"] != "GET" or scope["path"] != "/0/public/Ticker":
             await respond(send, 404, b'{"error":["EGeneral:Unknown method"]}')
@@ -241,6 +259,30 @@ class FakeKrakenRest:
             if start > since
         ][-OHLC_MAX_CANDLES:]
         last = rows[-1][0] if rows else since
+        return {"error": [], "result": {key: rows, "last": last}}
+
+    def _trades_answer(self, query: str) -> dict[str, Any]:
+        values = parse_qs(query)
+        names = list(_split(values.get("pair", [""])[-1]))
+        if len(names) != 1:
+            return {"error": ["EGeneral:Invalid arguments"], "result": {}}
+        key = self._rest_key(names[0])
+        if key not in self.tickers and key not in self.trades:
+            return {"error": [UNKNOWN_PAIR], "result": {}}
+        since = int(values.get("since", ["0"])[-1])
+        count = int(values.get("count", ["1000"])[-1])
+        if not 1 <= count <= 1000:
+            return {"error": ["EGeneral:Invalid arguments:count"], "result": {}}
+        if since > 10**12:  # a previous page's nanosecond cursor: what came after it
+            after = [t for t in sorted(self.trades.get(key, [])) if t[0] * 1e9 > since]
+        else:  # a unix timestamp: from that second on
+            after = [t for t in sorted(self.trades.get(key, [])) if t[0] >= since]
+        page = after[:count]
+        rows = [
+            [price, volume, at, "b", "m", "", 1_000_000 + index]
+            for index, (at, price, volume) in enumerate(page)
+        ]
+        last = str(int(page[-1][0] * 1e9)) if page else str(since)
         return {"error": [], "result": {key: rows, "last": last}}
 
     def _rest_key(self, name: str) -> str:

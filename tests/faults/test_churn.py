@@ -38,9 +38,12 @@ def test_abrupt_stream_churn_leaves_nothing_behind(transport: str, tmp_path: Pat
     growth = rss[-1] - rss[0]
     print(
         f"\nFIGURE churn {transport}: RSS per round (MB) {[round(r, 1) for r in rss]}, "
-        f"growth after round 1: {growth:.1f} MB ({ROUNDS} x {CYCLES} abrupt cycles)"
+        f"growth after round 1: {growth:.1f} MB ({ROUNDS} x {CYCLES} abrupt cycles), "
+        f"Engine.IO ping {result['ping_interval']} s, sockets released "
+        f"{result['released_after']} s after each round"
     )
     print("tracemalloc, what one more round kept, top 10:")
     print("\n".join(result["tracemalloc"]))
     assert result["engine_sockets"] == 0  # Engine.IO forgot every aborted socket too
+    assert result["ping_interval"] == 25  # the default: nothing waits for the next ping
     assert growth < MAX_GROWTH_MB

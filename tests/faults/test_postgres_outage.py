@@ -16,7 +16,8 @@ from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.faults.proxy import TcpProxy
 from tests.helpers import wait_for
-from tests.server import app_settings, running_app
+from tests.server import RunningApp, app_settings, running_app
+from tokenpulse.settings import Settings
 from tokenpulse.store.history.models import ltp_samples
 
 DEADLINE = 15.0
@@ -83,4 +84,86 @@ async def test_history_reads_answer_503_store_unavailable_while_postgres_is_down
     finally:
         await engine.dispose()
     print(f"\nFIGURE postgres-outage: buffered row written after the outage: {written}")
+    assert written == 1
+
+
+async def test_two_instances_answer_503_while_postgres_is_down_and_lose_no_row(
+    kraken_ws: FakeKrakenWs,
+    kraken_rest: FakeKrakenRest,
+    coingecko: FakeCoinGecko,
+    http: httpx.AsyncClient,
+    pg_proxy: TcpProxy,
+    proxied_pg_url: str,
+    pg_test_url: str,
+    redis_url: str,
+    redis_prefix: str,
+) -> None:
+    """A ``ROLE=all`` leader and a ``ROLE=api`` follower on one PostgreSQL (behind the proxy)
+    and one Redis: both answer history reads 503 while it is down, both serve prices, and
+    the leader writes what it buffered once it is back."""
+
+    def settings(role: str) -> Settings:
+        return app_settings(
+            kraken_ws_url=kraken_ws.url,
+            kraken_rest_url=kraken_rest.base_url,
+            sources="kraken,coingecko",
+            coingecko_base_url=coingecko.base_url,
+            database_url=proxied_pg_url,
+            cache_backend="redis",
+            redis_url=redis_url,
+            redis_key_prefix=redis_prefix,
+            role=role,
+        )
+
+    async with running_app(settings("all")) as leader, running_app(settings("api")) as api:
+        instances = (leader, api)
+
+        async def answers(instance: RunningApp) -> bool:
+            url = f"{instance.base_url}/api/v1/tokens/bitcoin/history"
+            return (await http.get(url)).status_code == 200
+
+        for instance in instances:
+            await wait_for(lambda i=instance: answers(i), DEADLINE, message="history served")
+        pg_proxy.cut()
+        for instance in instances:
+            response = await http.get(f"{instance.base_url}/api/v1/tokens/bitcoin/history")
+            assert response.status_code == 503
+            assert response.headers["retry-after"] == "5"
+            assert response.json()["error"]["code"] == "STORE_UNAVAILABLE"
+            assert "asyncpg" not in response.text.lower()
+        await kraken_ws.send_ticker("BTC/USD", last=Decimal("73124.5"))
+
+        async def served_everywhere() -> bool:
+            for instance in instances:
+                ltp = await http.get(f"{instance.base_url}/api/v1/ltp?pair=BTC/USD")
+                if ltp.status_code != 200 or ltp.json()["ltp"][0]["amount"] != 73124.5:
+                    return False
+            return True
+
+        await wait_for(served_everywhere, DEADLINE, message="the new price on both instances")
+        await wait_for(
+            lambda: leader.container.metrics.registry.get_sample_value(
+                "tokenpulse_history_write_errors_total", {}
+            ),
+            DEADLINE,
+            message="a failed history write on the leader",
+        )
+        pg_proxy.restore()
+        for instance in instances:
+            await wait_for(lambda i=instance: answers(i), DEADLINE, message="history again")
+
+    engine = create_async_engine(pg_test_url)
+    try:
+        async with engine.connect() as conn:
+            written = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(ltp_samples)
+                .where(ltp_samples.c.price == Decimal("73124.5"))
+            )
+    finally:
+        await engine.dispose()
+    print(
+        f"\nFIGURE postgres-outage two instances: 503 STORE_UNAVAILABLE on both, prices served "
+        f"on both, buffered row written after the outage: {written}"
+    )
     assert written == 1

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.faults._clients import amounts, instance_settings, metric, sio, sse
+from tests.faults._history import ltp_rows, missing_seconds
 from tests.faults.proxy import TcpProxy
 from tests.helpers import wait_for
 from tests.server import running_app
-from tokenpulse.store.history.models import ltp_samples
 
 DEADLINE = 15.0
 TICKS = 10
@@ -140,11 +136,12 @@ async def test_a_follower_flags_its_keys_stale_while_the_bus_is_down_then_resync
             assert not stream.response.is_closed  # the stream stayed open throughout
 
 
-OUTAGE_SECONDS = 6.0
+OUTAGE_SECONDS = 30.0
 TICK_EVERY = 0.2
+PAIRS = ("BTC/USD", "ETH/USD")
 
 
-async def test_a_redis_outage_loses_no_history_row(
+async def test_a_30_second_redis_outage_loses_no_history_row_and_no_stream_message(
     kraken_ws: FakeKrakenWs,
     kraken_rest: FakeKrakenRest,
     redis_proxy: TcpProxy,
@@ -152,45 +149,149 @@ async def test_a_redis_outage_loses_no_history_row(
     redis_prefix: str,
     tmp_path: Path,
 ) -> None:
-    """Redis stalls (the worst case: every command waits for its timeout) while prices keep
-    arriving; afterwards every pair has a row for every second of the outage."""
+    """Redis stalls for 30 s (the worst case: every command waits for its timeout) while
+    prices keep arriving; a local SSE and a local Socket.IO client get every tick, and
+    afterwards every pair has a row for every second of the outage."""
     settings = instance_settings(kraken_ws, kraken_rest, proxied_redis_url, redis_prefix, tmp_path)
-    pairs = ["BTC/USD", "ETH/USD"]
     async with running_app(settings) as app:
         await wait_for(lambda: app.container.state.ingesting, DEADLINE, message="leading")
-        redis_proxy.stall()
-        start = time.time()
-        n = 0
-        while time.time() - start < OUTAGE_SECONDS:
-            n += 1
-            for i, pair in enumerate(pairs):
-                await kraken_ws.send_ticker(pair, last=Decimal(70000 + 1000 * i + n))
-            await asyncio.sleep(TICK_EVERY)  # the feed's pace, not a wait for a condition
-        end = time.time()
-        redis_proxy.restore()
-        assert app.container.state.ingesting  # no step-down, no hole
+        path = "/api/v1/ltp/live?pair=BTC/USD&min_interval_ms=50"
+        async with sse(app.base_url, path) as stream, sio(app.base_url) as (client, sio_got):
+            ack = await client.call("subscribe_pair", {"pair": "BTC/USD", "min_interval_ms": 50})
+            assert ack["ok"] is True
+            await wait_for(lambda: stream.events and sio_got, DEADLINE, message="snapshots")
+            redis_proxy.stall()
+            start = time.time()
+            sent: list[int] = []
+            while time.time() - start < OUTAGE_SECONDS:
+                n = len(sent) + 1
+                for i, pair in enumerate(PAIRS):
+                    await kraken_ws.send_ticker(pair, last=Decimal(70000 + 1000 * i + n))
+                sent.append(70000 + n)
+                await asyncio.sleep(TICK_EVERY)  # the feed's pace, not a wait for a condition
+            end = time.time()
 
-    engine = create_async_engine(settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(ltp_samples.c.pair, ltp_samples.c.ts).where(
-                        ltp_samples.c.ts >= datetime.fromtimestamp(int(start) + 1, UTC),
-                        ltp_samples.c.ts < datetime.fromtimestamp(int(end), UTC),
-                    )
-                )
-            ).all()
-    finally:
-        await engine.dispose()
-    seconds: dict[str, set[int]] = defaultdict(set)
-    for pair, ts in rows:
-        seconds[pair].add(int(ts.timestamp()))
-    expected = set(range(int(start) + 1, int(end)))
-    lost = {pair: sorted(expected - seconds[pair]) for pair in pairs}
+            await wait_for(
+                lambda: sent[-1] in amounts(stream.messages()) and sent[-1] in amounts(sio_got),
+                DEADLINE,
+                message="the last tick on both streams",
+            )
+            # Per client and key only the newest state waits to be sent (SPEC §7.3): a
+            # reader slower than the feed may skip a value, never fall behind.
+            on_sse = len(set(sent) & set(amounts(stream.messages())))
+            on_sio = len(set(sent) & set(amounts(sio_got)))
+            assert min(on_sse, on_sio) >= 0.9 * len(sent)
+            redis_proxy.restore()
+            assert app.container.state.ingesting  # no step-down, no hole
+
+    first, last = int(start) + 1, int(end) - 1
+    rows = await ltp_rows(settings.database_url, first, last, PAIRS)
+    lost = missing_seconds(rows, first, last)
+    per_second = {pair: len(seconds) for pair, seconds in rows.items()}
     print(
         f"\nFIGURE redis-outage history: {OUTAGE_SECONDS:.0f} s stalled Redis, "
-        f"rows lost per pair { ({p: len(s) for p, s in lost.items()}) } "
-        f"of {len(expected)} seconds"
+        f"rows per pair {per_second} of {last - first + 1} seconds, "
+        f"lost { ({p: len(s) for p, s in lost.items()}) }; local stream messages during the "
+        f"outage sse={on_sse} socketio={on_sio} of {len(sent)} ticks"
     )
     assert all(not missing for missing in lost.values()), lost
+
+
+TWO_INSTANCE_OUTAGE = 5.0
+
+
+async def test_two_instances_through_a_redis_outage(
+    kraken_ws: FakeKrakenWs,
+    kraken_rest: FakeKrakenRest,
+    http: httpx.AsyncClient,
+    redis_proxy: TcpProxy,
+    proxied_redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """A ``ROLE=all`` leader and a ``ROLE=api`` follower both lose Redis: the leader's own
+    streams go on and it writes every second; the follower flags its keys stale, then
+    resyncs (counted); ``/ltp/cached`` answers from memory, marked, on both."""
+    leader_settings = instance_settings(
+        kraken_ws, kraken_rest, proxied_redis_url, redis_prefix, tmp_path, role="all"
+    )
+    follower_settings = instance_settings(
+        kraken_ws, kraken_rest, proxied_redis_url, redis_prefix, tmp_path, role="api"
+    )
+    path = "/api/v1/ltp/live?pair=BTC/USD&min_interval_ms=50"
+    async with running_app(leader_settings) as leader, running_app(follower_settings) as api:
+        await wait_for(lambda: leader.container.state.ingesting, DEADLINE, message="leading")
+        async with sse(leader.base_url, path) as on_leader, sse(api.base_url, path) as on_api:
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("72000"))
+            await wait_for(
+                lambda: (
+                    72000 in amounts(on_leader.messages()) and 72000 in amounts(on_api.messages())
+                ),
+                DEADLINE,
+                message="the first value on both instances",
+            )
+
+            async def both_ready() -> bool:
+                answers = [await http.get(f"{i.base_url}/ready") for i in (leader, api)]
+                return all(a.status_code == 200 for a in answers)
+
+            await wait_for(both_ready, DEADLINE, message="the bus healthy on both instances")
+            redis_proxy.cut()
+
+            def flagged_stale() -> bool:
+                return any(
+                    m.get("type") == "delta" and m["changes"].get("stale") is True
+                    for m in on_api.messages()
+                )
+
+            stale_after = await wait_for(flagged_stale, DEADLINE, message="stale on the follower")
+            before = len(on_leader.events)
+            start = time.time()
+            sent: list[int] = []
+            while time.time() - start < TWO_INSTANCE_OUTAGE:
+                n = len(sent) + 1
+                for i, pair in enumerate(PAIRS):
+                    await kraken_ws.send_ticker(pair, last=Decimal(72000 + 1000 * i + n))
+                sent.append(72000 + n)
+                await asyncio.sleep(TICK_EVERY)  # the feed's pace, not a wait for a condition
+            end = time.time()
+            await wait_for(
+                lambda: sent[-1] in amounts(on_leader.messages()),
+                DEADLINE,
+                message="the leader's stream delivers through the outage",
+            )
+            delivered = len(set(sent) & set(amounts(on_leader.messages()[before:])))
+            for instance in (leader, api):
+                cached = await http.get(f"{instance.base_url}/api/v1/ltp/cached")
+                assert cached.status_code == 200
+                assert cached.json()["source"] == "memory"
+            assert (
+                metric(
+                    (await http.get(f"{api.base_url}/metrics")).text,
+                    "tokenpulse_stream_resyncs_total",
+                )
+                == 0
+            )
+            seen = len(on_api.events)
+            redis_proxy.restore()
+
+            def resynced() -> list[float]:
+                return amounts([m for m in on_api.messages()[seen:] if m.get("type") == "snapshot"])
+
+            await wait_for(resynced, DEADLINE, message="the follower's resync snapshot")
+            assert resynced()[-1] == sent[-1]  # what the leader ingested during the outage
+            metrics = (await http.get(f"{api.base_url}/metrics")).text
+            assert metric(metrics, "tokenpulse_stream_resyncs_total") == 1
+            assert leader.container.state.ingesting  # never stepped down
+
+    first, last = int(start) + 1, int(end) - 1
+    rows = await ltp_rows(leader_settings.database_url, first, last, PAIRS)
+    lost = missing_seconds(rows, first, last)
+    print(
+        f"\nFIGURE redis-outage two instances: follower stale after {stale_after:.2f} s, "
+        f"leader stream delivered {delivered} of {len(sent)} ticks during the outage, "
+        f"follower resynced once, /ltp/cached from memory on both, rows lost "
+        f"{ ({p: len(s) for p, s in lost.items()}) } of {last - first + 1} seconds"
+    )
+    assert all(not missing for missing in lost.values()), lost
+    assert delivered >= 0.9 * len(sent)

@@ -21,7 +21,7 @@ from tests.fakes._loopback import free_port
 from tests.fakes.kraken_rest import FakeKrakenRest
 from tests.fakes.kraken_ws import FakeKrakenWs
 from tests.faults.proxy import TcpProxy
-from tests.faults.test_leadership import Processes
+from tests.faults.test_leadership import Processes, _is
 from tests.helpers import in_memory_settings, wait_for
 from tokenpulse.runtime import create_runtime
 from tokenpulse.store.history.models import ltp_samples
@@ -31,17 +31,7 @@ PRICE = Decimal("75555.25")
 
 
 async def _count_price(url: str) -> int:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            count = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(ltp_samples)
-                .where(ltp_samples.c.price == PRICE)
-            )
-    finally:
-        await engine.dispose()
-    return int(count or 0)
+    return await _count(url, PRICE)
 
 
 def _log_lines(path: Path, event: str) -> list[dict[str, object]]:
@@ -152,3 +142,127 @@ async def test_without_a_spill_file_the_lost_rows_are_counted_and_the_exit_code_
     assert line["spilled_to"] is None
     assert runtime.exit_code == 1
     assert not (Path.cwd() / "data" / "history-spill.jsonl").exists()  # the default is off
+
+
+async def test_two_instances_a_leader_stopped_with_postgres_down_hands_over_and_loses_nothing(
+    kraken_ws: FakeKrakenWs,
+    kraken_rest: FakeKrakenRest,
+    http: httpx.AsyncClient,
+    pg_proxy: TcpProxy,
+    proxied_pg_url: str,
+    pg_test_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Two ``ROLE=all`` processes, PostgreSQL cut: SIGTERM the leader (a rolling deploy) —
+    it counts and spills its rows and exits 1; the other takes over and buffers what it
+    ingests; PostgreSQL returns; the first one restarts and replays its spill. Every price
+    ingested during the outage, by either instance, ends up in the history (the spilled row
+    may also reach it through the new leader, whose feed snapshot repeats the last trade)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SOURCES": "kraken",
+        "KRAKEN_WS_URL": kraken_ws.url,
+        "KRAKEN_REST_URL": kraken_rest.base_url,
+        "DATABASE_URL": proxied_pg_url,
+        "CACHE_BACKEND": "redis",
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "SHUTDOWN_TIMEOUT": "3s",
+        "LOG_LEVEL": "info",
+    }
+    after = Decimal("75556.75")  # ingested by the second instance during the outage
+    processes = Processes()
+    bases, folders = [], []
+    try:
+        for name in ("first", "second"):
+            port = free_port()
+            folder = tmp_path / name
+            folder.mkdir()
+            processes.serve({**env, "PORT": str(port)}, folder, name)
+            bases.append(f"http://127.0.0.1:{port}")
+            folders.append((folder, port))
+            if name == "first":
+                await wait_for(lambda: _is(http, bases[0], "held"), 60, message="a leader")
+        await wait_for(lambda: _is(http, bases[1], "not held"), 60, message="a follower")
+        pg_proxy.cut()
+        await kraken_ws.send_ticker("BTC/USD", last=PRICE)
+
+        async def buffered() -> bool:
+            metrics = (await http.get(f"{bases[0]}/metrics")).text
+            return "tokenpulse_history_buffered_rows 0.0" not in metrics
+
+        await wait_for(buffered, DEADLINE, message="the leader buffers while PostgreSQL is down")
+        first = processes.started[0]
+        first.send_signal(signal.SIGTERM)
+        await wait_for(lambda: _is(http, bases[1], "held"), DEADLINE, message="the hand-over")
+        code = await asyncio.to_thread(first.wait, 30)
+        (line,) = _log_lines(folders[0][0] / "first.log", "history rows not written at shutdown")
+        await wait_for(lambda: kraken_ws.connections == 1, DEADLINE, message="its feed")
+
+        async def serves(price: Decimal) -> bool:
+            answer = await http.get(f"{bases[1]}/api/v1/ltp?pair=BTC/USD")
+            return answer.status_code == 200 and answer.json()["ltp"][0]["amount"] == float(price)
+
+        await kraken_ws.send_ticker("BTC/USD", last=after)
+        await wait_for(lambda: serves(after), DEADLINE, message="the new leader ingests")
+
+        async def second_buffered() -> bool:
+            metrics = (await http.get(f"{bases[1]}/metrics")).text
+            return "tokenpulse_history_buffered_rows 0.0" not in metrics
+
+        await wait_for(second_buffered, DEADLINE, message="the new leader buffers")
+        pg_proxy.restore()
+        restarted = processes.serve({**env, "PORT": str(folders[0][1])}, folders[0][0], "again")
+        await wait_for(lambda: _is(http, bases[0], "not held"), 60, message="the restart serving")
+
+        written: list[int] = []
+
+        async def everything_written() -> bool:
+            written[:] = [await _count_price(pg_test_url), await _count(pg_test_url, after)]
+            return written == [1, 1]
+
+        try:
+            await wait_for(everything_written, 60, message="both instances' rows written")
+        except AssertionError:
+            engine = create_async_engine(pg_test_url)
+            async with engine.connect() as conn:
+                recent = (
+                    await conn.execute(
+                        sa.select(ltp_samples)
+                        .where(ltp_samples.c.pair == "BTC/USD")
+                        .order_by(ltp_samples.c.ts.desc())
+                        .limit(8)
+                    )
+                ).all()
+            await engine.dispose()
+            raise AssertionError(f"rows of the two prices: {written}; latest {recent}") from None
+        restarted.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(restarted.wait, 30) == 0
+    finally:
+        processes.close()
+    print(
+        f"\nFIGURE shutdown with PostgreSQL down, two instances: the stopped leader exited "
+        f"{code} with {line['rows']} spilled, the other took over and buffered, 0 rows lost"
+    )
+    assert code == 1
+    assert line["rows"]["ltp_samples"] >= 1  # type: ignore[index]
+    assert not (folders[0][0] / "data" / "history-spill.jsonl").exists()  # replayed
+    assert _log_lines(
+        folders[0][0] / "again.log", "replaying history rows spilled at the last shutdown"
+    )
+
+
+async def _count(url: str, price: Decimal) -> int:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            count = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(ltp_samples)
+                .where(ltp_samples.c.price == price)
+            )
+    finally:
+        await engine.dispose()
+    return int(count or 0)

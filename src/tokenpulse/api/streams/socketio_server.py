@@ -31,6 +31,7 @@ import structlog
 from tokenpulse.api.auth import Authenticator
 from tokenpulse.api.streams import access as acc
 from tokenpulse.api.streams import requests as req
+from tokenpulse.api.streams._engineio import PromptSocketServer
 from tokenpulse.api.streams.delivery import (
     DEFAULT_MAX_BACKLOG,
     EVENT_BUCKET_CAPACITY,
@@ -101,7 +102,7 @@ class SocketIoGateway:
         self.seed = seed
         self.known_keys = known_keys
         cors: Any = None if not cors_origins else ("*" if "*" in cors_origins else cors_origins)
-        self.sio = socketio.AsyncServer(
+        self.sio = PromptSocketServer(
             async_mode="asgi",
             cors_allowed_origins=cors,
             max_http_buffer_size=hub.limits.max_message_bytes,

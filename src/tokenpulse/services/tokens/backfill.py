@@ -24,13 +24,11 @@ Holes the provider had no data for are remembered and not asked for again.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -40,6 +38,7 @@ from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.tokens import TokenQuote
 from tokenpulse.domain.velocity import compute_velocity
 from tokenpulse.observability.metrics import Metrics
+from tokenpulse.services._unbroken import Unbroken
 from tokenpulse.services.tokens.ports import Gap, HistoryStore
 
 log = structlog.get_logger(__name__)
@@ -182,25 +181,11 @@ class Backfiller:
         self.chart_source = chart_source
         self.candle_source = candle_source
         self._unfillable: dict[tuple[str, str, int], list[Gap]] = {}
-        self._in_flight: asyncio.Future[Any] | None = None
-
-    async def _unbroken(self, operation: Awaitable[T]) -> T:
-        """Await a store operation that a cancellation (shutdown) must not cut in half.
-
-        Cancelling an SQLAlchemy/aiosqlite call mid-flight leaves a connection that never
-        closes (and a process that never exits): the operation runs on instead, and
-        :meth:`settle` waits for it before the store is closed.
-        """
-        task = asyncio.ensure_future(operation)
-        self._in_flight = task
-        return await asyncio.shield(task)
+        self._unbroken = Unbroken()  # a cancelled fill never cuts a store call in half
 
     async def settle(self) -> None:
         """Wait for the store operation a cancelled :meth:`fill` left running, if any."""
-        task, self._in_flight = self._in_flight, None
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
+        await self._unbroken.settle()
 
     async def fill(
         self, token_ids: Sequence[str], pairs: Sequence[Pair], now: datetime

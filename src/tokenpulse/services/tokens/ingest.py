@@ -20,6 +20,7 @@ from tokenpulse.domain.errors import TokenpulseError
 from tokenpulse.domain.pairs import Pair
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenQuote
+from tokenpulse.services.ltp.trade_backfill import TradeBackfill
 from tokenpulse.services.tokens.backfill import Backfiller
 from tokenpulse.services.tokens.ports import HistoryBatcher, HistoryStore
 from tokenpulse.services.tokens.service import TokenService
@@ -71,6 +72,7 @@ class MarketIngest:
         raw_retention: timedelta,
         rollup_retention: timedelta,
         buffer: QuoteBuffer,
+        trade_backfill: TradeBackfill | None = None,
     ) -> None:
         self.tokens = tokens
         self.source = source
@@ -81,6 +83,7 @@ class MarketIngest:
         self.raw_retention = raw_retention
         self.rollup_retention = rollup_retention
         self.buffer = buffer
+        self.trade_backfill = trade_backfill
         self._tasks: list[asyncio.Task[None]] = []
         self._first_batch = asyncio.Event()
         self._stopping = asyncio.Event()  # ends the maintenance loop between two passes
@@ -100,18 +103,19 @@ class MarketIngest:
             self._spawn(self.source.run(), "token-source")
         if self.history is not None and self.backfiller is not None:
             self._spawn(self._backfill(), "history-backfill")
+        if self.trade_backfill is not None:
+            self._spawn(self._fill_seconds(self.trade_backfill), "ltp-second-backfill")
 
     async def stop_sources(self) -> None:
         """Stop polling (this instance lost the ingest lock); what was read is applied."""
-        names = {"token-source", "history-backfill"}
+        names = {"token-source", "history-backfill", "ltp-second-backfill"}
         stopping = [task for task in self._tasks if task.get_name() in names]
         for task in stopping:
             task.cancel()
         for task in stopping:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.backfiller is not None:
-            await self.backfiller.settle()  # a store write the cancel left running ends first
+        await self._settle_backfills()  # a store write the cancel left running ends first
         self._tasks = [task for task in self._tasks if task not in stopping]
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -127,8 +131,7 @@ class MarketIngest:
         for task in self._tasks:
             if task.get_name() not in graceful:
                 task.cancel()
-        if self.backfiller is not None:
-            await self.backfiller.settle()
+        await self._settle_backfills()
         for task in self._tasks:
             if task.get_name() == "history-maintenance":
                 with contextlib.suppress(TimeoutError):
@@ -189,6 +192,20 @@ class MarketIngest:
             except Exception:  # a provider or store outage: next pass
                 log.exception("backfill pass failed")
             await asyncio.sleep(BACKFILL_INTERVAL)
+
+    async def _settle_backfills(self) -> None:
+        if self.backfiller is not None:
+            await self.backfiller.settle()
+        if self.trade_backfill is not None:
+            await self.trade_backfill.settle()
+
+    @staticmethod
+    async def _fill_seconds(backfill: TradeBackfill) -> None:
+        """Once per start of ingestion (a take-over, a restart): the per-second holes."""
+        try:
+            await backfill.run()
+        except Exception:  # a provider or store outage: the minute backfill still runs
+            log.exception("per-second backfill failed")
 
     async def _wait_first_batch(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -16,10 +16,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Self, TypeVar
 
 import httpx
 import orjson
@@ -40,6 +41,7 @@ OHLC_PATH = "/0/public/OHLC"
 INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 MAX_CANDLES = 720
 _RATE_LIMIT_PAUSE = 5.0
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,7 @@ class KrakenOhlcClient(ProviderClient):
     @classmethod
     def from_rest_client(
         cls, rest: KrakenRestClient, *, request_timeout: float | None = None
-    ) -> KrakenOhlcClient:
+    ) -> Self:
         """Share ``rest``'s HTTP client, base URL, pair registry, limiter and metrics."""
         return cls(
             base_url=rest.base_url,
@@ -196,15 +198,20 @@ class KrakenOhlcClient(ProviderClient):
             params["since"] = str(int(since.timestamp()))
 
         def read(response: httpx.Response) -> OhlcResult | Verdict:
-            return self._read_ohlc(response, pair, interval)
+            return self._read_public(
+                response,
+                lambda payload: parse_ohlc_response(
+                    payload, registry=self.registry, pair=pair, interval=interval
+                ),
+            )
 
         return await self._get(
             OHLC_PATH, params, what=f"for {pair}", read=read, details={"pair": str(pair)}
         )
 
-    def _read_ohlc(
-        self, response: httpx.Response, pair: Pair, interval: int
-    ) -> OhlcResult | Verdict:
+    def _read_public(self, response: httpx.Response, parse: Callable[[object], R]) -> R | Verdict:
+        """Read a public-endpoint answer: HTTP status, Kraken's ``error`` array, then ``parse``
+        (a sans-I/O parser raising :class:`ParseError`)."""
         pause = self.retry_after_of(response) or _RATE_LIMIT_PAUSE
         verdict = kraken_http_verdict(response, pause if response.status_code == 429 else None)
         if verdict is not None:
@@ -224,8 +231,6 @@ class KrakenOhlcClient(ProviderClient):
                 provider_up=not busy,
             )
         try:
-            return parse_ohlc_response(
-                payload, registry=self.registry, pair=pair, interval=interval
-            )
+            return parse(payload)
         except ParseError as exc:
             return Verdict("parse_error", f"malformed response: {exc}")
