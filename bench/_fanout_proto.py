@@ -98,8 +98,7 @@ class EngineIOClient(_Client):
             return False
         return True
 
-    def send_frame(self, text: str, opcode: int = 0x1) -> None:
-        payload = text.encode()
+    def send_frame(self, payload: bytes, opcode: int = 0x1) -> None:
         size = len(payload)
         assert size < 126, "the load client only sends short frames"
         mask = os.urandom(4)
@@ -128,7 +127,7 @@ class EngineIOClient(_Client):
             if opcode == 0x1:
                 self.packet(payload)
             elif opcode == 0x9:  # ping: pong with the same payload
-                self.send_frame(payload.decode(), 0xA)
+                self.send_frame(payload, 0xA)
             elif opcode == 0x8:
                 self.fail("close frame from the server")
                 return
@@ -138,16 +137,16 @@ class EngineIOClient(_Client):
         if data[:2] == b"42":
             self.on_message(data, time.time() * 1000)
         elif data == b"2":
-            self.send_frame("3")  # Engine.IO pong
+            self.send_frame(b"3")  # Engine.IO pong
         elif data[:1] == b"0":
-            self.send_frame("40" + json.dumps(self.auth))
+            self.send_frame(b"40" + json.dumps(self.auth).encode())
         elif data[:3] == b"431":
             ack = json.loads(data[3:])[0]
             if not ack.get("ok"):
                 self.fail(f"subscribe refused: {ack}")
             self.subscribed.set()
         elif data[:2] == b"40":
-            self.send_frame("421" + json.dumps(["subscribe_pair", self.subscribe]))
+            self.send_frame(b"421" + json.dumps(["subscribe_pair", self.subscribe]).encode())
         elif data[:2] in (b"41", b"44"):
             self.fail(f"refused or disconnected: {data[:200]!r}")
 

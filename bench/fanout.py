@@ -126,7 +126,12 @@ def run_scenario(
         row["server_env"] = {k: mask_value(k, v) for k, v in explicit.items()}
         with server:
             server.wait_ready(port, READY_PATH, {"X-API-Key": api_key}, 60)
-            time.sleep(1.0)
+            # The server's CPU with no client (replay, ingestion, history): subtracted from the
+            # loaded CPU, it leaves what the fan-out itself costs per message.
+            idle_cpu, idle_wall = _cpu_seconds(server.pid), time.monotonic()
+            time.sleep(args.idle_seconds)
+            idle_rate = (_cpu_seconds(server.pid) - idle_cpu) / (time.monotonic() - idle_wall)
+            row["server_idle_cpu_pct"] = round(100 * idle_rate, 1)
             row["rss_idle_kib"] = server.rss_kib()[0]
             workers = max(1, min(args.workers, clients))
             context = multiprocessing.get_context("spawn")
@@ -161,7 +166,9 @@ def run_scenario(
                 pipe.send("go")
             results = [pipe.recv() for pipe in pipes]
             server_cpu = _cpu_seconds(server.pid) - cpu_before
-            row["server_cpu_pct"] = round(100 * server_cpu / (time.monotonic() - wall_before), 1)
+            window = time.monotonic() - wall_before
+            row["server_cpu_pct"] = round(100 * server_cpu / window, 1)
+            fanout_cpu = server_cpu - idle_rate * window
             after = _scrape(port, api_key, ("tokenpulse_stream_messages_conflated_total",))
             for process in processes:
                 process.join(60)
@@ -196,6 +203,9 @@ def run_scenario(
             "alive_at_end": sum(r["alive"] for r in results),
             # CPU per delivered message: what a busy machine depresses least (compare by it).
             "server_cpu_us_per_msg": round(server_cpu * 1e6 / messages, 2) if messages else None,
+            "server_fanout_us_per_msg": (
+                round(fanout_cpu * 1e6 / messages, 2) if messages else None
+            ),
             "client_cpu_us_per_msg": round(client_cpu * 1e6 / messages, 2) if messages else None,
             "client_cpu_pct": round(100 * client_cpu / elapsed, 1),
         }
@@ -226,6 +236,7 @@ COLUMNS = [
     ("conflated", "conflated"),
     ("server_cpu_pct", "server CPU %"),
     ("server_cpu_us_per_msg", "server CPU µs/msg"),
+    ("server_fanout_us_per_msg", "fan-out CPU µs/msg"),
     ("client_cpu_pct", "load gen CPU %"),
     ("client_cpu_us_per_msg", "load gen CPU µs/msg"),
     ("rss_idle_kib", "RSS idle MiB"),
@@ -304,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="load processes")
     parser.add_argument("--interval-ms", type=int, default=50, help="min_interval_ms asked for")
     parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=3.0, help="server CPU measured with no client"
+    )
     parser.add_argument(
         "--load-client",
         choices=["proto", "aiohttp"],
@@ -393,7 +407,9 @@ def markdown_section(
             "`load_client` is `aiohttp`), each client subscribed with `min_interval_ms=50`; "
             "latency `ts` = client receipt - server send time, `tick` = client receipt - the "
             "tick's `received_at` (source read it); lost = deltas whose `base_seq` is not the "
-            "client's last `seq`; conflated = updates merged into a delta on purpose",
+            "client's last `seq`; conflated = updates merged into a delta on purpose; "
+            "CPU µs/msg = server (or load generator) CPU over the window / messages delivered; "
+            "fan-out µs/msg first subtracts the server's CPU rate with no client connected",
             f"- **JSON:** `{json_path.relative_to(REPO_ROOT)}` (local; not committed)",
             "",
             "```sh",
