@@ -321,7 +321,7 @@ def sse_router(
         keys: list[str], prefix: str | None, interval: str | None, numbers: str | None
     ) -> EventStream:
         strings = parse_numbers(numbers)
-        if sum(hub.stats().connections.values()) >= limits.max_connections:
+        if hub.connection_count() >= limits.max_connections:
             raise LimitExceeded(f"this instance serves at most {limits.max_connections} streams")
         return EventStream(
             hub,
