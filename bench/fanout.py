@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from _fanout_client import percentile, run_worker
+from _fanout_table import _fmt, markdown_table
 from _report import append_markdown, git_revision, machine_info, mask_value
 from _server import LOOPBACK, PASSTHROUGH_ENV, ServerError, ServerProcess, free_port
 
@@ -77,8 +78,12 @@ def _cpu_seconds(pid: int) -> float:
 def _scrape(port: int, api_key: str, names: tuple[str, ...]) -> dict[str, float]:
     from _server import http_get
 
-    status, body = http_get(port, "/metrics", {"X-API-Key": api_key}, 5.0)
     totals: dict[str, float] = {}
+    try:
+        status, body = http_get(port, "/metrics", {"X-API-Key": api_key}, 30.0)
+    except OSError as exc:  # a saturated server may not answer in time: say so, go on
+        _log(f"/metrics not read: {exc}")
+        return totals
     if status != 200:
         return totals
     for line in body.decode().splitlines():
@@ -112,6 +117,7 @@ def run_scenario(
         "pairs": pairs,
         "rate": rate,
         "replay_speed": speed,
+        "load_client": args.load_client,
     }
     with tempfile.TemporaryDirectory(prefix="tokenpulse-fanout-") as tmp:
         explicit["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp}/bench.db"
@@ -121,7 +127,12 @@ def run_scenario(
         row["server_env"] = {k: mask_value(k, v) for k, v in explicit.items()}
         with server:
             server.wait_ready(port, READY_PATH, {"X-API-Key": api_key}, 60)
-            time.sleep(1.0)
+            # The server's CPU with no client (replay, ingestion, history): subtracted from the
+            # loaded CPU, it leaves what the fan-out itself costs per message.
+            idle_cpu, idle_wall = _cpu_seconds(server.pid), time.monotonic()
+            time.sleep(args.idle_seconds)
+            idle_rate = (_cpu_seconds(server.pid) - idle_cpu) / (time.monotonic() - idle_wall)
+            row["server_idle_cpu_pct"] = round(100 * idle_rate, 1)
             row["rss_idle_kib"] = server.rss_kib()[0]
             workers = max(1, min(args.workers, clients))
             context = multiprocessing.get_context("spawn")
@@ -140,6 +151,7 @@ def run_scenario(
                     "ready_timeout": args.ready_timeout,
                     "settle": 1.0,
                     "duration": args.duration,
+                    "load_client": args.load_client,
                 }
                 process = context.Process(target=run_worker, args=(config, child), daemon=True)
                 process.start()
@@ -154,9 +166,10 @@ def run_scenario(
             for pipe in pipes:
                 pipe.send("go")
             results = [pipe.recv() for pipe in pipes]
-            row["server_cpu_pct"] = round(
-                100 * (_cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - wall_before), 1
-            )
+            server_cpu = _cpu_seconds(server.pid) - cpu_before
+            window = time.monotonic() - wall_before
+            row["server_cpu_pct"] = round(100 * server_cpu / window, 1)
+            fanout_cpu = server_cpu - idle_rate * window
             after = _scrape(port, api_key, ("tokenpulse_stream_messages_conflated_total",))
             for process in processes:
                 process.join(60)
@@ -172,6 +185,7 @@ def run_scenario(
             for bucket, count in result[key].items():
                 hist[int(bucket)] = hist.get(int(bucket), 0) + count
     messages = sum(r["messages"] for r in results)
+    client_cpu = sum(r["cpu_s"] for r in results)
     row.update(
         {
             "duration_s": round(elapsed, 2),
@@ -188,57 +202,16 @@ def run_scenario(
             "lost": sum(r["lost"] for r in results),
             "dropped_clients": sum(r["failures"] for r in results),
             "alive_at_end": sum(r["alive"] for r in results),
+            # CPU per delivered message: what a busy machine depresses least (compare by it).
+            "server_cpu_us_per_msg": round(server_cpu * 1e6 / messages, 2) if messages else None,
+            "server_fanout_us_per_msg": (
+                round(fanout_cpu * 1e6 / messages, 2) if messages else None
+            ),
+            "client_cpu_us_per_msg": round(client_cpu * 1e6 / messages, 2) if messages else None,
+            "client_cpu_pct": round(100 * client_cpu / elapsed, 1),
         }
     )
     return row
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-COLUMNS = [
-    ("transport", "transport"),
-    ("clients", "N"),
-    ("pairs", "keys per client"),
-    ("rate", "updates/s per key"),
-    ("connected", "subscribed"),
-    ("messages_per_s", "delivered msg/s"),
-    ("send_p50_ms", "p50 ms (ts)"),
-    ("send_p99_ms", "p99 ms (ts)"),
-    ("tick_p50_ms", "p50 ms (tick)"),
-    ("tick_p99_ms", "p99 ms (tick)"),
-    ("lost", "lost"),
-    ("conflated", "conflated"),
-    ("server_cpu_pct", "server CPU %"),
-    ("rss_idle_kib", "RSS idle MiB"),
-    ("rss_loaded_kib", "RSS with N MiB"),
-]
-
-
-def _cell(row: dict[str, Any], key: str) -> str:
-    value = row.get(key)
-    if key.startswith("rss") and value is not None:
-        return f"{value / 1024:.1f}"
-    if key == "pairs":
-        return str(len(str(value).split(",")))
-    return _fmt(value)
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """The results as a Markdown table."""
-    lines = [
-        "| " + " | ".join(title for _, title in COLUMNS) + " |",
-        "| "
-        + " | ".join("---" if k in {"transport", "pairs"} else "---:" for k, _ in COLUMNS)
-        + " |",
-    ]
-    lines += ["| " + " | ".join(_cell(row, k) for k, _ in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def verdicts(rows: list[dict[str, Any]]) -> list[str]:
@@ -291,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="load processes")
     parser.add_argument("--interval-ms", type=int, default=50, help="min_interval_ms asked for")
     parser.add_argument("--connect-concurrency", type=int, default=100)
+    parser.add_argument(
+        "--idle-seconds", type=float, default=3.0, help="server CPU measured with no client"
+    )
+    parser.add_argument(
+        "--load-client",
+        choices=["proto", "aiohttp"],
+        default="proto",
+        help="load clients: asyncio protocols parsing in data_received (cheap), or aiohttp",
+    )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--label")
     parser.add_argument("--no-write", action="store_true")
@@ -370,10 +352,13 @@ def markdown_section(
             f"- **Server:** `python -m tokenpulse serve`, one process per scenario, replay source "
             f"at `REPLAY_SPEED` = 3600 x updates/s (`{IDLE_REPLAY_SPEED}` for 0/s); {env}",
             "- **Clients:** 2 load processes (bare Engine.IO v4 / Socket.IO v5 WebSocket clients, "
-            "or SSE over aiohttp), each client subscribed with `min_interval_ms=50`; "
+            "or SSE; asyncio protocols parsing in `data_received` unless the row's "
+            "`load_client` is `aiohttp`), each client subscribed with `min_interval_ms=50`; "
             "latency `ts` = client receipt - server send time, `tick` = client receipt - the "
             "tick's `received_at` (source read it); lost = deltas whose `base_seq` is not the "
-            "client's last `seq`; conflated = updates merged into a delta on purpose",
+            "client's last `seq`; conflated = updates merged into a delta on purpose; "
+            "CPU µs/msg = server (or load generator) CPU over the window / messages delivered; "
+            "fan-out µs/msg first subtracts the server's CPU rate with no client connected",
             f"- **JSON:** `{json_path.relative_to(REPO_ROOT)}` (local; not committed)",
             "",
             "```sh",

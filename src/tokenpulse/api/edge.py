@@ -253,6 +253,8 @@ class EdgeMiddleware:
                 self.access_log.stream_opened(scope, route, "websocket", None)  # type: ignore[union-attr]
             await send(message)
 
+        # Only the accept is looked at: the Socket.IO delivery may write past this wrapper.
+        logging_send.__wrapped__ = send  # type: ignore[attr-defined]
         try:
             await self.app(scope, receive, logging_send)
         finally:

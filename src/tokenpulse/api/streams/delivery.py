@@ -22,6 +22,12 @@ import structlog
 from engineio import packet as eio_packet
 
 from tokenpulse.api.streams.subscriber import Message, Subscriber
+from tokenpulse.api.streams.wire import (
+    RawSocket,
+    install,
+    raw_socket,
+    text_frame,
+)
 from tokenpulse.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -66,10 +72,12 @@ class Dispatcher:
     ) -> None:
         self.sio = sio
         self.metrics = metrics
+        self.preframed = install(sio.eio)  # frames written straight to uvicorn's WebSockets
         self._forget = forget
         self.max_backlog = max_backlog
         self.send_timeout = send_timeout
         self.max_backlog_seen = 0
+        self.raw_writes = 0  # writes of pre-framed bytes straight to a transport
         self.on_sent: Callable[[str, int], None] | None = None  # (key id, messages): usage
         self._ready: dict[str, Connection] = {}
         self._wake: asyncio.Event | None = None
@@ -125,41 +133,78 @@ class Dispatcher:
         sockets = self.sio.eio.sockets
         ts_ms = int(time.time() * 1000)
         packets: dict[tuple[int, bool], Any] = {}
+        frames: dict[tuple[int, bool], bytes] = {}
         sent: dict[str, int] = {}
         latency = self.metrics.stream_send_latency.labels(TRANSPORT)
         for conn in ready.values():
             sock = sockets.get(conn.eio_sid)
             if sock is None or sock.closed or conn.subscriber.closed:
                 continue
-            backlog = sock.queue.qsize()
-            self.max_backlog_seen = max(self.max_backlog_seen, backlog)
-            if backlog >= self.max_backlog:
-                conn.drain = asyncio.create_task(self._await_drain(conn, sock))
-                continue
+            raw = raw_socket(sock)
+            if raw is not None:
+                if not raw.open:
+                    continue  # closing: Engine.IO ends the socket and we forget it then
+                if raw.paused:
+                    conn.drain = asyncio.create_task(self._await_raw(conn, sock, raw))
+                    continue
+            else:
+                backlog = sock.queue.qsize()
+                self.max_backlog_seen = max(self.max_backlog_seen, backlog)
+                if backlog >= self.max_backlog:
+                    conn.drain = asyncio.create_task(self._await_drain(conn, sock))
+                    continue
             strings = conn.subscriber.strings
             taken = conn.subscriber.take()
-            if self.on_sent is not None and conn.principal is not None and taken:
+            if not taken:
+                continue
+            if self.on_sent is not None and conn.principal is not None:
                 self.on_sent(conn.principal, len(taken))
+            chunk: list[bytes] = []
             for message in taken:
                 # Clients in step share one Message object (the hub keeps it alive for this
                 # seq), so its id (and the number form) names the frame; a bulk is per client.
                 shared = message.kind != "bulk"
-                frame = (id(message), strings)
-                pkt = packets.get(frame) if shared else None
-                if pkt is None:
-                    data = encode(message, ts_ms, strings)
-                    pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data)
-                    if shared:
-                        packets[frame] = pkt
-                # Straight into the socket's (unbounded) outgoing queue: the same packet object
-                # for every client of this message, and none of eio.send's per-call overhead.
-                # The backlog check above is what bounds the queue; ping timeouts are still
-                # enforced by Engine.IO's monitor task.
-                sock.queue.put_nowait(pkt)
+                frame_id = (id(message), strings)
+                if raw is not None:
+                    frame = frames.get(frame_id) if shared else None
+                    if frame is None:
+                        data = "4" + encode(message, ts_ms, strings)  # Engine.IO MESSAGE
+                        frame = text_frame(data.encode())
+                        if shared:
+                            frames[frame_id] = frame
+                    chunk.append(frame)
+                else:
+                    pkt = packets.get(frame_id) if shared else None
+                    if pkt is None:
+                        data = encode(message, ts_ms, strings)
+                        pkt = eio_packet.Packet(eio_packet.MESSAGE, data=data)
+                        if shared:
+                            packets[frame_id] = pkt
+                    # Straight into the socket's (unbounded) outgoing queue: the same packet
+                    # object for every client of this message, and none of eio.send's per-call
+                    # overhead. The backlog check above is what bounds the queue; ping
+                    # timeouts are still enforced by Engine.IO's monitor task.
+                    sock.queue.put_nowait(pkt)
                 latency.observe(time.perf_counter() - message.accepted_at)
                 sent[message.event] = sent.get(message.event, 0) + 1
+            if chunk:
+                # One write per connection and pass, of frames built once for every client.
+                raw.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))  # type: ignore[union-attr]
+                self.raw_writes += 1
         for event, count in sent.items():
             self.metrics.stream_messages_sent.labels(TRANSPORT, event).inc(count)
+
+    async def _await_raw(self, conn: Connection, sock: Any, raw: RawSocket) -> None:
+        """Wait until the connection's transport takes writes again, or cut it off."""
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await raw.drained()
+        except TimeoutError:
+            conn.drain = None
+            await self._cut_off(conn, sock)
+            return
+        conn.drain = None
+        self.mark_ready(conn)
 
     async def _await_drain(self, conn: Connection, sock: Any) -> None:
         """Wait until Engine.IO has handed this socket's queue to the transport, or cut it off."""

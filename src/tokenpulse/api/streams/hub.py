@@ -373,8 +373,10 @@ class StreamHub:
 
     # ------------------------------------------------------------------ introspection
 
-    def connection_count(self, transport: str) -> int:
-        """Open connections of one transport."""
+    def connection_count(self, transport: str | None = None) -> int:
+        """Open connections of one transport (of all: no scan, for a check per connect)."""
+        if transport is None:
+            return len(self._subscribers)
         return sum(1 for s in self._subscribers if s.transport == transport)
 
     def subscription_count(self, transport: str) -> int:

@@ -19,7 +19,6 @@ expires or its key is revoked; it then leaves no subscription, task or buffer be
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Collection
 from typing import Annotated, Any
@@ -126,6 +125,12 @@ class EventStream(Response):
         self.heartbeat = heartbeat
         self.send_timeout = send_timeout
         self.strings = strings
+        self._tick = max(0.01, min(heartbeat, send_timeout) / 2)  # the watchdog's period
+        self._task: asyncio.Task[Any] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._writing_since: float | None = None  # loop time the pending write began
+        self._last_write = 0.0
+        self._cut_off = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wake = asyncio.Event()
@@ -145,6 +150,9 @@ class EventStream(Response):
 
         watcher = asyncio.create_task(watch_disconnect())
         reason = "disconnect"
+        loop = asyncio.get_running_loop()
+        self._task, self._last_write = asyncio.current_task(), loop.time()
+        self._watchdog = loop.call_later(self._tick, self._watch, loop, wake)
         try:
             if self.keys:
                 subscriber.subscribe(self.keys, self.interval_ms)
@@ -164,6 +172,7 @@ class EventStream(Response):
                 await self._send(send, {"type": "http.response.body", "body": b""})
         finally:
             self.hub.close(subscriber, reason)  # first: nothing below may skip it
+            self._watchdog.cancel()
             if self.access is not None:
                 self.access.close(sid)
             watcher.cancel()
@@ -214,12 +223,24 @@ class EventStream(Response):
             return False
         return True
 
+    def _watch(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> None:
+        """Every ``_tick`` s: cut off a write blocked past ``send_timeout``, or wake the pump
+        for a keepalive when idle (one timer per connection, not one per write and wait)."""
+        now = loop.time()
+        if self._writing_since is not None and now - self._writing_since >= self.send_timeout:
+            if self._task is not None and not self._cut_off:
+                self._cut_off = True
+                self._task.cancel()
+        elif now - self._last_write >= self.heartbeat:
+            wake.set()
+        self._watchdog = loop.call_later(self._tick, self._watch, loop, wake)
+
     async def _pump(
         self, subscriber: Any, wake: asyncio.Event, gone: asyncio.Event, send: Send
     ) -> str:
         loop = asyncio.get_running_loop()
         latency = self.metrics.stream_send_latency.labels(TRANSPORT)
-        last_write = loop.time()
+        counters: dict[str, Any] = {}
         while True:
             if gone.is_set():
                 return "disconnect"
@@ -235,20 +256,19 @@ class EventStream(Response):
                 now = time.perf_counter()
                 for message in messages:
                     latency.observe(now - message.accepted_at)
-                    self.metrics.stream_messages_sent.labels(TRANSPORT, message.event).inc()
+                    counter = counters.get(message.event)
+                    if counter is None:
+                        labels = self.metrics.stream_messages_sent.labels
+                        counter = counters[message.event] = labels(TRANSPORT, message.event)
+                    counter.inc()
                 if self.key_id is not None and self.access and self.access.messages:
                     self.access.messages(self.key_id, len(messages))
-                last_write = loop.time()
                 continue
-            idle = loop.time() - last_write
-            if idle >= self.heartbeat:
+            if loop.time() - self._last_write >= self.heartbeat:
                 if not await self._write(send, KEEPALIVE):
                     return "slow_client"
-                last_write = loop.time()
                 continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.heartbeat - idle):  # no task per wait
-                    await wake.wait()
+            await wake.wait()  # set by the hub, the disconnect watcher or the watchdog
 
     async def _write(self, send: Send, body: bytes) -> bool:
         message = {"type": "http.response.body", "body": body, "more_body": True}
@@ -256,13 +276,20 @@ class EventStream(Response):
 
     async def _send(self, send: Send, message: dict[str, Any]) -> bool:
         """False when the write blocked past the send timeout (the client stopped reading)."""
+        loop = asyncio.get_running_loop()
+        self._writing_since = loop.time()
         try:
-            async with asyncio.timeout(self.send_timeout):  # unlike wait_for, no task per write
-                await send(message)
-        except TimeoutError:
+            await send(message)
+        except asyncio.CancelledError:
+            task = self._task
+            if not self._cut_off or task is None or task.uncancel() > 0:
+                raise  # a cancellation of the request itself (shutdown), not the watchdog's
             self.metrics.stream_slow_disconnects.labels(TRANSPORT).inc()
             log.warning("SSE client stopped reading; closing the stream")
             return False
+        finally:
+            self._writing_since = None
+        self._last_write = loop.time()
         return True
 
 
@@ -294,7 +321,7 @@ def sse_router(
         keys: list[str], prefix: str | None, interval: str | None, numbers: str | None
     ) -> EventStream:
         strings = parse_numbers(numbers)
-        if sum(hub.stats().connections.values()) >= limits.max_connections:
+        if hub.connection_count() >= limits.max_connections:
             raise LimitExceeded(f"this instance serves at most {limits.max_connections} streams")
         return EventStream(
             hub,
