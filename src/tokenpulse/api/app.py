@@ -37,6 +37,7 @@ from tokenpulse.api.edge import (
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers, status_for
 from tokenpulse.api.limits import limits_for
 from tokenpulse.api.ltp.answers import LtpEndpoints
+from tokenpulse.api.ltp.direct import LTP_CACHE, LTP_ROUTE, DirectLtp
 from tokenpulse.api.ltp.routes import router as ltp_router
 from tokenpulse.api.openapi import install_openapi
 from tokenpulse.api.ops import health_body, router
@@ -49,7 +50,6 @@ log = structlog.get_logger(__name__)
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
-LTP_CACHE = {200: "hit", 206: "partial", 503: "miss"}
 ENDPOINT_COSTS = {"/api/v1/ltp/refresh": 10.0, "/api/v1/ltp/cached": 2.0, "/api/v1/tokens": 2.0}
 
 
@@ -178,6 +178,8 @@ def create_app(
         guard=access.guard if access is not None else None,
         usage=access.metrics.usage if access is not None else None,
     )
+    access_log = AccessLog(client_ip) if access_logged(settings) else None
+    direct = DirectLtp(ltp=ltp, gate=gate, http=container.metrics.http, access_log=access_log)
     # Socket.IO sits inside the edge: the fast routes are answered before any other layer,
     # and /socket.io/ long-polling still gets request ids and metrics.
     edge = EdgeMiddleware(
@@ -195,7 +197,8 @@ def create_app(
         route_of=route_of,
         cors=CorsPolicy(settings.cors_origins),
         limits=limits_for(settings),
-        access_log=AccessLog(client_ip) if access_logged(settings) else None,
+        access_log=access_log,
+        direct_routes={LTP_ROUTE: direct},
     )
     edge.container = container
     edge.streams = streams
