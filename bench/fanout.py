@@ -111,6 +111,7 @@ def run_scenario(
         "PORT": str(port),
         "SHUTDOWN_TIMEOUT": "10s",
     }
+    explicit.update(args.server_env)
     row: dict[str, Any] = {
         "transport": transport,
         "clients": clients,
@@ -253,6 +254,13 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or name in {"HOST", "PORT"}:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (not HOST or PORT), got {text!r}")
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the plan; returns the exit status."""
     parser = argparse.ArgumentParser(prog="bench/fanout.py", description=__doc__.split("\n\n")[0])
@@ -275,6 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--label")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server environment, e.g. SERVER=granian (repeatable)",
+    )
     parser.add_argument("--no-write", action="store_true")
     # Re-render the BENCHMARKS.md section of a recorded run (e.g. after fixing the report).
     parser.add_argument("--report-json", type=Path, help=argparse.SUPPRESS)

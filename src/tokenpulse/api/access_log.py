@@ -63,10 +63,11 @@ class AccessLog:
         self._quoted: dict[str, bytes] = {}
 
     def _caller(self, scope: Any, forwarded: bytes | None) -> tuple[str, str]:
-        principal = scope["state"].get("principal")
+        return self._who(scope["state"].get("principal"), scope.get("client"), forwarded)
+
+    def _who(self, principal: Any, client: Any, forwarded: bytes | None) -> tuple[str, str]:
         if principal is not None:
             return "key_id", principal.key_id
-        client = scope.get("client")
         return "client_ip", self.client_ip.resolve(client[0] if client else None, forwarded)
 
     def request(
@@ -81,36 +82,65 @@ class AccessLog:
     ) -> None:
         """The line for a finished request (for a stream: its close)."""
         state = scope["state"]
+        self.line(
+            state["request_id"],
+            scope.get("method", "GET"),
+            route,
+            status,
+            started,
+            size,
+            state.get("principal"),
+            scope.get("client"),
+            forwarded,
+            state.get("cache"),
+            stream,
+        )
+
+    def line(
+        self,
+        request_id: bytes,
+        method: str,
+        route: str,
+        status: int,
+        started: float,
+        size: int,
+        principal: Any,
+        client: Any,
+        forwarded: bytes | None,
+        cache: str | None,
+        stream: str | None = None,
+    ) -> None:
+        """:meth:`request` from the values themselves (the edge's direct routes keep no
+        ``scope["state"]``)."""
         if self._sink is not None:
             self._sink(
                 (
                     self._render,
                     time_ns(),
                     perf_counter() - started,
-                    state["request_id"],
-                    scope.get("method", "GET"),
+                    request_id,
+                    method,
                     route,
                     status,
                     size,
-                    state.get("principal"),
-                    scope.get("client"),
+                    principal,
+                    client,
                     forwarded,
-                    state.get("cache"),
+                    cache,
                     stream,
                 )
             )
             return
-        who, caller = self._caller(scope, forwarded)
+        who, caller = self._who(principal, client, forwarded)
         fields: dict[str, Any] = {
-            "request_id": state["request_id"].decode(),
-            "method": scope.get("method", "GET"),
+            "request_id": request_id.decode(),
+            "method": method,
             "route": route,
             "status": status,
             "duration_ms": round((perf_counter() - started) * 1000, 3),
             "bytes": size,
             who: caller,
         }
-        cache = state.get("cache")
         if cache is not None:
             fields["cache"] = cache
         if stream is not None:

@@ -37,6 +37,7 @@ from tokenpulse.api.edge import (
 from tokenpulse.api.errors import error_body, error_headers, install_error_handlers, status_for
 from tokenpulse.api.limits import limits_for
 from tokenpulse.api.ltp.answers import LtpEndpoints
+from tokenpulse.api.ltp.direct import LTP_CACHE, LTP_ROUTE, DirectLtp
 from tokenpulse.api.ltp.routes import router as ltp_router
 from tokenpulse.api.openapi import install_openapi
 from tokenpulse.api.ops import health_body, router
@@ -48,8 +49,6 @@ from tokenpulse.domain.errors import TokenpulseError
 log = structlog.get_logger(__name__)
 
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
-
-LTP_CACHE = {200: "hit", 206: "partial", 503: "miss"}
 
 
 def create_app(
@@ -181,6 +180,8 @@ def create_app(
         guard=access.guard if access is not None else None,
         usage=access.metrics.usage if access is not None else None,
     )
+    access_log = AccessLog(client_ip) if access_logged(settings) else None
+    direct = DirectLtp(ltp=ltp, gate=gate, http=container.metrics.http, access_log=access_log)
     # Socket.IO sits inside the edge: the fast routes are answered before any other layer,
     # and /socket.io/ long-polling still gets request ids and metrics.
     edge = EdgeMiddleware(
@@ -198,7 +199,8 @@ def create_app(
         route_of=route_of,
         cors=CorsPolicy(settings.cors_origins),
         limits=limits_for(settings),
-        access_log=AccessLog(client_ip) if access_logged(settings) else None,
+        access_log=access_log,
+        direct_routes={LTP_ROUTE: direct},
     )
     edge.container = container
     edge.streams = streams

@@ -46,6 +46,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 FastHandler = Callable[
     [Scope, Receive, Send, list[tuple[bytes, bytes]]], Awaitable[tuple[int, int]]
 ]
+#: A route answered whole, metrics and access line included (``api/ltp/direct.py``), called
+#: as ``(scope, send, request_id, api_key, forwarded, started)``: True when it answered,
+#: False (having done nothing) to leave the request to the general path.
+DirectHandler = Callable[[Scope, Send, bytes, bytes | None, bytes | None, float], Awaitable[bool]]
 
 MAX_REQUEST_ID = 128
 # Generated request ids: a random per-process prefix and a counter — unique, and cheaper
@@ -95,8 +99,10 @@ class EdgeMiddleware:
         cors: CorsPolicy | None = None,
         limits: RequestLimits | None = None,
         access_log: AccessLog | None = None,
+        direct_routes: dict[str, DirectHandler] | None = None,
     ) -> None:
         self.app = app
+        self.direct_routes = direct_routes or {}  # GET path -> handler
         self.metrics = metrics
         self.authenticator = authenticator
         self.limiter = limiter
@@ -145,15 +151,27 @@ class EdgeMiddleware:
                 bearer = value
         if request_id is None or not _valid_request_id(request_id):
             request_id = b"%s%012x" % (_ID_PREFIX, next(_ID_COUNTER))
+        path: str = scope["path"]
+        request_size = int(length) if length is not None and length.isdigit() else 0
+        limits = self.limits
+        direct = self.direct_routes.get(path)
+        if (
+            direct is not None
+            and origin is None
+            and chunked is None
+            and request_size == 0
+            and scope["method"] == "GET"
+            and header_bytes <= limits.max_header_bytes
+            and len(scope["headers"]) <= limits.max_header_count
+            and await direct(scope, send, request_id, api_key, forwarded, started)
+        ):
+            return
         state = scope.get("state")
         if state is None:
             scope["state"] = state = {}
         state["request_id"] = request_id  # bytes; decoded only where an error body needs it
-        path: str = scope["path"]
         headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id)]
         fast = self.fast_routes.get((scope["method"], path))
-        request_size = int(length) if length is not None and length.isdigit() else 0
-        limits = self.limits
 
         status, size, route = 0, 0, path if fast is not None else ""
         try:

@@ -29,7 +29,8 @@ class HttpMetrics(Collector):
 
     def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.buckets = buckets
-        self.requests: dict[tuple[str, str, str], int] = {}
+        # (method, route, status) -> [count] (a list, so a route may keep its cell: cells())
+        self.requests: dict[tuple[str, str, str], list[int]] = {}
         # (method, route) -> [per-bucket counts…, +Inf count, sum]
         self.durations: dict[tuple[str, str], list[float]] = {}
         # route -> [count, request bytes, response bytes]
@@ -38,19 +39,31 @@ class HttpMetrics(Collector):
     def observe(
         self, method: str, route: str, status: int, seconds: float, req_size: int, resp_size: int
     ) -> None:
-        key = (method, route, str(status))
-        self.requests[key] = self.requests.get(key, 0) + 1
-        timing = self.durations.get((method, route))
-        if timing is None:
-            timing = self.durations[(method, route)] = [0.0] * (len(self.buckets) + 2)
+        count, timing, sizes = self.cells(method, route, status)
+        count[0] += 1
         timing[bisect_left(self.buckets, seconds)] += 1
         timing[-1] += seconds
-        sizes = self.sizes.get(route)
-        if sizes is None:
-            sizes = self.sizes[route] = [0, 0, 0]
         sizes[0] += 1
         sizes[1] += req_size
         sizes[2] += resp_size
+
+    def cells(
+        self, method: str, route: str, status: int
+    ) -> tuple[list[int], list[float], list[int]]:
+        """Where one (method, route, status) is counted: ``[count]``, the duration buckets and
+        sum, ``[count, request bytes, response bytes]``. A direct route keeps them and counts
+        a request with a few list increments (what :meth:`observe` does)."""
+        key = (method, route, str(status))
+        count = self.requests.get(key)
+        if count is None:
+            count = self.requests[key] = [0]
+        timing = self.durations.get((method, route))
+        if timing is None:
+            timing = self.durations[(method, route)] = [0.0] * (len(self.buckets) + 2)
+        sizes = self.sizes.get(route)
+        if sizes is None:
+            sizes = self.sizes[route] = [0, 0, 0]
+        return count, timing, sizes
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -59,7 +72,7 @@ class HttpMetrics(Collector):
             labels=["method", "route", "status"],
         )
         for labels, count in sorted(self.requests.items()):
-            requests.add_metric(list(labels), count)
+            requests.add_metric(list(labels), count[0])
         yield requests
         duration = HistogramMetricFamily(
             "tokenpulse_http_request_duration_seconds",
@@ -87,7 +100,7 @@ class HttpMetrics(Collector):
 
     def count(self, method: str, route: str, status: int) -> int:
         """Requests seen so far (for tests)."""
-        return self.requests.get((method, route, str(status)), 0)
+        return self.requests.get((method, route, str(status)), [0])[0]
 
 
 def _bound(value: float) -> str:

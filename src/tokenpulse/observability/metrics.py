@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from tokenpulse import __version__
 from tokenpulse.observability._fault_metrics import FaultMetrics
 from tokenpulse.observability._http_metrics import LATENCY_BUCKETS, HttpMetrics
+from tokenpulse.observability._plain_counter import PlainCounter
 
 CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -49,12 +50,10 @@ class Metrics:
         self.faults = FaultMetrics(r)  # failure behaviour: resyncs, lock, unwritten rows
 
         # access control
-        self.rate_limit_decisions = Counter(
-            "tokenpulse_rate_limit_decisions_total",
-            "Rate-limit decisions",
-            ["decision"],
-            registry=r,
+        self.rate_limit_decisions = PlainCounter(  # bumped on every request: no lock
+            "tokenpulse_rate_limit_decisions_total", "Rate-limit decisions", ("decision",)
         )
+        r.register(self.rate_limit_decisions)
         self.auth_failures = Counter(
             "tokenpulse_auth_failures_total",
             "Requests rejected for a missing or invalid API key",

@@ -20,8 +20,8 @@ from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
-    from prometheus_client import Counter
 
+    from tokenpulse.observability._plain_counter import PlainChild
     from tokenpulse.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -95,9 +95,9 @@ class _DecisionCounters:
 
     def __init__(self, metrics: Metrics) -> None:
         decisions = metrics.rate_limit_decisions
-        self.allowed: Counter = decisions.labels(decision="allowed")
-        self.denied: Counter = decisions.labels(decision="denied")
-        self.error: Counter = decisions.labels(decision="error")
+        self.allowed: PlainChild = decisions.labels(decision="allowed")
+        self.denied: PlainChild = decisions.labels(decision="denied")
+        self.error: PlainChild = decisions.labels(decision="error")
 
 
 class MemoryRateLimiter:
@@ -129,9 +129,16 @@ class MemoryRateLimiter:
     async def acquire(self, key: str, cost: float = 1.0) -> RateDecision:
         """Take ``cost`` tokens from ``key``'s bucket: a dict lookup and a few float ops."""
         _check_cost(cost)
+        allowed, remaining, retry_after = self.take(key, cost)
+        return RateDecision(allowed, self.capacity, remaining, retry_after)
+
+    def take(self, key: str, cost: float) -> tuple[bool, int, float]:
+        """:meth:`acquire` without the coroutine, for the edge's direct routes: ``(allowed,
+        whole tokens left, retry_after)``. ``cost`` is trusted (checked by the caller once)."""
         now = self._clock()
         capacity = self.capacity
-        bucket = self._buckets.pop(key, None)
+        buckets = self._buckets
+        bucket = buckets.pop(key, None)
         if bucket is None:
             bucket = [float(capacity), now]
         allowed, tokens, retry_after = refill_and_take(
@@ -139,13 +146,13 @@ class MemoryRateLimiter:
         )
         bucket[0] = tokens
         bucket[1] = now
-        self._buckets[key] = bucket
-        if len(self._buckets) > self.max_keys:
+        buckets[key] = bucket
+        if len(buckets) > self.max_keys:
             self._prune(now)
         counters = self._counters
         if counters is not None:
             (counters.allowed if allowed else counters.denied).inc()
-        return RateDecision(allowed, capacity, int(tokens), retry_after)
+        return allowed, int(tokens), retry_after
 
     def _prune(self, now: float) -> None:
         """Drop buckets full by now, then the least recently used, down to the low-water mark."""

@@ -197,11 +197,15 @@ class AccessGate:
         if principal is not None and self.usage is not None:
             self.usage.count(principal.key_id, principal.tier, 0 if decision.allowed else 1)
         if not decision.allowed:
-            return RateLimited(
-                f"rate limit exceeded; retry in {math.ceil(decision.retry_after)}s",
-                retry_after=decision.retry_after,
-            )
+            return rate_limited(decision.retry_after)
         return None
+
+
+def rate_limited(retry_after: float) -> RateLimited:
+    """The 429 of an empty bucket."""
+    return RateLimited(
+        f"rate limit exceeded; retry in {math.ceil(retry_after)}s", retry_after=retry_after
+    )
 
 
 _MISSING = Unauthorized(
