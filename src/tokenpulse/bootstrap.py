@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -329,8 +330,9 @@ def _build_market(
     if writer is not None:
         tokens.add_history_sink(writer.add_token)
 
-        async def record_ltp(view: LtpView) -> None:
-            writer.add_ltp(view.ticker)
+        async def record_ltp(views: Sequence[LtpView]) -> None:
+            for view in views:  # keyed by pair and second: the last value of a second wins
+                writer.add_ltp(view.ticker)
 
         prices.add_publisher(record_ltp)
     backfiller = None

@@ -166,10 +166,11 @@ class SourceHealth:
     reconnects: int = 0
     circuit: str = "closed"
 
-    def heard(self) -> None:
-        """The provider said something (data or heartbeat)."""
-        self.last_message_at = utcnow()
-        self.last_message_mono = time.monotonic()
+    def heard(self, at: datetime | None = None, mono: float | None = None) -> None:
+        """The provider said something (data or heartbeat), at ``at`` (default: now); a
+        reader that already took the time for the frame passes it (and ``mono``)."""
+        self.last_message_at = utcnow() if at is None else at
+        self.last_message_mono = time.monotonic() if mono is None else mono
         self.messages += 1
 
     def silent_for(self) -> float | None:
@@ -245,6 +246,22 @@ def bind_health_metrics(health: SourceHealth, metrics: Metrics) -> None:
         lambda: float(CIRCUIT_STATES.get(health.circuit, 0))
     )
     metrics.source_last_message_age.labels(name).set_function(lambda: health.silent_for() or 0.0)
+
+
+def message_counter(metrics: Metrics | None, source: str) -> Callable[[str], None]:
+    """``count(kind)``: one more message of ``kind`` from ``source`` on
+    ``tokenpulse_source_messages_total`` (each labelled child looked up once: every frame)."""
+    if metrics is None:
+        return lambda kind: None
+    children: dict[str, Any] = {}
+
+    def count(kind: str) -> None:
+        child = children.get(kind)
+        if child is None:
+            child = children[kind] = metrics.source_messages.labels(source, kind)
+        child.inc()
+
+    return count
 
 
 class LatestValueBuffer(Generic[K, V]):

@@ -36,6 +36,7 @@ from tokenpulse.sources._health import (
     ParseErrorReporter,
     SourceHealth,
     bind_health_metrics,
+    message_counter,
 )
 from tokenpulse.sources.kraken.ws_parser import (
     Heartbeat,
@@ -115,6 +116,7 @@ class KrakenWsSource:
         self.subscribe_batch_size = subscribe_batch_size
         self.health = SourceHealth(name, kind="websocket")
         self._parse_errors = ParseErrorReporter(name, metrics)
+        self._count_message = message_counter(metrics, name)
         self._req_ids = itertools.count(1)
         self._running = False
         self._attempted = False  # a connection attempt has ended at least once
@@ -242,9 +244,9 @@ class KrakenWsSource:
     # -- one frame (synchronous: parse and hand on, nothing else) -----------------------
 
     def _on_frame(self, shard: Shard, frame: str | bytes) -> None:
-        shard.last_frame_mono = time.monotonic()
-        self.health.heard()
+        shard.last_frame_mono = mono = time.monotonic()
         received_at = utcnow()
+        self.health.heard(received_at, mono)
         try:
             result = parse_ws_v2(
                 frame, source=self.name, received_at=received_at, registry=self.registry
@@ -275,8 +277,7 @@ class KrakenWsSource:
                 self._emit(SourceHeartbeat(source=self.name, at=received_at))
             elif isinstance(message, Pong):
                 kind = "pong"
-        if self.metrics is not None:
-            self.metrics.source_messages.labels(self.name, kind).inc()
+        self._count_message(kind)
 
     def _on_ack(self, shard: Shard, ack: SubscribeAck) -> None:
         if ack.success:
