@@ -48,9 +48,9 @@ def run_driver(config: dict[str, Any], conn: Any) -> None:
 
 
 async def _drive(config: dict[str, Any], conn: Any) -> None:
-    from _kraken_load import frame_file, ticker_values
-
     from tests.fakes.kraken_ws import FakeKrakenWs
+
+    from _kraken_load import frame_file, ticker_values
 
     symbols: list[str] = config["symbols"]
     watch: str = config["watch"]

@@ -29,7 +29,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import re
 import secrets
 import sys
 import tempfile
@@ -42,14 +41,12 @@ from _fanout_client import aiohttp, loads
 from _kraken_driver import run_driver
 from _kraken_load import asset_pairs, frame_file
 from _report import append_markdown, git_revision, machine_info
-from _server import LOOPBACK, PASSTHROUGH_ENV, ServerProcess, free_port, http_get
-
+from _server import LOOPBACK, PASSTHROUGH_ENV, ServerProcess, free_port
 from tokenpulse.domain.pairs import PairRegistry
 from tokenpulse.sources.kraken.ws_parser import parse_ws_v2
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCH = "BTC/USD"
-SAMPLE = re.compile(r"^(tokenpulse_\w+)\{([^}]*)\} ([0-9.e+]+)$", re.M)
 
 
 def parse_rate(pairs: int, frames: int) -> dict[str, Any]:
@@ -67,15 +64,23 @@ def parse_rate(pairs: int, frames: int) -> dict[str, Any]:
     return {"frames": frames, "frames_per_cpu_s": round(best)}
 
 
-def counters(port: int, api_key: str) -> tuple[float, float]:
+async def counters(port: int, api_key: str) -> tuple[float, float]:
     """(ticker frames parsed, price updates applied) from the service's /metrics."""
-    _, body = http_get(port, "/metrics", {"X-API-Key": api_key}, 10.0)
+    url = f"http://{LOOPBACK}:{port}/metrics"
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(url, headers={"X-API-Key": api_key}) as response,
+    ):
+        if response.status != 200:
+            raise RuntimeError(f"/metrics answered {response.status}")
+        body = await response.text()
     parsed = applied = 0.0
-    for name, labels, value in SAMPLE.findall(body.decode()):
-        if name == "tokenpulse_source_messages_total" and 'kind="ticker"' in labels:
-            parsed += float(value)
-        elif name == "tokenpulse_price_updates_total":
-            applied += float(value)
+    for line in body.splitlines():
+        if line.startswith("tokenpulse_source_messages_total{") and 'kind="ticker"' in line:
+            parsed += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("tokenpulse_price_updates_total{"):
+            applied += float(line.rsplit(" ", 1)[1])
     return parsed, applied
 
 
@@ -86,7 +91,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
-async def watch_client(port: int, api_key: str, seen: list[tuple[float, dict[str, Any]]]) -> None:
+async def watch_client(
+    port: int, api_key: str, seen: list[tuple[float, dict[str, Any]]], first: asyncio.Event
+) -> None:
     """One Socket.IO client (bare Engine.IO v4 / Socket.IO v5 WebSocket) on ``pair:BTC/USD``."""
     url = f"ws://{LOOPBACK}:{port}/socket.io/?EIO=4&transport=websocket"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -104,6 +111,7 @@ async def watch_client(port: int, api_key: str, seen: list[tuple[float, dict[str
                 event, message = loads(data[2:])
                 if event == "ltp_update":
                     seen.append((now_ms, message))
+                    first.set()
             elif data == "2":
                 await ws.send_str("3")
 
@@ -174,11 +182,10 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
             if "error" in ready:
                 raise RuntimeError(ready["error"])
             seen: list[tuple[float, dict[str, Any]]] = []
-            client = asyncio.create_task(watch_client(port, api_key, seen))
-            deadline = time.monotonic() + 30
-            while not seen and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)  # polling for the subscription's snapshot
-            base_parsed, base_applied = await asyncio.to_thread(counters, port, api_key)
+            first = asyncio.Event()
+            client = asyncio.create_task(watch_client(port, api_key, seen, first))
+            await asyncio.wait_for(first.wait(), 30)  # the subscription's snapshot
+            base_parsed, base_applied = await counters(port, api_key)
             base_cpu = server.cpu_seconds() or 0.0
             started = time.monotonic()
             here.send("go")
@@ -186,10 +193,10 @@ async def live(args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.monotonic() + 60
             parsed = applied = 0.0
             while time.monotonic() < deadline:  # the service reads what is still in flight
-                parsed, applied = await asyncio.to_thread(counters, port, api_key)
+                parsed, applied = await counters(port, api_key)
                 if parsed - base_parsed >= sent["frames"]:
                     break
-                await asyncio.sleep(0.1)  # polling the service's counters with a deadline
+                await asyncio.sleep(1.0)  # polling the counters (a scrape of 500 pairs costs CPU)
             elapsed = time.monotonic() - started
             cpu = (server.cpu_seconds() or 0.0) - base_cpu
             client.cancel()
