@@ -33,6 +33,7 @@ from tokenpulse.bus.topics import (
 from tokenpulse.data import known_tokens, unknown_token_symbols
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.domain.ticker import sample_second
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
@@ -232,6 +233,7 @@ def _build_supervisor(
         max_keys=max(64, 4 * len(pairs) * (streaming + 1)),
         on_conflated=metrics.source_buffer_conflated.labels("ingest").inc,
         on_dropped=metrics.source_buffer_dropped.labels("ingest").inc,
+        epoch=lambda event: sample_second(event.ticker),  # every second's last value: history
     )
     sink = buffer_sink(buffer, prices)
     feeds = build_ltp_feeds(

@@ -270,6 +270,11 @@ class LatestValueBuffer(Generic[K, V]):
     ``put`` never blocks and never awaits: a newer value for a key replaces the queued one
     (conflation); a new key when ``max_keys`` are queued is dropped and counted. ``drain``
     waits until something is queued and takes everything, oldest key first.
+
+    With ``epoch`` (a value's period, e.g. the second its history sample is filed under),
+    values of different periods are not conflated: the queued one is kept, ahead of the new
+    one, so the last value of every period reaches the consumer (at most ``max_keys`` kept
+    so; beyond that the oldest is dropped and counted).
     """
 
     def __init__(
@@ -278,9 +283,12 @@ class LatestValueBuffer(Generic[K, V]):
         *,
         on_conflated: Callable[[], None] | None = None,
         on_dropped: Callable[[], None] | None = None,
+        epoch: Callable[[V], Hashable] | None = None,
     ) -> None:
         self.max_keys = max_keys
         self._items: dict[K, V] = {}
+        self._epoch = epoch
+        self._earlier: list[V] = []  # the last value of an earlier period, oldest first
         self._ready = asyncio.Event()
         self._on_conflated = on_conflated
         self._on_dropped = on_dropped
@@ -291,9 +299,13 @@ class LatestValueBuffer(Generic[K, V]):
         """Queue ``value`` for ``key``; False when it was dropped for lack of room."""
         items = self._items
         if key in items:
-            self.conflated += 1
-            if self._on_conflated is not None:
-                self._on_conflated()
+            queued = items[key]
+            if self._epoch is not None and self._epoch(queued) != self._epoch(value):
+                self._keep_earlier(queued)
+            else:
+                self.conflated += 1
+                if self._on_conflated is not None:
+                    self._on_conflated()
         elif len(items) >= self.max_keys:
             self.dropped += 1
             if self._on_dropped is not None:
@@ -303,14 +315,23 @@ class LatestValueBuffer(Generic[K, V]):
         self._ready.set()
         return True
 
+    def _keep_earlier(self, value: V) -> None:
+        if len(self._earlier) >= self.max_keys:
+            del self._earlier[0]
+            self.dropped += 1
+            if self._on_dropped is not None:
+                self._on_dropped()
+        self._earlier.append(value)
+
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._earlier)
 
     def drain_nowait(self) -> list[V]:
         """Take whatever is queued without waiting (used on shutdown)."""
         items, self._items = self._items, {}
+        earlier, self._earlier = self._earlier, []
         self._ready.clear()
-        return list(items.values())
+        return earlier + list(items.values())
 
     async def drain(self) -> list[V]:
         """Wait for at least one queued value, then take them all."""
@@ -318,5 +339,6 @@ class LatestValueBuffer(Generic[K, V]):
             self._ready.clear()
             await self._ready.wait()
         items, self._items = self._items, {}
+        earlier, self._earlier = self._earlier, []
         self._ready.clear()
-        return list(items.values())
+        return earlier + list(items.values())

@@ -223,14 +223,14 @@ class KrakenWsSource:
         ``recv()`` returns without yielding while frames are buffered, so in a burst the
         reader would starve the consumer that applies them: it yields every few frames. The
         idle deadline is one timer per ``idle_timeout``, not one per frame (a timer costs
-        more than parsing a frame): when it fires, the reader goes on if a frame came since,
+        more than parsing a frame): when it fires, the reader goes on unless it has been
+        waiting in ``recv()`` for the whole ``idle_timeout`` (a slow frame is not silence),
         with a timer for what is left (cancelling ``recv()`` loses nothing).
         """
         frames = 0
-        opened = time.monotonic()
+        waiting_since = time.monotonic()  # when the reader last started waiting for a frame
         while True:
-            heard = shard.last_frame_mono
-            silent = time.monotonic() - (opened if heard is None else max(heard, opened))
+            silent = time.monotonic() - waiting_since
             if silent >= self.idle_timeout:
                 self._count_error("idle_timeout", f"no frame for {self.idle_timeout}s")
                 log.warning(
@@ -246,7 +246,9 @@ class KrakenWsSource:
                         frames += 1
                         if frames % YIELD_EVERY == 0:
                             await asyncio.sleep(0)
-                        self._on_frame(shard, await ws.recv())
+                        frame = await ws.recv()
+                        self._on_frame(shard, frame)
+                        waiting_since = time.monotonic()
 
     # -- one frame (synchronous: parse and hand on, nothing else) -----------------------
 
