@@ -550,8 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     ingest_path = args.ingest or _newest("ingest")
     if ingest_path is not None:
         ingest = json.loads(ingest_path.read_text())
-        if ingest.get("cpu_us_per_tick"):
-            costs["cpu_us_per_tick"] = ingest["cpu_us_per_tick"]
+        live = ingest.get("live") or {}
+        if live.get("server_cpu_us_per_frame"):
+            # every frame is one tick applied (the live run applies all it parses)
+            costs["cpu_us_per_tick"] = live["server_cpu_us_per_frame"]
     host_port, _, db = args.redis.partition("/")
     host, _, port = host_port.partition(":")
     redis = (host, int(port or 6379), int(db or 0))

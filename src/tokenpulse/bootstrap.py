@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -32,6 +33,7 @@ from tokenpulse.bus.topics import (
 from tokenpulse.data import known_tokens, unknown_token_symbols
 from tokenpulse.domain.identity import IdentityRegistry
 from tokenpulse.domain.pairs import Pair, PairRegistry
+from tokenpulse.domain.ticker import sample_second
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.velocity import VelocityPolicy
 from tokenpulse.observability.metrics import Metrics
@@ -232,6 +234,7 @@ def _build_supervisor(
         max_keys=max(64, 4 * len(pairs) * (streaming + 1)),
         on_conflated=metrics.source_buffer_conflated.labels("ingest").inc,
         on_dropped=metrics.source_buffer_dropped.labels("ingest").inc,
+        epoch=lambda event: sample_second(event.ticker),  # every second's last value: history
     )
     sink = buffer_sink(buffer, prices)
     feeds = build_ltp_feeds(
@@ -330,8 +333,9 @@ def _build_market(
     if writer is not None:
         tokens.add_history_sink(writer.add_token)
 
-        async def record_ltp(view: LtpView) -> None:
-            writer.add_ltp(view.ticker)
+        async def record_ltp(views: Sequence[LtpView]) -> None:
+            for view in views:  # keyed by pair and second: the last value of a second wins
+                writer.add_ltp(view.ticker)
 
         prices.add_publisher(record_ltp)
     backfiller = trade_backfill = None

@@ -333,6 +333,30 @@ async def test_a_failing_sink_does_not_stop_the_feed() -> None:
             assert fake.total_connections == 1
 
 
+async def test_a_slow_frame_is_not_silence() -> None:
+    """The idle watchdog counts time spent waiting for a frame, not time spent on one: a
+    consumer that holds the reader past ``idle_timeout`` once does not cost a reconnect."""
+    slow: list[DomainEvent] = []
+
+    def slow_sink(event: DomainEvent) -> None:
+        if isinstance(event, TickerUpdated) and not slow:
+            slow.append(event)
+            busy_until = time.monotonic() + 0.6  # a consumer bug: 0.6 s of work on one tick
+            while time.monotonic() < busy_until:
+                pass
+
+    async with FakeKrakenWs(heartbeat_interval=0.05) as fake:
+        h = Harness(fake.url, [BTC], sink=slow_sink, idle_timeout=0.4)
+        async with h.running():
+            await wait_for(lambda: h.source.pair_state(BTC).subscribed, message="subscribed")
+            await fake.send_ticker("BTC/USD", last="69999.9")
+            await wait_for(lambda: bool(slow), message="the slow tick")
+            heard = h.source.health.messages
+            await wait_for(lambda: h.source.health.messages >= heard + 20, message="heartbeats")
+            assert h.metric("tokenpulse_source_errors_total", kind="idle_timeout") == 0
+            assert fake.total_connections == 1
+
+
 async def test_backoff_grows_while_the_server_is_down() -> None:
     port = free_port()
     h = Harness(f"ws://127.0.0.1:{port}/v2", [BTC], backoff_initial=0.02, backoff_max=0.16)

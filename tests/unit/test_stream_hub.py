@@ -316,7 +316,7 @@ async def test_the_hub_is_fed_by_the_bus(hub: StreamHub) -> None:
     detach = hub.attach(bus)
     assert bus.subscriber_count(LTP_TOPIC) == 1
     assert bus.subscriber_count(TOKENS_TOPIC) == 1
-    await make_ltp_publisher(bus)(LtpView.of(ticker(Decimal("100.0"))))
+    await make_ltp_publisher(bus)([LtpView.of(ticker(Decimal("100.0")))])
     await make_token_publisher(bus)(TokenView.of(bitcoin(Decimal("2.5"))))
     btc, token = hub.stream(BTC), hub.stream(token_key("bitcoin"))
     assert btc is not None

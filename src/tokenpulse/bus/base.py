@@ -6,7 +6,7 @@ implement it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 Handler = Callable[[str, bytes], None]
@@ -19,6 +19,11 @@ class EventBus(Protocol):
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Deliver ``payload`` to every subscriber of ``topic``."""
+        ...
+
+    async def publish_many(self, topic: str, payloads: Sequence[bytes]) -> None:
+        """:meth:`publish` each of ``payloads``, in order, yielding to the loop once (a batch
+        of ingested values: one wake-up per batch, not one per value)."""
         ...
 
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:

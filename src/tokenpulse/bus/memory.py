@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from tokenpulse.bus.base import Handler, StateHandler, Subscribers
 
@@ -17,6 +17,11 @@ class InProcessBus:
 
     async def publish(self, topic: str, payload: bytes) -> None:
         self._subscribers.deliver(topic, payload, self._failed)
+        await asyncio.sleep(0)
+
+    async def publish_many(self, topic: str, payloads: Sequence[bytes]) -> None:
+        for payload in payloads:
+            self._subscribers.deliver(topic, payload, self._failed)
         await asyncio.sleep(0)
 
     def _failed(self, topic: str, exc: BaseException) -> None:

@@ -42,7 +42,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -180,19 +180,23 @@ class RedisBus:
     # ------------------------------------------------------------------ the port
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        """Deliver ``payload`` to this instance's handlers now and queue it for the others.
+        """Deliver ``payload`` here now, queue it for the others; never raises or waits."""
+        await self.publish_many(topic, (payload,))
 
-        Never raises and never waits for Redis (see the module docstring)."""
-        self._subscribers.deliver(topic, payload, self._handler_failed)
-        if self._closed:
-            return
-        if len(self._outbox) >= self._outbox_max:
-            dropped, _ = self._outbox.popleft()
-            self._count_failure(dropped, None)
-        self._outbox.append((topic, payload))
-        self._outbox_ready.set()
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_forever(), name="redis-bus-sender")
+    async def publish_many(self, topic: str, payloads: Sequence[bytes]) -> None:
+        """:meth:`publish` each of ``payloads`` in order, then yield to the loop once."""
+        for payload in payloads:
+            self._subscribers.deliver(topic, payload, self._handler_failed)
+            if self._closed:
+                continue
+            if len(self._outbox) >= self._outbox_max:
+                dropped, _ = self._outbox.popleft()
+                self._count_failure(dropped, None)
+            self._outbox.append((topic, payload))
+        if self._outbox and not self._closed:
+            self._outbox_ready.set()
+            if self._sender is None:
+                self._sender = asyncio.create_task(self._send_forever(), name="redis-bus-sender")
         await asyncio.sleep(0)
 
     async def _send_forever(self) -> None:

@@ -12,7 +12,7 @@ both, so with the Redis bus a client on any instance sees every update.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from tokenpulse.bus.base import EventBus
 from tokenpulse.wire.ltp import LtpView
@@ -36,6 +36,8 @@ KINDS: Mapping[str, tuple[str, str]] = {
 }
 
 LtpPublisher = Callable[[LtpView], Awaitable[None]]
+#: Called with the values accepted together (one batch of ingestion).
+LtpBatchPublisher = Callable[[Sequence[LtpView]], Awaitable[None]]
 TokenPublisher = Callable[[TokenView], Awaitable[None]]
 
 
@@ -57,13 +59,14 @@ def split_key(key: str) -> tuple[str, str]:
     return prefix + ":", ident
 
 
-def make_ltp_publisher(bus: EventBus) -> LtpPublisher:
-    """A :meth:`PriceService.add_publisher` callback: every accepted ticker's bytes onto ``ltp``."""
+def make_ltp_publisher(bus: EventBus) -> LtpBatchPublisher:
+    """A :meth:`PriceService.add_publisher` callback: every accepted ticker's bytes onto ``ltp``
+    (one batch at a time: the bus yields to the loop once per batch)."""
 
-    async def publish_ticker(view: LtpView) -> None:
-        await bus.publish(LTP_TOPIC, view.body)
+    async def publish_tickers(views: Sequence[LtpView]) -> None:
+        await bus.publish_many(LTP_TOPIC, [view.body for view in views])
 
-    return publish_ticker
+    return publish_tickers
 
 
 def make_aggregate_publisher(bus: EventBus) -> LtpPublisher:

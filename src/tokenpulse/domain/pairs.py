@@ -84,6 +84,8 @@ class PairRegistry:
     #: Pairs only other venues list (Coinbase, Binance): known, but with no Kraken names.
     others: set[Pair] = field(default_factory=set)
     _aliases: dict[str, Pair] = field(default_factory=dict)
+    #: ``BASE/QUOTE`` of every known pair: the spelling feeds use, resolved without parsing.
+    _canonical: dict[str, Pair] = field(default_factory=dict)
 
     @classmethod
     def from_kraken_asset_pairs(cls, payload: Mapping[str, Any]) -> PairRegistry:
@@ -106,6 +108,7 @@ class PairRegistry:
 
     def add(self, info: KrakenPairInfo) -> None:
         self.kraken[info.pair] = info
+        self._canonical[str(info.pair)] = info.pair
         raw_base, raw_quote = info.wsname.split("/", 1)
         names = {
             info.rest_key,
@@ -122,6 +125,7 @@ class PairRegistry:
         """Know ``pair`` because another venue lists it (``names``: its spellings there)."""
         if pair not in self.kraken:
             self.others.add(pair)
+        self._canonical[str(pair)] = pair
         for name in (*names, f"{pair.base}{pair.quote}"):
             self._aliases.setdefault(name.upper(), pair)
 
@@ -141,6 +145,9 @@ class PairRegistry:
         Raises InvalidParameter for text that is not a pair at all and UnsupportedPair for a
         well-formed pair Kraken does not list.
         """
+        known = self._canonical.get(text)
+        if known is not None and known in self:  # a feed's symbol, e.g. "BTC/USD"
+            return known
         pair = split_pair(text)
         if pair is not None:
             if pair not in self:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tokenpulse.domain.pairs import Pair
@@ -26,3 +26,16 @@ class Ticker:
     ask: Decimal | None = None
     volume_24h: Decimal | None = None
     vwap: Decimal | None = None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_SECOND = timedelta(seconds=1)
+
+
+def sample_second(ticker: Ticker) -> int:
+    """The whole unix second a reading is filed under in history: the exchange's time, else
+    the receive time (SPEC §5.2: one LTP sample per pair per second, the last one wins).
+
+    Exact integer arithmetic (floor), no float rounding at a second's edge.
+    """
+    return ((ticker.as_of or ticker.received_at) - _EPOCH) // _ONE_SECOND

@@ -21,6 +21,8 @@ def parse_iso(value: str) -> datetime:
     A timestamp without an offset is taken as UTC, which is what every provider means.
     """
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is UTC:  # the usual case (every tick): nothing to convert
+        return parsed
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -28,5 +30,7 @@ def parse_iso(value: str) -> datetime:
 
 def isoformat_z(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # isoformat() is C code, several times cheaper than strftime (this runs for every tick);
+    # it truncates to the millisecond as ``microsecond // 1000`` did, and always has "+00:00".
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import orjson
@@ -62,9 +62,10 @@ class WarmStart:
 
     # ------------------------------------------------------------------ the leader's side
 
-    async def record_ltp(self, view: LtpView) -> None:
+    async def record_ltp(self, views: Sequence[LtpView]) -> None:
         """A :meth:`PriceService.add_publisher` callback."""
-        self._mark(LTP, str(view.ticker.pair), view.body)
+        for view in views:
+            self._mark(LTP, str(view.ticker.pair), view.body)
 
     async def record_token(self, view: TokenView) -> None:
         """A :meth:`TokenService.add_publisher` callback."""

@@ -166,10 +166,11 @@ class SourceHealth:
     reconnects: int = 0
     circuit: str = "closed"
 
-    def heard(self) -> None:
-        """The provider said something (data or heartbeat)."""
-        self.last_message_at = utcnow()
-        self.last_message_mono = time.monotonic()
+    def heard(self, at: datetime | None = None, mono: float | None = None) -> None:
+        """The provider said something (data or heartbeat), at ``at`` (default: now); a
+        reader that already took the time for the frame passes it (and ``mono``)."""
+        self.last_message_at = utcnow() if at is None else at
+        self.last_message_mono = time.monotonic() if mono is None else mono
         self.messages += 1
 
     def silent_for(self) -> float | None:
@@ -247,12 +248,33 @@ def bind_health_metrics(health: SourceHealth, metrics: Metrics) -> None:
     metrics.source_last_message_age.labels(name).set_function(lambda: health.silent_for() or 0.0)
 
 
+def message_counter(metrics: Metrics | None, source: str) -> Callable[[str], None]:
+    """``count(kind)``: one more message of ``kind`` from ``source`` on
+    ``tokenpulse_source_messages_total`` (each labelled child looked up once: every frame)."""
+    if metrics is None:
+        return lambda kind: None
+    children: dict[str, Any] = {}
+
+    def count(kind: str) -> None:
+        child = children.get(kind)
+        if child is None:
+            child = children[kind] = metrics.source_messages.labels(source, kind)
+        child.inc()
+
+    return count
+
+
 class LatestValueBuffer(Generic[K, V]):
     """Bounded hand-off between a reader and its consumer, keeping the newest value per key.
 
     ``put`` never blocks and never awaits: a newer value for a key replaces the queued one
     (conflation); a new key when ``max_keys`` are queued is dropped and counted. ``drain``
     waits until something is queued and takes everything, oldest key first.
+
+    With ``epoch`` (a value's period, e.g. the second its history sample is filed under),
+    values of different periods are not conflated: the queued one is kept, ahead of the new
+    one, so the last value of every period reaches the consumer (at most ``max_keys`` kept
+    so; beyond that the oldest is dropped and counted).
     """
 
     def __init__(
@@ -261,9 +283,12 @@ class LatestValueBuffer(Generic[K, V]):
         *,
         on_conflated: Callable[[], None] | None = None,
         on_dropped: Callable[[], None] | None = None,
+        epoch: Callable[[V], Hashable] | None = None,
     ) -> None:
         self.max_keys = max_keys
         self._items: dict[K, V] = {}
+        self._epoch = epoch
+        self._earlier: list[V] = []  # the last value of an earlier period, oldest first
         self._ready = asyncio.Event()
         self._on_conflated = on_conflated
         self._on_dropped = on_dropped
@@ -274,9 +299,13 @@ class LatestValueBuffer(Generic[K, V]):
         """Queue ``value`` for ``key``; False when it was dropped for lack of room."""
         items = self._items
         if key in items:
-            self.conflated += 1
-            if self._on_conflated is not None:
-                self._on_conflated()
+            queued = items[key]
+            if self._epoch is not None and self._epoch(queued) != self._epoch(value):
+                self._keep_earlier(queued)
+            else:
+                self.conflated += 1
+                if self._on_conflated is not None:
+                    self._on_conflated()
         elif len(items) >= self.max_keys:
             self.dropped += 1
             if self._on_dropped is not None:
@@ -286,14 +315,23 @@ class LatestValueBuffer(Generic[K, V]):
         self._ready.set()
         return True
 
+    def _keep_earlier(self, value: V) -> None:
+        if len(self._earlier) >= self.max_keys:
+            del self._earlier[0]
+            self.dropped += 1
+            if self._on_dropped is not None:
+                self._on_dropped()
+        self._earlier.append(value)
+
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._earlier)
 
     def drain_nowait(self) -> list[V]:
         """Take whatever is queued without waiting (used on shutdown)."""
         items, self._items = self._items, {}
+        earlier, self._earlier = self._earlier, []
         self._ready.clear()
-        return list(items.values())
+        return earlier + list(items.values())
 
     async def drain(self) -> list[V]:
         """Wait for at least one queued value, then take them all."""
@@ -301,5 +339,6 @@ class LatestValueBuffer(Generic[K, V]):
             self._ready.clear()
             await self._ready.wait()
         items, self._items = self._items, {}
+        earlier, self._earlier = self._earlier, []
         self._ready.clear()
-        return list(items.values())
+        return earlier + list(items.values())

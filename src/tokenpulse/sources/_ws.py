@@ -37,6 +37,7 @@ from tokenpulse.sources._health import (
     ParseErrorReporter,
     SourceHealth,
     bind_health_metrics,
+    message_counter,
 )
 from tokenpulse.sources._ws_shard import FeedPairState, FeedShard, split_pairs
 
@@ -92,6 +93,7 @@ class WsTickerFeed:
         self.max_connection_age = max_connection_age
         self.health = SourceHealth(name, kind="websocket")
         self._parse_errors = ParseErrorReporter(name, metrics)
+        self._count_message = message_counter(metrics, name)
         self._req_ids = itertools.count(1)
         self._running = False
         self._attempted = False
@@ -244,9 +246,9 @@ class WsTickerFeed:
     # -- one frame -------------------------------------------------------------------------
 
     def _on_frame(self, shard: FeedShard, frame: str | bytes) -> None:
-        shard.last_frame_mono = time.monotonic()
-        self.health.heard()
+        shard.last_frame_mono = mono = time.monotonic()
         received_at = utcnow()
+        self.health.heard(received_at, mono)
         try:
             result = self.parse(frame, shard, received_at)
         except ParseError as exc:
@@ -271,8 +273,7 @@ class WsTickerFeed:
             elif isinstance(message, FeedAck):
                 kind = "subscribe_ack"
                 self._on_ack(shard, message)
-        if self.metrics is not None:
-            self.metrics.source_messages.labels(self.name, kind).inc()
+        self._count_message(kind)
 
     @staticmethod
     def _in_order(shard: FeedShard, message: TickerUpdated, result: FeedFrame) -> bool:

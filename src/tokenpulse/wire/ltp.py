@@ -11,7 +11,7 @@ into one of them per request (:meth:`LtpView.render`), so no request encodes an 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -34,13 +34,19 @@ def ticker_to_json(ticker: Ticker, *, strings: bool = False) -> dict[str, Any]:
 
     ``strings``: market values as exact decimal strings instead of numbers.
     """
+    received_at = isoformat_z(ticker.received_at)
+    as_of = isoformat_z(ticker.as_of) if ticker.as_of else None
+    return _fields(ticker, strings, as_of, received_at)
+
+
+def _fields(ticker: Ticker, strings: bool, as_of: str | None, received_at: str) -> dict[str, Any]:
     return {
         "pair": str(ticker.pair),
         "amount": market_value(ticker.last, strings),
-        "timestamp": isoformat_z(ticker.as_of or ticker.received_at),
+        "timestamp": as_of or received_at,
         "source": ticker.source,
-        "as_of": isoformat_z(ticker.as_of) if ticker.as_of else None,
-        "received_at": isoformat_z(ticker.received_at),
+        "as_of": as_of,
+        "received_at": received_at,
         "bid": market_value(ticker.bid, strings),
         "ask": market_value(ticker.ask, strings),
         "volume_24h": market_value(ticker.volume_24h, strings),
@@ -73,18 +79,25 @@ def ticker_from_json(data: Mapping[str, Any]) -> Ticker:
 
 @dataclass(frozen=True, slots=True)
 class LtpView:
-    """A served ticker and its JSON in both number forms, ready to splice an age into."""
+    """A served ticker and its JSON in both number forms, ready to splice an age into.
+
+    The exact-string ``body`` is built with the view (every value goes to the cache and the
+    bus); the number form is built the first time a reader asks for it (:attr:`head`), since
+    most ticks of a busy exchange are replaced before anyone reads them.
+    """
 
     ticker: Ticker
     body: bytes  # '{"pair":…,"vwap":"…"}': exact strings, no age (cache, bus)
-    head: bytes  # the default form (numbers) without its closing brace, then ',"age_ms":'
-    string_head: bytes  # body without its closing brace, then ',"age_ms":'
     received: float  # unix seconds
+    _head: bytes | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, ticker: Ticker) -> LtpView:
         """Serialise ``ticker`` (the one time it is turned into JSON)."""
-        return cls._with_body(ticker, orjson.dumps(ticker_to_json(ticker, strings=True)))
+        received_at = isoformat_z(ticker.received_at)
+        as_of = isoformat_z(ticker.as_of) if ticker.as_of else None
+        body = orjson.dumps(_fields(ticker, True, as_of, received_at))
+        return cls(ticker, body, ticker.received_at.timestamp())
 
     @classmethod
     def from_body(cls, body: bytes) -> LtpView:
@@ -100,18 +113,21 @@ class LtpView:
         ticker = ticker_from_json(data)
         if not isinstance(data["amount"], str):
             return cls.of(ticker)
-        return cls._with_body(ticker, body)
+        return cls(ticker, body, ticker.received_at.timestamp())
 
-    @classmethod
-    def _with_body(cls, ticker: Ticker, body: bytes) -> LtpView:
-        numbers = orjson.dumps(ticker_to_json(ticker))
-        return cls(
-            ticker,
-            body,
-            numbers[:-1] + _AGE,
-            body[:-1] + _AGE,
-            ticker.received_at.timestamp(),
-        )
+    @property
+    def head(self) -> bytes:
+        """The default form (numbers) without its closing brace, then ``,"age_ms":``."""
+        head = self._head
+        if head is None:
+            head = orjson.dumps(ticker_to_json(self.ticker))[:-1] + _AGE
+            object.__setattr__(self, "_head", head)  # built once, on first read
+        return head
+
+    @property
+    def string_head(self) -> bytes:
+        """``body`` without its closing brace, then ``,"age_ms":``."""
+        return self.body[:-1] + _AGE
 
     def render(self, age_ms: int, stale: bool) -> bytes:
         """The served JSON object with its freshness: ``…,"age_ms":N,"stale":…}``."""

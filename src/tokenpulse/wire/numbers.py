@@ -67,8 +67,11 @@ def market_string(value: Decimal | None) -> str | None:
     """A market value as its exact decimal string (scientific notation beyond float range)."""
     if value is None or not value.is_finite():
         return None
+    text = str(value)
+    if "E" not in text:  # plain notation already: exactly what format(value, "f") gives
+        return text
     if not value.is_zero() and not _FLOAT_MIN_EXPONENT <= value.adjusted() <= _FLOAT_MAX_EXPONENT:
-        return str(value)
+        return text
     return format(value, "f")
 
 

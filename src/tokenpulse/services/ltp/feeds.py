@@ -37,7 +37,9 @@ __all__ = [
     "RestTickers",
     "SecondaryFeeds",
     "VenueFeed",
+    "reason_kind",
     "source_report",
+    "venue_errors",
 ]
 
 log = structlog.get_logger(__name__)
@@ -238,3 +240,17 @@ def source_report(
     if AGGREGATE in serving:
         policy = {**policy, "aggregate_serving": sorted(serving[AGGREGATE])}
     return {"sources": sources, "pairs": pairs, "ltp": policy}
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a serving decision's reason, for the failover metric's label."""
+    kinds = ("failover", "disconnected", "silent", "no value", "no subscription", "live")
+    for kind in (*kinds, "playing"):
+        if kind in reason:
+            return kind.replace(" ", "_")
+    return "other"
+
+
+def venue_errors(venue: str, errors: Sequence[str]) -> str:
+    """The venue's own error strings, as a suffix of a refresh failure."""
+    return f" ({venue} said: {', '.join(errors)})" if errors else ""

@@ -1,10 +1,12 @@
 """Last traded prices: the accepted value per pair, its freshness, and ready-made JSON.
 
-Ingestion calls :meth:`PriceService.accept`; the API reads :meth:`PriceService.view`. A value
-is served until a newer one replaces it — it never disappears because a cache entry expired
-between ticks; ``age_ms`` and ``stale`` say how old it is. The JSON of each value is built
-once per tick (:class:`~tokenpulse.wire.ltp.LtpView`): the cache write and the publishers get
-those bytes, and the hot read path only splices in the age.
+Ingestion calls :meth:`PriceService.accept_views` with each batch it drained (the newest value
+per pair); the API reads :meth:`PriceService.view`. A value is served until a newer one
+replaces it — it never disappears because a cache entry expired between ticks; ``age_ms`` and
+``stale`` say how old it is. The JSON of each value is built once per tick
+(:class:`~tokenpulse.wire.ltp.LtpView`): the cache write and the publishers get those bytes, a
+batch at a time (one cache write, one bus publish), and the hot read path only splices in the
+age.
 
 A value's age counts from when it was last known current: its receive time, or a later
 heartbeat of its source (:meth:`PriceService.confirm`), since an exchange sends nothing for
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -38,8 +41,9 @@ log = structlog.get_logger(__name__)
 CACHE_KEY_PREFIX = "ltp:"
 CACHE_RETRY_SECONDS = 0.5  # the write-behind waits this long after a failed write
 
-#: Called with every accepted value; ``view.body`` is its JSON, built once (bus, history).
-Publisher = Callable[[LtpView], Awaitable[None]]
+#: Called with the values accepted together, in order; ``view.body`` is a value's JSON, built
+#: once (bus, history, warm start).
+Publisher = Callable[[Sequence[LtpView]], Awaitable[None]]
 
 
 class PriceService:
@@ -70,12 +74,16 @@ class PriceService:
         self._cache_dirty: dict[Pair, LtpView] = {}
         self._cache_writer: asyncio.Task[None] | None = None
         self._write_behind = cache.backend != "memory"
+        # Labelled metric children, looked up once per pair (labels() costs a lock and a hash).
+        self._gauges: dict[Pair, Any] = {}
+        self._counters: dict[tuple[Pair, str], Any] = {}
         for pair in self.pairs:
             name = str(pair)
             metrics.price_age.labels(name).set_function(self._age_function(pair))
 
     def add_publisher(self, publisher: Publisher) -> None:
-        """Call ``publisher`` with the view of every accepted ticker (the event bus, history)."""
+        """Call ``publisher`` with the views of every batch of accepted tickers (the event bus,
+        history, warm start)."""
         self._publishers.append(publisher)
 
     # ---------------------------------------------------------------- writes
@@ -88,23 +96,48 @@ class PriceService:
         stream, so a reading is never dropped for carrying an older exchange time (a replay
         that loops back to its start must keep moving).
         """
-        pair = ticker.pair
-        if pair not in self.supported or ticker.last <= 0:
+        if not self.acceptable(ticker):
             return False
-        view = LtpView.of(ticker)
-        self._views[pair] = view
-        self.confirm(ticker.source, view.received)
-        name = str(pair)
-        self.metrics.price.labels(name).set(float(ticker.last))
-        self.metrics.price_updates.labels(name, ticker.source).inc()
-        self.metrics.ingest_lag.observe(max(0.0, self.clock() - view.received))
-        await self._write_cache(pair, view)
+        return bool(await self.accept_views([LtpView.of(ticker)]))
+
+    def acceptable(self, ticker: Ticker) -> bool:
+        """Whether :meth:`accept` would take ``ticker`` (a supported pair, a positive price)."""
+        return ticker.pair in self.supported and ticker.last > 0
+
+    async def accept_views(self, views: Sequence[LtpView]) -> int:
+        """:meth:`accept` the tickers of ``views`` in order; returns how many were accepted.
+
+        The cache is written once and every publisher called once for the whole batch.
+        """
+        accepted: list[LtpView] = []
+        now = self.clock()
+        for view in views:
+            ticker = view.ticker
+            pair = ticker.pair
+            if pair not in self.supported or ticker.last <= 0:
+                continue
+            self._views[pair] = view
+            self.confirm(ticker.source, view.received)
+            gauge = self._gauges.get(pair)
+            if gauge is None:
+                gauge = self._gauges[pair] = self.metrics.price.labels(str(pair))
+            gauge.set(float(ticker.last))
+            counter = self._counters.get((pair, ticker.source))
+            if counter is None:
+                counter = self.metrics.price_updates.labels(str(pair), ticker.source)
+                self._counters[(pair, ticker.source)] = counter
+            counter.inc()
+            self.metrics.ingest_lag.observe(max(0.0, now - view.received))
+            accepted.append(view)
+        if not accepted:
+            return 0
+        await self._write_cache(accepted)
         for publish in self._publishers:
             try:
-                await publish(view)
-            except Exception:  # a fan-out failure must not lose the accepted value
-                log.exception("publishing a ticker failed", pair=name)
-        return True
+                await publish(accepted)
+            except Exception:  # a fan-out failure must not lose the accepted values
+                log.exception("publishing tickers failed", values=len(accepted))
+        return len(accepted)
 
     def apply_replica(self, view: LtpView) -> None:
         """Serve a value the ingest leader accepted (scale-out): no cache write, no publish."""
@@ -121,11 +154,12 @@ class PriceService:
         if moment > self._confirmed.get(source, 0.0):
             self._confirmed[source] = moment
 
-    async def _write_cache(self, pair: Pair, view: LtpView) -> None:
+    async def _write_cache(self, views: Sequence[LtpView]) -> None:
         if not self._write_behind:  # in memory: cannot stall, write at once
-            await self._store({CACHE_KEY_PREFIX + str(pair): view.body})
+            await self._store({CACHE_KEY_PREFIX + str(v.ticker.pair): v.body for v in views})
             return
-        self._cache_dirty[pair] = view
+        for view in views:
+            self._cache_dirty[view.ticker.pair] = view
         if self._cache_writer is None or self._cache_writer.done():
             self._cache_writer = asyncio.create_task(self._drain_cache(), name="ltp-cache-writer")
 

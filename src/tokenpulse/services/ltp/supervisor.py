@@ -35,7 +35,9 @@ from tokenpulse.services.ltp.feeds import (
     RestAnswer,
     RestTickers,
     SecondaryFeeds,
+    reason_kind,
     source_report,
+    venue_errors,
 )
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.ltp.venues import AGGREGATE, VenueBook, venue_of
@@ -159,10 +161,14 @@ class LtpSupervisor:
             await self._apply(events)
 
     async def _apply(self, events: list[TickerUpdated]) -> None:
+        """Apply one drained batch (the newest value per source and pair): each value is
+        serialised once; the served ones are accepted together (one cache write, one publish)."""
         touched: dict[Pair, None] = {}
+        served: list[LtpView] = []
         for event in events:
             ticker = event.ticker
-            if self.book is not None and self.book.record(ticker) is not None:
+            view = LtpView.of(ticker)
+            if self.book is not None and self.book.record_view(view) is not None:
                 touched[ticker.pair] = None
             assigned = self.assignments.get(ticker.pair)
             if ticker.source in self._primary_sources:
@@ -171,7 +177,12 @@ class LtpSupervisor:
                     continue  # a live stream (or a failover) serves this pair
             elif assigned is None or venue_of(ticker.source) != assigned.source:
                 continue  # another venue's value: the book has it, /ltp does not serve it
-            await self._accept(ticker)
+            served.append(view)
+        if served:
+            try:
+                await self.prices.accept_views(served)
+            except Exception:  # never let one bad batch stop ingestion
+                log.exception("applying tickers failed", values=len(served))
         if touched:
             await self.refresh_aggregates(list(touched))
 
@@ -294,7 +305,7 @@ class LtpSupervisor:
                     new=source,
                     reason=reason,
                 )
-                self.metrics.source_failovers.labels(name, source, _reason_kind(reason)).inc()
+                self.metrics.source_failovers.labels(name, source, reason_kind(reason)).inc()
             self.metrics.source_serving.labels(name, source).set(1)
             if source == self.rest_name:
                 self._wake_poller.set()
@@ -353,7 +364,7 @@ class LtpSupervisor:
             await self.prices.accept(ticker)
         venue = self.primary.capitalize()
         failed = {
-            pair: f"{venue} returned no ticker for this pair" + _venue_errors(venue, result.errors)
+            pair: f"{venue} returned no ticker for this pair" + venue_errors(venue, result.errors)
             for pair in pairs
             if pair not in got
         }
@@ -375,18 +386,6 @@ class LtpSupervisor:
         roles[self.rest_name] = "fallback"
         policy = {"primary": self.primary, "fallback": self.fallback}
         return source_report(self.healths(), self.assignments, roles, policy)
-
-
-def _reason_kind(reason: str) -> str:
-    kinds = ("failover", "disconnected", "silent", "no value", "no subscription", "live")
-    for kind in (*kinds, "playing"):
-        if kind in reason:
-            return kind.replace(" ", "_")
-    return "other"
-
-
-def _venue_errors(venue: str, errors: Sequence[str]) -> str:
-    return f" ({venue} said: {', '.join(errors)})" if errors else ""
 
 
 __all__ = [

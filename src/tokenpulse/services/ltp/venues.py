@@ -68,12 +68,16 @@ class VenueBook:
 
     def record(self, ticker: Ticker) -> str | None:
         """Keep ``ticker`` as its venue's value; the venue, or None when it is not one."""
+        return self.record_view(LtpView.of(ticker))
+
+    def record_view(self, view: LtpView) -> str | None:
+        """:meth:`record` for a ticker already serialised (ingestion builds each view once)."""
+        ticker = view.ticker
         venue = self.aliases.get(ticker.source) or venue_of(ticker.source)
         if venue not in self.symbols or ticker.pair not in self.prices.supported:
             return None
         if ticker.last <= 0:
             return None
-        view = LtpView.of(ticker)
         self._views[(venue, ticker.pair)] = view
         self.prices.confirm(ticker.source, view.received)
         return venue

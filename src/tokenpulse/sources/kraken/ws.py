@@ -16,6 +16,7 @@ keepalive. Nothing but ``CancelledError`` ever leaves :meth:`KrakenWsSource.run`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ from tokenpulse.sources._health import (
     ParseErrorReporter,
     SourceHealth,
     bind_health_metrics,
+    message_counter,
 )
 from tokenpulse.sources.kraken.ws_parser import (
     Heartbeat,
@@ -115,6 +117,7 @@ class KrakenWsSource:
         self.subscribe_batch_size = subscribe_batch_size
         self.health = SourceHealth(name, kind="websocket")
         self._parse_errors = ParseErrorReporter(name, metrics)
+        self._count_message = message_counter(metrics, name)
         self._req_ids = itertools.count(1)
         self._running = False
         self._attempted = False  # a connection attempt has ended at least once
@@ -218,17 +221,17 @@ class KrakenWsSource:
         """Hand every frame to :meth:`_on_frame`; return when nothing came for idle_timeout.
 
         ``recv()`` returns without yielding while frames are buffered, so in a burst the
-        reader would starve the consumer that applies them: it yields every few frames.
+        reader would starve the consumer that applies them: it yields every few frames. The
+        idle deadline is one timer per ``idle_timeout``, not one per frame (a timer costs
+        more than parsing a frame): when it fires, the reader goes on unless it has been
+        waiting in ``recv()`` for the whole ``idle_timeout`` (a slow frame is not silence),
+        with a timer for what is left (cancelling ``recv()`` loses nothing).
         """
         frames = 0
+        waiting_since = time.monotonic()  # when the reader last started waiting for a frame
         while True:
-            frames += 1
-            if frames % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-            try:
-                async with asyncio.timeout(self.idle_timeout):
-                    frame = await ws.recv()
-            except TimeoutError:
+            silent = time.monotonic() - waiting_since
+            if silent >= self.idle_timeout:
                 self._count_error("idle_timeout", f"no frame for {self.idle_timeout}s")
                 log.warning(
                     "kraken ws silent, reconnecting",
@@ -237,14 +240,22 @@ class KrakenWsSource:
                     idle_timeout=self.idle_timeout,
                 )
                 return  # leaving ``async with connect`` closes the socket
-            self._on_frame(shard, frame)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.idle_timeout - silent):
+                    while True:
+                        frames += 1
+                        if frames % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)
+                        frame = await ws.recv()
+                        self._on_frame(shard, frame)
+                        waiting_since = time.monotonic()
 
     # -- one frame (synchronous: parse and hand on, nothing else) -----------------------
 
     def _on_frame(self, shard: Shard, frame: str | bytes) -> None:
-        shard.last_frame_mono = time.monotonic()
-        self.health.heard()
+        shard.last_frame_mono = mono = time.monotonic()
         received_at = utcnow()
+        self.health.heard(received_at, mono)
         try:
             result = parse_ws_v2(
                 frame, source=self.name, received_at=received_at, registry=self.registry
@@ -275,8 +286,7 @@ class KrakenWsSource:
                 self._emit(SourceHeartbeat(source=self.name, at=received_at))
             elif isinstance(message, Pong):
                 kind = "pong"
-        if self.metrics is not None:
-            self.metrics.source_messages.labels(self.name, kind).inc()
+        self._count_message(kind)
 
     def _on_ack(self, shard: Shard, ack: SubscribeAck) -> None:
         if ack.success:

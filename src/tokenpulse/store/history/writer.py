@@ -24,10 +24,10 @@ from typing import Generic, TypeVar
 import structlog
 
 from tokenpulse.domain.errors import StoreError
-from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.ticker import Ticker, sample_second
 from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
-from tokenpulse.store.history.models import epoch_seconds, snapshot_time, ticker_time
+from tokenpulse.store.history.models import epoch_seconds, snapshot_time
 from tokenpulse.store.history.repository import HistoryRepository
 from tokenpulse.store.history.spill import load_rows, save_rows
 
@@ -161,7 +161,7 @@ class HistoryWriter:
 
     def add_ltp(self, ticker: Ticker) -> None:
         """Accept an LTP reading; the last one per pair per second is written."""
-        self._ltp.put((str(ticker.pair), epoch_seconds(ticker_time(ticker))), ticker)
+        self._ltp.put((str(ticker.pair), sample_second(ticker)), ticker)
 
     @property
     def buffered(self) -> int:
