@@ -316,10 +316,17 @@ async def test_two_instances_share_keys_revocations_limits_and_blocks(
             "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": redis_prefix,
         }
-        result = await asyncio.to_thread(
-            CliRunner().invoke, cli, ["keys", "revoke", other["key_id"]], env=cli_env
-        )
-        assert result.exit_code == 0, result.output
+        client = from_url(redis_url)
+        revision = RedisKeyRevision(client, key_prefix=redis_prefix)
+        try:
+            before = await revision.current()
+            result = await asyncio.to_thread(
+                CliRunner().invoke, cli, ["keys", "revoke", other["key_id"]], env=cli_env
+            )
+            assert result.exit_code == 0, result.output
+            assert await revision.current() == before + 1  # the path that needs no message
+        finally:
+            await client.aclose()
 
         await refused_within_a_second(
             http, (one, two), other["key_id"], other_headers, time.monotonic()
