@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.history.builders import BTC_USD, T0, snapshot, ticker
-from tokenpulse.domain.errors import InvalidParameter
+from tokenpulse.domain.errors import InvalidParameter, StoreError
 from tokenpulse.store.history import _rollup
 from tokenpulse.store.history import _series as series
 from tokenpulse.store.history._buckets import floor_to, merge
@@ -165,3 +165,21 @@ async def test_too_many_points_are_refused(repo: HistoryRepository, granularity:
     with pytest.raises(InvalidParameter, match="points") as caught:
         await repo.token_series("bitcoin", START, END, granularity, max_points=100)
     assert caught.value.details["max_points"] == 100
+
+
+async def test_a_driver_error_is_a_store_error(repo: HistoryRepository) -> None:
+    """The driver's own exceptions (not wrapped by SQLAlchemy here) become StoreError."""
+    await seed(repo)
+    async with repo.engine.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE token_rollups RENAME TO token_rollups_moved"))
+    try:
+        with pytest.raises(StoreError) as caught:
+            await repo.token_series("bitcoin", START, END, "1m")
+        assert "token_rollups" in caught.value.message
+        assert "SELECT" not in caught.value.message.upper()
+        assert caught.value.details == {"operation": "read"}
+        # The connection that failed is not handed out again: the next read works.
+        assert await repo.token_series("bitcoin", START, END, "raw", ("price",))
+    finally:
+        async with repo.engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE token_rollups_moved RENAME TO token_rollups"))

@@ -23,19 +23,25 @@ both, digit for digit, on both backends).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import repeat
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tokenpulse.store.history._engine import store_errors
+from tokenpulse.domain.errors import StoreError
+from tokenpulse.store.history._engine import describe_error, store_errors
 from tokenpulse.store.history.models import ExactDecimal, UtcSecond
 
 Column = list[Any]
+
+#: What the drivers raise themselves (SQLAlchemy does not wrap them on this path).
+_DRIVER_ERRORS = (sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 def _decimals(columns: list[Column]) -> None:
@@ -86,10 +92,17 @@ async def fetch_columns(engine: AsyncEngine, stmt: sa.Select[Any]) -> list[Colum
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
             driver: Any = raw.driver_connection
-            if sqlite:
-                rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
-            else:
-                rows = await driver.fetch(sql, *params)
+            try:
+                if sqlite:
+                    rows: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, params)
+                else:
+                    rows = await driver.fetch(sql, *params)
+            except _DRIVER_ERRORS as exc:
+                await conn.invalidate()  # the pool must not hand out a broken connection
+                raise StoreError(
+                    f"history store read failed ({describe_error(exc)})",
+                    details={"operation": "read"},
+                ) from exc
     columns: list[Column] = [list(c) for c in zip(*rows, strict=True)]
     if not columns:
         return [[] for _ in selected]
