@@ -242,7 +242,7 @@ class TokenEndpoints:
         return {
             "granularity": granularity,
             "fields": ["t", "price", "velocity"],
-            "points": [[isoformat_z(p["t"]), p.get("close"), p.get("velocity")] for p in points],
+            "points": [[p["t"], p.get("close"), p.get("velocity")] for p in points],
         }
 
     async def _series(
@@ -254,11 +254,11 @@ class TokenEndpoints:
         fields: Sequence[str] | None,
         strings: bool,
     ) -> list[dict[str, Any]]:
-        """History rows as JSON: velocity (a mean in rollups) is computed, the rest market."""
+        """History rows as JSON values, ``t`` as ISO text (:func:`series_json`)."""
         if self.history is None:
             return []
         rows = await self.history.token_series(token_id, start, end, granularity, fields)
-        return [{k: _series_value(k, v, strings) for k, v in row.items()} for row in rows]
+        return series_json(rows, strings)
 
     async def velocity(
         self, token_id: str, *, window: str, max_age_ms: int | None, numbers: str | None = None
@@ -300,7 +300,7 @@ class TokenEndpoints:
             "window": {
                 "window": window,
                 "granularity": granularity,
-                "points": [[isoformat_z(p["t"]), p.get("velocity")] for p in points],
+                "points": [[p["t"], p.get("velocity")] for p in points],
             },
         }
 
@@ -357,18 +357,40 @@ class TokenEndpoints:
             "from": isoformat_z(start),
             "to": isoformat_z(end),
             "granularity": granularity,
-            "points": [{**p, "t": isoformat_z(p["t"])} for p in points],
+            "points": points,
             "count": len(points),
             "gaps": [{"from": isoformat_z(a), "to": isoformat_z(b)} for a, b in gaps],
         }
 
 
-def _series_value(name: str, value: Any, strings: bool) -> Any:
-    if not isinstance(value, Decimal):
-        return value
-    if name in COMPUTED_SERIES_FIELDS:
-        return computed_number(value)
-    return market_value(value, strings)
+def series_json(rows: Sequence[dict[str, Any]], strings: bool) -> list[dict[str, Any]]:
+    """History rows as JSON values, in one pass: ``t`` as ISO 8601 text, velocity (a mean in
+    rollups) as a computed number, other decimals as market values; keys keep their order.
+
+    The store hands back one Decimal object for equal columns (open = high = low = close in
+    a bucket of one sample), so each object is converted once per call: ``rows`` keeps every
+    object alive meanwhile, so an ``id`` names one object for the whole call.
+    """
+    market: dict[int, Any] = {}
+    computed: dict[int, Any] = {}
+    points = []
+    for row in rows:
+        point: dict[str, Any] = {}
+        for name, value in row.items():
+            if name == "t":
+                point[name] = isoformat_z(value)
+            elif not isinstance(value, Decimal):
+                point[name] = value
+            else:
+                done = computed if name in COMPUTED_SERIES_FIELDS else market
+                key = id(value)
+                if key not in done:
+                    done[key] = (
+                        computed_number(value) if done is computed else market_value(value, strings)
+                    )
+                point[name] = done[key]
+        points.append(point)
+    return points
 
 
 def _stale(view: TokenView, max_age_ms: int) -> StaleData:
@@ -379,4 +401,4 @@ def _stale(view: TokenView, max_age_ms: int) -> StaleData:
     )
 
 
-__all__ = ["Answer", "HistoryReader", "TokenEndpoints"]
+__all__ = ["Answer", "HistoryReader", "TokenEndpoints", "series_json"]
