@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tokenpulse.api.tokens.answers import COMPUTED_SERIES_FIELDS, series_json
+from tokenpulse.api.tokens.points import COMPUTED_SERIES_FIELDS, series_json
 from tokenpulse.domain.time import isoformat_z
 from tokenpulse.wire.numbers import computed_number, market_value
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from tokenpulse.api.tokens.pages import Page
+from tokenpulse.api.tokens.points import series_json
 from tokenpulse.api.tokens.queries import (
     GRANULARITIES,
     MAX_POINTS,
@@ -38,8 +39,6 @@ from tokenpulse.wire.numbers import computed_number, market_value, parse_numbers
 from tokenpulse.wire.tokens import DETAILS, TokenView, trends_to_json
 
 QUERY_CACHE_SIZE = 1024
-#: History fields we compute (a rollup's velocity is a mean): numbers in every form.
-COMPUTED_SERIES_FIELDS = frozenset({"velocity"})
 
 
 class HistoryReader(Protocol):
@@ -363,36 +362,6 @@ class TokenEndpoints:
         }
 
 
-def series_json(rows: Sequence[dict[str, Any]], strings: bool) -> list[dict[str, Any]]:
-    """History rows as JSON values, in one pass: ``t`` as ISO 8601 text, velocity (a mean in
-    rollups) as a computed number, other decimals as market values; keys keep their order.
-
-    The store hands back one Decimal object for equal columns (open = high = low = close in
-    a bucket of one sample), so each object is converted once per call: ``rows`` keeps every
-    object alive meanwhile, so an ``id`` names one object for the whole call.
-    """
-    market: dict[int, Any] = {}
-    computed: dict[int, Any] = {}
-    points = []
-    for row in rows:
-        point: dict[str, Any] = {}
-        for name, value in row.items():
-            if name == "t":
-                point[name] = isoformat_z(value)
-            elif not isinstance(value, Decimal):
-                point[name] = value
-            else:
-                done = computed if name in COMPUTED_SERIES_FIELDS else market
-                key = id(value)
-                if key not in done:
-                    done[key] = (
-                        computed_number(value) if done is computed else market_value(value, strings)
-                    )
-                point[name] = done[key]
-        points.append(point)
-    return points
-
-
 def _stale(view: TokenView, max_age_ms: int) -> StaleData:
     return StaleData(
         f"the data of {view.snapshot.id} is older than max_age_ms={max_age_ms}",
@@ -401,4 +370,4 @@ def _stale(view: TokenView, max_age_ms: int) -> StaleData:
     )
 
 
-__all__ = ["Answer", "HistoryReader", "TokenEndpoints", "series_json"]
+__all__ = ["Answer", "HistoryReader", "TokenEndpoints"]
