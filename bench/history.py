@@ -8,16 +8,22 @@ For each backend (a temporary SQLite file, and a fresh PostgreSQL database creat
    of the recorded BTC chart) through ``HistoryRepository.write_tokens`` in batches of
    ``--batch`` rows, one transaction each, and reports rows written per second;
 3. rolls them up (``rollup``: 10 080 minutes, 168 hours, 8 days);
-4. times ``token_series(token, now - 7 days, now, "1m")`` — one Core select returning
+4. times ``token_series(token, now - 7 days, now, "1m")`` — one select returning
    10 080 points as dicts — ``--repeat`` times after a warm-up, plus the same range raw
-   (10 080 rows) and at 5m (derived from 1m at query time, 2 016 points).
+   (10 080 rows) and at 5m (derived from 1m at query time, 2 016 points): wall time, and the
+   CPU time of this process (``time.process_time``: the Python side, aiosqlite's thread
+   included, not PostgreSQL's server), which a loaded machine disturbs far less;
+5. with ``--compare``, times the 1m query again, alternating run by run between
+   ``token_series`` (rows read through the driver, ``store/history/_fetch.py``) and the
+   same select through SQLAlchemy's result path (``Core``: TypeDecorator processors, rows
+   as dicts: the read before the driver path), so both see the same machine load.
 
 7 days at 1m is 10 080 points, above the API's 10 000-point limit (SPEC §6); the benchmark
 passes ``max_points=10_080`` so it measures exactly the query SPEC §12 names.
 
     .venv/bin/python bench/history.py [--backends sqlite,postgresql] [--repeat 30]
         [--batch 1000] [--postgres-url postgresql://127.0.0.1:5432/test]
-        [--label TEXT] [--no-write]
+        [--label TEXT] [--no-write] [--compare]
 
 Prints a table, writes ``bench/results/history-<UTC timestamp>.json`` and, unless
 ``--no-write``, appends a section to ``BENCHMARKS.md``. Exit status 0 on success, 2 when a
@@ -49,11 +55,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 sys.path.append(str(BENCH_DIR))
 
 import asyncpg  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from _report import append_markdown, git_revision, machine_info, package_versions  # noqa: E402
 from tokenpulse.domain.tokens import TokenIdentity, TokenQuote, TokenSnapshot  # noqa: E402
 from tokenpulse.store.history import migrate  # noqa: E402
+from tokenpulse.store.history._series import TOKEN_ROLLUP_FIELDS  # noqa: E402
+from tokenpulse.store.history.models import token_rollups  # noqa: E402
 from tokenpulse.store.history.repository import HistoryRepository  # noqa: E402
 
 RESULTS_DIR = BENCH_DIR / "results"
@@ -83,7 +92,9 @@ class BackendResult:
     rows_per_second: float
     rollup_seconds: float
     query_ms: dict[str, dict[str, float]]  # granularity -> min/p50/p90/max
+    query_cpu_ms: dict[str, dict[str, float]]  # the same, CPU time of this process
     points: dict[str, int]
+    compare: dict[str, dict[str, dict[str, float]]]  # path -> wall/cpu -> min/p50/p90/max
 
 
 def snapshots() -> list[TokenSnapshot]:
@@ -123,7 +134,46 @@ def _stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def measure(backend: str, url: str, repeat: int, batch: int) -> BackendResult:
+async def core_series(repo: HistoryRepository) -> list[dict[str, Any]]:
+    """The 1m query through SQLAlchemy's result path (the read before ``_fetch``)."""
+    t = token_rollups
+    stmt = (
+        sa.select(t.c.ts, *(t.c[f] for f in TOKEN_ROLLUP_FIELDS))
+        .where(t.c.token_id == TOKEN, t.c.bucket_seconds == 60, t.c.ts >= START, t.c.ts < END)
+        .order_by(t.c.ts)
+    )
+    names = ("t", *TOKEN_ROLLUP_FIELDS)
+    async with repo.engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+async def compare_paths(repo: HistoryRepository, repeat: int) -> dict[str, Any]:
+    """Wall and CPU times of both 1m reads, alternating run by run (same answer checked)."""
+
+    async def driver() -> list[dict[str, Any]]:
+        return await repo.token_series(TOKEN, START, END, "1m", max_points=MINUTES)
+
+    paths = {"driver": driver, "core": lambda: core_series(repo)}
+    first = {name: await read() for name, read in paths.items()}
+    if first["driver"] != first["core"]:
+        raise AssertionError("the two reads differ")
+    samples: dict[str, tuple[list[float], list[float]]] = {p: ([], []) for p in paths}
+    for _ in range(repeat):
+        for name, read in paths.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            await read()
+            samples[name][1].append(time.process_time() - cpu)
+            samples[name][0].append(time.perf_counter() - wall)
+    return {
+        name: {"wall": _stats(walls), "cpu": _stats(cpus)}
+        for name, (walls, cpus) in samples.items()
+    }
+
+
+async def measure(
+    backend: str, url: str, repeat: int, batch: int, compare: bool = False
+) -> BackendResult:
     """Migrate, write, roll up and query one empty database."""
     await migrate.upgrade(url)
     repo = HistoryRepository.from_url(url)
@@ -139,16 +189,20 @@ async def measure(backend: str, url: str, repeat: int, batch: int) -> BackendRes
         rollup_seconds = time.perf_counter() - started
 
         query_ms: dict[str, dict[str, float]] = {}
+        query_cpu_ms: dict[str, dict[str, float]] = {}
         points: dict[str, int] = {}
         for granularity in ("1m", "raw", "5m"):
-            timings = []
+            timings, cpu_times = [], []
             for attempt in range(repeat + 3):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 series = await repo.token_series(TOKEN, START, END, granularity, max_points=MINUTES)
                 if attempt >= 3:  # the first three warm the caches
                     timings.append(time.perf_counter() - started)
+                    cpu_times.append(time.process_time() - cpu)
             query_ms[granularity] = _stats(timings)
+            query_cpu_ms[granularity] = _stats(cpu_times)
             points[granularity] = len(series)
+        compared = await compare_paths(repo, repeat) if compare else {}
         return BackendResult(
             backend=backend,
             rows=len(rows),
@@ -157,7 +211,9 @@ async def measure(backend: str, url: str, repeat: int, batch: int) -> BackendRes
             rows_per_second=len(rows) / write_seconds,
             rollup_seconds=rollup_seconds,
             query_ms=query_ms,
+            query_cpu_ms=query_cpu_ms,
             points=points,
+            compare=compared,
         )
     finally:
         await repo.close()
@@ -168,15 +224,14 @@ async def run_backend(backend: str, args: argparse.Namespace) -> BackendResult:
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="tokenpulse-bench-") as folder:
             url = f"sqlite+aiosqlite:///{folder}/history.db"
-            return await measure(backend, url, args.repeat, args.batch)
+            return await measure(backend, url, args.repeat, args.batch, args.compare)
     name = f"tokenpulse_bench_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(args.postgres_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = make_url(args.postgres_url).set(drivername="postgresql+asyncpg", database=name)
-        return await measure(
-            backend, url.render_as_string(hide_password=False), args.repeat, args.batch
-        )
+        rendered = url.render_as_string(hide_password=False)
+        return await measure(backend, rendered, args.repeat, args.batch, args.compare)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -189,6 +244,7 @@ HEADER = [
     "1m p50 ms",
     "1m p90 ms",
     "1m min ms",
+    "1m CPU p50 ms",
     "raw p50 ms",
     "5m p50 ms",
 ]
@@ -204,10 +260,21 @@ def table_rows(results: list[BackendResult]) -> list[list[str]]:
             f"{r.query_ms['1m']['p50']:.1f}",
             f"{r.query_ms['1m']['p90']:.1f}",
             f"{r.query_ms['1m']['min']:.1f}",
+            f"{r.query_cpu_ms['1m']['p50']:.1f}",
             f"{r.query_ms['raw']['p50']:.1f}",
             f"{r.query_ms['5m']['p50']:.1f}",
         ]
         for r in results
+    ]
+
+
+def compare_lines(results: list[BackendResult]) -> list[str]:
+    """One line per backend and read path of ``--compare`` (p50 and min, wall and CPU)."""
+    return [
+        f"{r.backend} 1m {path}: wall p50 {t['wall']['p50']:.1f} ms (min {t['wall']['min']:.1f}),"
+        f" CPU p50 {t['cpu']['p50']:.1f} ms (min {t['cpu']['min']:.1f})"
+        for r in results
+        for path, t in r.compare.items()
     ]
 
 
@@ -243,7 +310,7 @@ def markdown(results: list[BackendResult], run: dict[str, Any], json_path: str) 
         f"- **Software:** {machine['python']}; {packages}",
         f"- **Data:** {results[0].rows} token snapshots (one a minute for 7 days), written "
         f"in batches of {results[0].batch} rows (one transaction each), then rolled up; "
-        "queries over the 7 days, each a single Core select, "
+        "queries over the 7 days, each a single select, "
         f"{run['repeat']} timed runs after 3 warm-ups, in this process",
         "- **Query:** `token_series(id, now-7d, now, g, max_points=10080)`: 1m = 10 080 "
         "points from the 1m rollup, raw = 10 080 rows, 5m = 2 016 points merged from 1m; "
@@ -260,6 +327,8 @@ def markdown(results: list[BackendResult], run: dict[str, Any], json_path: str) 
         "| --- |" + " ---: |" * (len(HEADER) - 1),
         *("| " + " | ".join(row) + " |" for row in table_rows(results)),
         "",
+        *(f"- {line}" for line in compare_lines(results)),
+        "",
     ]
     return "\n".join(lines)
 
@@ -273,6 +342,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--postgres-url", default="postgresql://127.0.0.1:5432/test")
     parser.add_argument("--label", help="free text to tell this run apart in BENCHMARKS.md")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time the 1m query through SQLAlchemy's result path, alternating",
+    )
     return parser.parse_args(argv)
 
 
@@ -298,6 +372,8 @@ def main(argv: list[str]) -> int:
             print(f"{backend}: cannot run ({type(exc).__name__}: {exc})", file=sys.stderr)
             return 2
     print(format_table(results))
+    for line in compare_lines(results):
+        print(line)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     json_path = RESULTS_DIR / f"history-{stamp}.json"
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -398,6 +398,7 @@ def test_every_table_coin_resolves_by_any_name_whichever_provider_serves_it() ->
     cg_served = IdentityRegistry(known_tokens())
     cmc_served = IdentityRegistry(known_tokens())
     by_cmc_id = {row["id"]: row for row in CMC_2021.values()}
+    cmc_rows = [row for row in rows if row.cmc_id in by_cmc_id]  # the rest: test_identity_table
     for row in rows:
         assert row.cmc_id is not None
         assert row.coingecko_id is not None
@@ -412,8 +413,8 @@ def test_every_table_coin_resolves_by_any_name_whichever_provider_serves_it() ->
         )
         if row.cmc_id in by_cmc_id:
             cmc_served.identify(cmc_quote(by_cmc_id[row.cmc_id]))
-    for registry in (cg_served, cmc_served):
-        for row in rows:
+    for registry, served in ((cg_served, rows), (cmc_served, cmc_rows)):
+        for row in served:
             names = [str(row.cmc_id), row.coingecko_id, row.id, *row.cmc_slugs]
             assert {registry.resolve(name).id for name in names} == {row.id}, row.id
     assert cg_served.resolve("1").id == "bitcoin"

@@ -23,7 +23,7 @@ from tokenpulse_client import (
 )
 from tokenpulse_client._calls import decode, time_param
 from tokenpulse_client._config import ClientConfig
-from tokenpulse_client._models import History, Velocity
+from tokenpulse_client._token_models import History, Velocity
 
 
 def error(status: int, body: bytes, headers: dict[str, str] | None = None) -> APIError:

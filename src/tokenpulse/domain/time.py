@@ -29,8 +29,15 @@ def parse_iso(value: str) -> datetime:
 
 
 def isoformat_z(moment: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision."""
+    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision.
+
+    ``isoformat`` in C for the usual case (a series answer formats up to 10 000 of these);
+    ``strftime`` for years before 1000, where the two would pad the year differently.
+    """
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    # isoformat() is C code, several times cheaper than strftime (this runs for every tick);
-    # it truncates to the millisecond as ``microsecond // 1000`` did, and always has "+00:00".
-    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
+    if utc.year >= _FOUR_DIGIT_YEAR:
+        return utc.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+_FOUR_DIGIT_YEAR = 1000

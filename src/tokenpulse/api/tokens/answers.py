@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from tokenpulse.api.tokens.pages import Page
+from tokenpulse.api.tokens.points import series_json
 from tokenpulse.api.tokens.queries import (
     GRANULARITIES,
     MAX_POINTS,
@@ -38,8 +39,6 @@ from tokenpulse.wire.numbers import computed_number, market_value, parse_numbers
 from tokenpulse.wire.tokens import DETAILS, TokenView, trends_to_json
 
 QUERY_CACHE_SIZE = 1024
-#: History fields we compute (a rollup's velocity is a mean): numbers in every form.
-COMPUTED_SERIES_FIELDS = frozenset({"velocity"})
 
 
 class HistoryReader(Protocol):
@@ -242,7 +241,7 @@ class TokenEndpoints:
         return {
             "granularity": granularity,
             "fields": ["t", "price", "velocity"],
-            "points": [[isoformat_z(p["t"]), p.get("close"), p.get("velocity")] for p in points],
+            "points": [[p["t"], p.get("close"), p.get("velocity")] for p in points],
         }
 
     async def _series(
@@ -254,11 +253,11 @@ class TokenEndpoints:
         fields: Sequence[str] | None,
         strings: bool,
     ) -> list[dict[str, Any]]:
-        """History rows as JSON: velocity (a mean in rollups) is computed, the rest market."""
+        """History rows as JSON values, ``t`` as ISO text (:func:`series_json`)."""
         if self.history is None:
             return []
         rows = await self.history.token_series(token_id, start, end, granularity, fields)
-        return [{k: _series_value(k, v, strings) for k, v in row.items()} for row in rows]
+        return series_json(rows, strings)
 
     async def velocity(
         self, token_id: str, *, window: str, max_age_ms: int | None, numbers: str | None = None
@@ -300,7 +299,7 @@ class TokenEndpoints:
             "window": {
                 "window": window,
                 "granularity": granularity,
-                "points": [[isoformat_z(p["t"]), p.get("velocity")] for p in points],
+                "points": [[p["t"], p.get("velocity")] for p in points],
             },
         }
 
@@ -357,18 +356,10 @@ class TokenEndpoints:
             "from": isoformat_z(start),
             "to": isoformat_z(end),
             "granularity": granularity,
-            "points": [{**p, "t": isoformat_z(p["t"])} for p in points],
+            "points": points,
             "count": len(points),
             "gaps": [{"from": isoformat_z(a), "to": isoformat_z(b)} for a, b in gaps],
         }
-
-
-def _series_value(name: str, value: Any, strings: bool) -> Any:
-    if not isinstance(value, Decimal):
-        return value
-    if name in COMPUTED_SERIES_FIELDS:
-        return computed_number(value)
-    return market_value(value, strings)
 
 
 def _stale(view: TokenView, max_age_ms: int) -> StaleData:

@@ -1,7 +1,8 @@
 """The selects behind :class:`HistoryRepository`'s reads: series, velocities, gaps.
 
 Each read is one or two Core selects on a fresh connection, turned into plain rows or dicts;
-none takes the repository's write lock. Database failures surface as ``StoreError``.
+none takes the repository's write lock. Database failures surface as ``StoreError``. Series
+rows are read through the driver and decoded a column at a time (:mod:`._fetch`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tokenpulse.store.history import _gaps, _rollup
 from tokenpulse.store.history import _series as series
 from tokenpulse.store.history._buckets import floor_to, merge
 from tokenpulse.store.history._engine import store_errors
+from tokenpulse.store.history._fetch import fetch_columns, fetch_tuples
 from tokenpulse.store.history.models import (
     KEY_COLUMNS,
     KIND_TOKEN,
@@ -60,12 +62,11 @@ async def read_series(
             table.c.ts < from_epoch_seconds(last),
         )
         stmt = sa.select(table.c.ts, *(table.c[f] for f in wanted)).where(*where)
-        rows = await fetch(engine, stmt.order_by(table.c.ts).limit(max_points + 1))
-        if len(rows) > max_points:
+        read = await fetch_columns(engine, stmt.order_by(table.c.ts).limit(max_points + 1))
+        if len(read[0]) > max_points:
             total = await fetch(engine, sa.select(sa.func.count()).select_from(table).where(*where))
             series.check_point_limit(total[0][0], g, first, last, max_points)
-        names = ("t", *wanted)
-        return series.as_dicts(names, rows)
+        return series.as_dicts(("t", *wanted), read)
 
     allowed = series.TOKEN_ROLLUP_FIELDS if kind == KIND_TOKEN else series.LTP_ROLLUP_FIELDS
     wanted = series.select_fields(fields, allowed, g)
@@ -80,9 +81,8 @@ async def read_series(
     )
     if not g.derived:
         stmt = sa.select(table.c.ts, *(table.c[f] for f in wanted)).where(*where)
-        names = ("t", *wanted)
-        rows = await fetch(engine, stmt.order_by(table.c.ts))
-        return series.as_dicts(names, rows)
+        read = await fetch_columns(engine, stmt.order_by(table.c.ts))
+        return series.as_dicts(("t", *wanted), read)
     extra = ("velocity_sum", "velocity_count") if kind == KIND_TOKEN else ()
     values = ("open", "high", "low", "close", "market_cap", "volume_24h")
     columns = [
@@ -91,7 +91,7 @@ async def read_series(
         *(table.c[c] for c in extra),
     ]
     stmt = sa.select(*columns, table.c.samples).where(*where).order_by(table.c.ts)
-    parts = [_rollup.rollup_bucket(kind, row) for row in await fetch(engine, stmt)]
+    parts = [_rollup.rollup_bucket(kind, row) for row in await fetch_tuples(engine, stmt)]
     return [
         {"t": bucket.t, **{name: getattr(bucket, name) for name in wanted}}
         for bucket in merge(parts, g.seconds)

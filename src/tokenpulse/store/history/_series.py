@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,6 +157,31 @@ def check_point_limit(
     )
 
 
-def as_dicts(names: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Rows as dicts; the hot loop of every series query, so zip without ``strict``."""
-    return [dict(zip(names, row)) for row in rows]  # noqa: B905 - same width by construction
+def as_dicts(names: tuple[str, ...], columns: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Columns (one list per name) as one dict per row; the hot loop of every series query."""
+    return _dict_builder(names)(columns)
+
+
+@functools.lru_cache(maxsize=128)
+def _dict_builder(
+    names: tuple[str, ...],
+) -> Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]]:
+    """A function building ``{name: value, ...}`` literals from columns, made once per names.
+
+    A dict display with constant keys is built about twice as fast as ``dict(zip(names,
+    row))`` (10 080 rows of up to nine fields per 7-day 1m series). ``names`` are the
+    whitelisted field names (:func:`select_fields`), checked again here; they enter the
+    generated code only as string literals.
+    """
+    if not names or not all(isinstance(name, str) and name.isidentifier() for name in names):
+        raise ValueError(f"not field names: {names!r}")
+    values = [f"v{index}" for index in range(len(names))]
+    display = ", ".join(f"{name!r}: {value}" for name, value in zip(names, values, strict=True))
+    source = (
+        "def build(columns):\n"
+        f"    return [{{{display}}} for {', '.join(values)}, in zip(*columns)]\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<series rows {','.join(names)}>", "exec"), namespace)  # noqa: S102
+    build: Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]] = namespace["build"]
+    return build
