@@ -30,6 +30,17 @@ from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from engineio.async_drivers.asgi import WebSocket as _EngineIOWebSocket
 
+#: The attribute of an Engine.IO socket served by :func:`serve` that holds its writer.
+WRITER_ATTR = "_tokenpulse_writer"
+
+
+def session_closed(sock: Any) -> None:
+    """Engine.IO has closed ``sock``: end its WebSocket if :func:`serve` still runs it (as
+    python-engineio's read timeout, ``ping_interval + ping_timeout``, would, later)."""
+    writer: _Writer | None = getattr(sock, WRITER_ATTR, None)
+    if writer is not None:
+        writer.end()
+
 
 class LeanQueue:
     """The ``asyncio.Queue`` subset used here (unbounded), on a list, no task per ``get``."""
@@ -107,13 +118,14 @@ class _Writer:
     """Writes a session's queued packets in order, from a task that exists only while some
     are queued; a packet leaves the queue once written."""
 
-    __slots__ = ("broken", "queue", "task", "ws")
+    __slots__ = ("broken", "ending", "queue", "task", "ws")
 
     def __init__(self, queue: LeanQueue, ws: Any) -> None:
         self.queue = queue
         self.ws = ws
         self.task: asyncio.Task[None] | None = None
         self.broken = False
+        self.ending = False  # the session loop is on its way out
 
     def kick(self) -> None:
         if self.broken:
@@ -147,6 +159,18 @@ class _Writer:
         while queue._items:
             queue._items.pop(0)
             queue.task_done()
+
+    def end(self) -> None:
+        """Engine.IO closed the session while its WebSocket is still open (a ping timeout
+        closes it without a CLOSE packet): close the WebSocket, which ends the session loop."""
+        if not self.ending:
+            self.ending = True
+            self.task = asyncio.ensure_future(self._close_after(self.task))
+
+    async def _close_after(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            await asyncio.wait([task])
+        await self.ws.close()
 
     async def finish(self) -> None:
         """Write what is still queued (as Engine.IO's writer does on the way out)."""
@@ -209,6 +233,7 @@ async def serve(sock: Any, ws: LeanWebSocket) -> None:
     queue: LeanQueue = sock.queue
     writer = _Writer(queue, ws)
     queue.on_put = writer.kick
+    setattr(sock, WRITER_ATTR, writer)
     writer.kick()
     try:
         while True:
@@ -228,9 +253,10 @@ async def serve(sock: Any, ws: LeanWebSocket) -> None:
                 server.logger.exception("Unknown receive error")
     finally:
         queue.on_put = None
+        writer.ending = True
         await writer.finish()
         await ws.close()
         await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
 
 
-__all__ = ["LeanQueue", "LeanWebSocket", "serve"]
+__all__ = ["WRITER_ATTR", "LeanQueue", "LeanWebSocket", "serve", "session_closed"]

@@ -36,7 +36,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers.asgi import WebSocket as _EngineIOWebSocket
 from engineio.async_socket import AsyncSocket
 
-from tokenpulse.api.streams._eio_lean import LeanQueue, LeanWebSocket
+from tokenpulse.api.streams._eio_lean import LeanQueue, LeanWebSocket, session_closed
 
 
 class PromptEngineIoServer(engineio.AsyncServer):  # type: ignore[misc]
@@ -102,6 +102,7 @@ class PromptEngineIoServer(engineio.AsyncServer):  # type: ignore[misc]
         if session is not None:
             if not session.closed:
                 return
+            session_closed(session)
             if session.upgraded:
                 del self.sockets[sid]
         ping = self._pings.pop(sid, None)
