@@ -52,7 +52,10 @@ async def main(port, n):
         async for frame in ws:
             if frame == "2":
                 await ws.send("3")
-    await asyncio.gather(*(pong(ws) for ws in conns), asyncio.to_thread(sys.stdin.read))
+    pongs = [asyncio.create_task(pong(ws)) for ws in conns]
+    await asyncio.to_thread(sys.stdin.read)  # until the server side closes our stdin
+    for task in pongs:
+        task.cancel()
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
 """
 
