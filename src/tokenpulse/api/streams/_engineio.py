@@ -16,48 +16,84 @@ slow is Engine.IO's bookkeeping after that (python-engineio 4.x, ``async_socket.
 
 So every aborted connection's memory is held 20–25 s after its disconnect: a burst of
 aborts holds a burst of sessions (``tests/faults/test_churn.py`` measures it).
-:class:`PromptEngineIoServer` cancels a session's ping task as soon as Engine.IO has closed
-it and sweeps by session id (looking each session up when its turn comes), so nothing holds
-a closed session; the default ping settings stay. A closed session still in ``sockets`` (the
+:class:`PromptEngineIoServer` makes a session's ping a timer (no task: cancelled as soon as
+Engine.IO has closed the session) and sweeps by session id (looking each session up when its
+turn comes), so nothing holds a closed session; the default ping settings stay. A closed session still in ``sockets`` (the
 request handler removes WebSocket sessions itself) is dropped too; polling sessions are left
 to Engine.IO, as a pending long-poll may still need the session for its close packet.
+
+It also cuts what an *open* idle session holds (issue 14, 10 000 idle connections under
+400 MiB): :mod:`tokenpulse.api.streams._eio_lean` runs a WebSocket session with no task of
+its own while idle, on a list-based queue; a WebSocket request's environ is kept without the
+entries no one reads after the handshake. ``tests/faults/test_engineio_lean.py`` fails when
+the python-engineio internals this stands on change shape.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 import engineio
 import socketio
+from engineio import packet as eio_packet
+from engineio.async_drivers.asgi import WebSocket as _EngineIOWebSocket
 from engineio.async_socket import AsyncSocket
+
+from tokenpulse.api.streams._eio_lean import LeanQueue, LeanWebSocket, session_closed
 
 
 class PromptEngineIoServer(engineio.AsyncServer):  # type: ignore[misc]
-    """Engine.IO server that forgets a closed WebSocket session at once."""
+    """Engine.IO server that forgets a closed WebSocket session at once and holds as little
+    as it can per idle session (:mod:`tokenpulse.api.streams._eio_lean`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._pings: dict[str, asyncio.Task[Any]] = {}  # session id -> its ping task
+        self._pings: dict[str, asyncio.TimerHandle] = {}  # session id -> its next ping
+        drivers = getattr(self, "_async", None)
+        if isinstance(drivers, dict) and drivers.get("websocket") is _EngineIOWebSocket:
+            self._async = {
+                **drivers,
+                "websocket": LeanWebSocket,
+                "translate_request": _trimmed(drivers["translate_request"]),
+            }
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> Any:
+        """Each session's outgoing queue: a :class:`LeanQueue` (unbounded, as Engine.IO's)."""
+        if args or kwargs:
+            return super().create_queue(*args, **kwargs)
+        return LeanQueue()
 
     def start_background_task(self, target: Any, *args: Any, **kwargs: Any) -> Any:
-        """Start a task as Engine.IO does, remembering each session's ping task."""
-        task = super().start_background_task(target, *args, **kwargs)
+        """Start a task as Engine.IO does, except a session's ping (``AsyncSocket._send_ping``:
+        sleep ``ping_interval``, then send a PING), which becomes a timer: no task, no
+        coroutine frame per session between two pings."""
         owner = getattr(target, "__self__", None)
         if (
             isinstance(owner, AsyncSocket)
             and getattr(target, "__func__", None) is AsyncSocket._send_ping
-            and isinstance(task, asyncio.Task)
+            and not args
+            and not kwargs
         ):
             sid = owner.sid
-            self._pings[sid] = task
-            task.add_done_callback(lambda done: self._forget_ping(sid, done))
-        return task
+            previous = self._pings.pop(sid, None)
+            if previous is not None:
+                previous.cancel()
+            loop = asyncio.get_running_loop()
+            handle = loop.call_later(self.ping_interval, self._ping, owner)
+            self._pings[sid] = handle
+            return handle
+        return super().start_background_task(target, *args, **kwargs)
 
-    def _forget_ping(self, sid: str, task: asyncio.Task[Any]) -> None:
-        if self._pings.get(sid) is task:
-            del self._pings[sid]
+    def _ping(self, sock: AsyncSocket) -> None:
+        """``AsyncSocket._send_ping`` after its sleep, without the task (a newer ping
+        cancels the older timer, so the one firing is the session's current one)."""
+        self._pings.pop(sock.sid, None)
+        if not sock.closing and not sock.closed:
+            sock.last_ping = time.time()
+            sock.queue.put_nowait(eio_packet.Packet(eio_packet.PING))
 
     async def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
         result = await super()._trigger_event(event, *args, **kwargs)
@@ -72,6 +108,7 @@ class PromptEngineIoServer(engineio.AsyncServer):  # type: ignore[misc]
         if session is not None:
             if not session.closed:
                 return
+            session_closed(session)
             if session.upgraded:
                 del self.sockets[sid]
         ping = self._pings.pop(sid, None)
@@ -109,6 +146,32 @@ class PromptEngineIoServer(engineio.AsyncServer):  # type: ignore[misc]
             self.sockets.pop(sid, None)
         elif not session.closing:
             await session.check_ping_timeout()
+
+
+#: Environ entries a WebSocket session does not need kept for its lifetime: the request body
+#: reader (an instance of a class python-engineio defines per request), the error stream, and
+#: the WebSocket handshake headers (read by the ASGI server, not by Engine.IO, Socket.IO or us).
+_WEBSOCKET_UNUSED = (
+    "wsgi.input",
+    "wsgi.errors",
+    "HTTP_SEC_WEBSOCKET_KEY",
+    "HTTP_SEC_WEBSOCKET_VERSION",
+    "HTTP_SEC_WEBSOCKET_EXTENSIONS",
+)
+
+
+def _trimmed(translate: Any) -> Any:
+    """Engine.IO's ASGI ``translate_request``, leaving out of a WebSocket request's environ
+    what no one reads (it is held as long as the session, by Socket.IO and the ASGI task)."""
+
+    async def translate_request(scope: Any, receive: Any, send: Any) -> dict[str, Any]:
+        environ: dict[str, Any] = await translate(scope, receive, send)
+        if scope.get("type") == "websocket":
+            for key in _WEBSOCKET_UNUSED:
+                environ.pop(key, None)
+        return environ
+
+    return translate_request
 
 
 class PromptSocketServer(socketio.AsyncServer):  # type: ignore[misc]

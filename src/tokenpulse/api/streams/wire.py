@@ -26,10 +26,11 @@ uncompressed message leaves both compression contexts untouched.
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import Any
 
-from engineio.async_drivers.asgi import WebSocket as _EngineIOWebSocket
+from tokenpulse.api.streams._eio_lean import LeanQueue, LeanWebSocket
 
 _SansIO: type | None
 try:
@@ -98,16 +99,41 @@ class RawSocket:
         """Write pre-framed bytes."""
         self.transport.write(data)
 
+    def trim(self) -> None:
+        """After the handshake, let go of what uvicorn keeps of it and no longer reads (the
+        parsed request and the response, with their headers), and give the connection a
+        :class:`LeanQueue` for its incoming events (uvicorn reads it with ``get``,
+        ``put_nowait`` and ``empty`` only)."""
+        protocol = self.protocol
+        if not protocol.handshake_complete:
+            return
+        protocol.request = None
+        protocol.response = None
+        queue = protocol.queue
+        if isinstance(queue, asyncio.Queue) and not getattr(queue, "_getters", None):
+            items = []
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            protocol.queue = LeanQueue(items)
 
-class CapturingWebSocket(_EngineIOWebSocket):  # type: ignore[misc]
-    """Engine.IO's ASGI WebSocket, which also records the raw connection on its socket."""
+
+class CapturingWebSocket(LeanWebSocket):
+    """Engine.IO's ASGI WebSocket (lean), which also records the raw connection on its socket
+    and trims uvicorn's handshake leftovers once the connection is accepted."""
+
+    raw: RawSocket | None = None
 
     async def __call__(self, environ: dict[str, Any]) -> Any:
         socket = getattr(self.handler, "__self__", None)  # handler: socket._websocket_handler
         raw = RawSocket.behind(environ.get("asgi.send"))
         if socket is not None and raw is not None:
             setattr(socket, RAW_ATTR, raw)
+            self.raw = raw
         return await super().__call__(environ)
+
+    def accepted(self) -> None:
+        if self.raw is not None:
+            self.raw.trim()
 
 
 def install(eio: Any) -> bool:
