@@ -18,9 +18,10 @@ So every aborted connection's memory is held 20–25 s after its disconnect: a b
 aborts holds a burst of sessions (``tests/faults/test_churn.py`` measures it).
 :class:`PromptEngineIoServer` makes a session's ping a timer (no task: cancelled as soon as
 Engine.IO has closed the session) and sweeps by session id (looking each session up when its
-turn comes), so nothing holds a closed session; the default ping settings stay. A closed session still in ``sockets`` (the
-request handler removes WebSocket sessions itself) is dropped too; polling sessions are left
-to Engine.IO, as a pending long-poll may still need the session for its close packet.
+turn comes), so nothing holds a closed session; the default ping settings stay. A closed
+session still in ``sockets`` (the request handler removes WebSocket sessions itself) is
+dropped too; polling sessions are left to Engine.IO, as a pending long-poll may still need
+the session for its close packet.
 
 It also cuts what an *open* idle session holds (issue 14, 10 000 idle connections under
 400 MiB): :mod:`tokenpulse.api.streams._eio_lean` runs a WebSocket session with no task of
