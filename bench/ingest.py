@@ -233,6 +233,7 @@ def main() -> int:
     parser.add_argument("--watch-rate", type=float, default=10.0, help="BTC/USD frames/s")
     parser.add_argument("--parse-frames", type=int, default=100_000)
     parser.add_argument("--skip-live", action="store_true", help="the parse rate only")
+    parser.add_argument("--label", help="free text to tell this run apart in BENCHMARKS.md")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     result: dict[str, Any] = {"parse": parse_rate(args.pairs, args.parse_frames)}
@@ -259,7 +260,8 @@ def write_markdown(args: argparse.Namespace, result: dict[str, Any]) -> None:
     parse = result["parse"]
     section = (
         f"## Ingestion — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
-        f"{revision.get('commit')}\n\nMachine: {machine.get('cpu_model')}, "
+        f"{revision.get('commit')}{' — ' + args.label if args.label else ''}\n\n"
+        f"Machine: {machine.get('cpu_model')}, "
         f"{machine.get('cpus_available')} CPUs. Command: `{command}`.\n\n"
         f"Parse: {parse['frames_per_cpu_s']:,} frames per CPU second ({parse['frames']} "
         "frames, `parse_ws_v2`, best of three).\n"
