@@ -573,9 +573,9 @@ def main(argv: list[str] | None = None) -> int:
         "git": git_revision(REPO_ROOT),
         "machine": machine_info(),
         "inputs": {
-            "fanout": str(fanout_path.relative_to(REPO_ROOT)),
-            "fanout_idle": str(idle_path.relative_to(REPO_ROOT)),
-            "ingest": str(ingest_path.relative_to(REPO_ROOT)) if ingest_path else None,
+            "fanout": str(fanout_path.resolve().relative_to(REPO_ROOT)),
+            "fanout_idle": str(idle_path.resolve().relative_to(REPO_ROOT)),
+            "ingest": str(ingest_path.resolve().relative_to(REPO_ROOT)) if ingest_path else None,
         },
         "assumptions": {
             k: getattr(args, k)
