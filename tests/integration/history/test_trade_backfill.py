@@ -113,12 +113,30 @@ async def test_a_busy_hole_is_read_page_by_page(
     assert len(fake.trades_requests) == 3
 
 
+async def test_a_fresh_start_reads_no_trades(
+    repo: HistoryRepository, kraken: tuple[FakeKrakenRest, KrakenTradesClient]
+) -> None:
+    """No row in the window: nothing to fill, and the venue's REST budget is left to the
+    ticker fallback."""
+    fake, client = kraken
+    now = datetime.now(UTC).replace(microsecond=0)
+    fake.record_trade("XBTUSD", "123.4", (now - timedelta(seconds=5)).timestamp() + 0.5)
+    backfill = TradeBackfill(repo, client, pairs=[BTC_USD], received_at=lambda pair: None)
+    assert await backfill.fill(BTC_USD, now - timedelta(minutes=10), now) == 0
+    assert fake.trades_requests == []
+
+
 async def test_run_waits_for_this_instances_own_first_values_then_fills_every_pair(
     repo: HistoryRepository, kraken: tuple[FakeKrakenRest, KrakenTradesClient]
 ) -> None:
     fake, client = kraken
     now = datetime.now(UTC).replace(microsecond=0)
     fake.record_trade("XBTUSD", "123.4", (now - timedelta(seconds=5)).timestamp() + 0.5)
+    # the old leader's last row: the hole after it is the take-over's (the span before a
+    # pair's first row in the window is not a hole to fill: a fresh start has no history)
+    await repo.write_ltp_points(
+        BTC_USD, [(now - timedelta(seconds=8), Decimal("120"))], origin="live", source="kraken_ws"
+    )
     seen: list[datetime | None] = [None]
 
     def received_at(pair: object) -> datetime | None:

@@ -123,6 +123,10 @@ class TradeBackfill:
                 pair, start, end, expected_interval=ONE_MISSING_SECOND, granularity="raw"
             )
         )
+        # A hole lies between two rows: the span before the first row in the window is not a
+        # take-over's hole but history that never was (a fresh start), and reading it would
+        # spend the venue's REST budget that the ticker fallback needs.
+        gaps = [(a, b) for a, b in gaps if a > start]
         if not gaps:
             self._count("complete")
             return 0
