@@ -1,15 +1,13 @@
 """API keys as a service (SPEC §8.1): management, and the in-process cache every request reads.
 
-:meth:`KeyService.authenticate` never touches the database: it parses
-``tp_live_<key id>_<secret>``, finds the key id in a dict, and compares one HMAC in constant
-time. The dict is loaded at start, reloaded every ``AUTH_KEYS_REFRESH``, and changed at once
-on every instance through the event bus: a management operation (CLI, admin API) writes the
-database and then publishes ``{"op", "key_id"}`` on topic ``access``; each instance applies a
-revocation immediately and re-reads the key. A lost bus message (pub/sub is at-most-once) is
-caught within a second by the second path: every change also bumps a shared revision in
-Redis that each instance polls (``_revision.py``), and an instance reloads when its bus
-subscription comes back; the periodic reload remains the last resort. Expiry needs no message
-at all (checked per request).
+:meth:`KeyService.authenticate` never touches the database: it parses the key, finds its id in a
+dict, and compares one HMAC in constant time. The dict is loaded at start, reloaded every
+``AUTH_KEYS_REFRESH``, and changed at once on every instance through the event bus: a management
+operation (CLI, admin API) writes the database and then publishes ``{"op", "key_id"}`` on topic
+``access``; each instance applies a revocation immediately and re-reads the key. A lost bus message
+(pub/sub is at-most-once) is caught within a second by the second path: every change also bumps a
+shared revision in Redis that each instance polls (``_revision.py``), and an instance reloads when
+its bus subscription comes back; the periodic reload is the last resort. Expiry: per request.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ from tokenpulse.domain.access import (
 )
 from tokenpulse.domain.errors import InvalidParameter, StoreError, TokenNotFound
 from tokenpulse.domain.time import utcnow
+from tokenpulse.services._unbroken import Unbroken
 from tokenpulse.services.access._entries import _Entry, _entry
 from tokenpulse.services.access._revision import KeyRevisionPort, RevisionWatch
 
@@ -101,7 +100,7 @@ class KeyService:
         self.revision = revision
         self.watch = RevisionWatch(revision, self.reload) if revision is not None else None
         self._watch_task: asyncio.Task[None] | None = None
-        self.loaded = False
+        self.loaded, self._unbroken = False, Unbroken()  # a stop never cuts a store call
 
     # ------------------------------------------------------------------ request path
 
@@ -195,13 +194,14 @@ class KeyService:
         if tasks:  # wait() neither raises their errors nor swallows our own cancellation
             await asyncio.wait(tasks)
         self._loop_task = self._watch_task = None
+        await self._unbroken.settle()  # a reload the cancel left running ends first
         # Last-used times are a convenience: never let them hold shutdown up.
         with contextlib.suppress(StoreError, TimeoutError):
-            await asyncio.wait_for(self.flush_usage(), STOP_FLUSH_TIMEOUT)
+            await asyncio.wait_for(self._unbroken(self.flush_usage()), STOP_FLUSH_TIMEOUT)
 
     async def reload(self) -> None:
         """Replace the cache with what the store holds."""
-        records = await self.store.all()
+        records = await self._unbroken(self.store.all())
         before = set(self._entries)
         self._entries = {r.key_id: _entry(r) for r in records}
         self.loaded = True
