@@ -19,6 +19,14 @@ from tests.contract.conftest import LiveApp
 
 MAX_EXAMPLES = 15
 
+#: The app serves from a thread of this process, and its libraries (stamina's retry jitter,
+#: redis-py's reconnect backoff) draw from the global ``random``. Hypothesis sees the global
+#: state move while it draws a case and blames the strategy; no strategy here uses ``random``.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
+
 
 #: Every operation but the SSE streams, which never end. The document must still have them.
 OPERATIONS = [

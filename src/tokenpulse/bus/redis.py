@@ -28,9 +28,8 @@ reports itself started does not miss the first update. When Redis cannot be reac
 returns after the first failed attempt (bounded by ``start_timeout``) and keeps retrying in
 the background, so the service starts without fan-out and says so in its health.
 
-``publish`` never raises for a Redis failure and never blocks on one: the sender counts
-``tokenpulse_bus_publish_failures_total{topic}``, logs the first failure of an outage, and
-the health check reports it — an ingest loop must not stop because fan-out is down.
+A Redis failure never reaches ``publish``: the sender counts it
+(``tokenpulse_bus_publish_failures_total{topic}``) and logs an outage's first one.
 """
 
 from __future__ import annotations
@@ -57,6 +56,7 @@ if TYPE_CHECKING:
     from tokenpulse.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
+_jitter = random.Random()  # reconnect jitter; the global ``random`` state is not ours to move
 
 HEARTBEAT_TOPIC = "_heartbeat"
 DEFAULT_HEARTBEAT_INTERVAL = 2.0
@@ -324,7 +324,7 @@ class RedisBus:
                 self._observe_health()
                 if self._first_attempt is not None:
                     self._first_attempt.set()  # start() returns: the bus starts unhealthy
-                await asyncio.sleep(backoff * (0.5 + random.random()))
+                await asyncio.sleep(backoff * (0.5 + _jitter.random()))
                 backoff = min(backoff * 2, self.backoff_max)
             first = False
 
