@@ -12,6 +12,7 @@ import structlog
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.memory import InProcessBus
 from tokenpulse.bus.redis import RedisBus
+from tokenpulse.bus.topics import LATEST_SAVED_TOPIC
 from tokenpulse.observability.metrics import Metrics
 from tokenpulse.services.ltp.prices import PriceService
 from tokenpulse.services.replication import Replicator
@@ -88,16 +89,30 @@ def build_replicator(
 def build_warm_start(
     settings: Settings,
     redis_client: Any,
+    bus: EventBus,
     prices: PriceService,
     tokens: TokenService,
     metrics: Metrics,
     state: RunState,
 ) -> WarmStart | None:
-    """On Redis, the leader saves every accepted value for instances that start later."""
+    """On Redis, the leader saves every accepted value for instances that start later, and
+    announces on the bus when its saves caught up after an outage (followers reload)."""
     if redis_client is None:
         return None
+
+    async def announce() -> None:
+        await bus.publish(LATEST_SAVED_TOPIC, b"{}")
+
     store = RedisLatestValues(redis_client, prefix=settings.redis_key_prefix)
-    state.warm = WarmStart(store, prices=prices, tokens=tokens, metrics=metrics)
+    state.warm = WarmStart(
+        store,
+        prices=prices,
+        tokens=tokens,
+        metrics=metrics,
+        announce=announce,
+        ingesting=lambda: state.ingesting,
+    )
+    bus.watch(state.warm.bus_state_changed)
     prices.add_publisher(state.warm.record_ltp)  # called only for values this instance accepts
     tokens.add_publisher(state.warm.record_token)
     return state.warm

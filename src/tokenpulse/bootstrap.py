@@ -192,7 +192,7 @@ def build_container(settings: Settings, *, metrics: Metrics | None = None) -> Co
     tokens.add_publisher(make_token_publisher(bus))
     state = RunState()
     election = build_election(settings, redis_client, metrics, state)
-    build_warm_start(settings, redis_client, prices, tokens, metrics, state)
+    build_warm_start(settings, redis_client, bus, prices, tokens, metrics, state)
     replicator = build_replicator(bus, prices, tokens, metrics, state) if redis_client else None
     return Container(
         settings=settings,

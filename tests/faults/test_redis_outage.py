@@ -291,9 +291,9 @@ async def test_two_instances_through_a_redis_outage(
                 return amounts([m for m in on_api.messages()[seen:] if m.get("type") == "snapshot"])
 
             await wait_for(resynced, DEADLINE, message="the follower's resync snapshot")
-            # The resync snapshot is built from what the follower holds; the leader's value of
-            # the outage reaches it with the leader's next save or update (a known gap: the
-            # snapshot can carry the pre-outage value for that moment on a loaded machine).
+            # The follower reloads the leader's saved values before its resync snapshot; when
+            # its bus came back before the leader's saves caught up, the leader's announcement
+            # makes it reload again, so the value of the outage follows as a delta.
             await wait_for(
                 lambda: sent[-1] in amounts(on_api.messages()[seen:]),
                 DEADLINE,
@@ -314,3 +314,57 @@ async def test_two_instances_through_a_redis_outage(
     )
     assert all(not missing for missing in lost.values()), lost
     assert delivered >= 0.9 * len(sent)
+
+
+async def test_a_value_the_bus_lost_reaches_a_follower_once_the_leaders_saves_catch_up(
+    kraken_ws: FakeKrakenWs,
+    kraken_rest: FakeKrakenRest,
+    http: httpx.AsyncClient,
+    redis_proxy: TcpProxy,
+    proxied_redis_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """Only the leader loses Redis, and the one update it accepts meanwhile is dropped from
+    its bus. The follower's bus never went down, so it has no resync to catch it: the
+    leader's announcement, once its saves caught up, makes it reload — the value reaches the
+    follower's stream although that key never changes again."""
+    leader_settings = instance_settings(
+        kraken_ws, kraken_rest, proxied_redis_url, redis_prefix, tmp_path, role="all"
+    )
+    follower_settings = instance_settings(
+        kraken_ws, kraken_rest, redis_url, redis_prefix, tmp_path, role="api"
+    )
+    path = "/api/v1/ltp/live?pair=BTC/USD&min_interval_ms=50"
+    dropped = 'tokenpulse_bus_publish_failures_total{topic="ltp"}'
+    async with running_app(leader_settings) as leader, running_app(follower_settings) as api:
+        await wait_for(lambda: leader.container.state.ingesting, DEADLINE, message="leading")
+        async with sse(api.base_url, path) as on_api:
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("72000"))
+            await wait_for(
+                lambda: 72000 in amounts(on_api.messages()), DEADLINE, message="first value"
+            )
+            redis_proxy.cut()
+            await wait_for(lambda: not leader.container.bus.healthy, DEADLINE, message="bus down")
+            before = metric((await http.get(f"{leader.base_url}/metrics")).text, dropped)
+            await kraken_ws.send_ticker("BTC/USD", last=Decimal("73000"))
+
+            async def lost_by_the_bus() -> bool:
+                text = (await http.get(f"{leader.base_url}/metrics")).text
+                return metric(text, dropped) > before
+
+            await wait_for(lost_by_the_bus, DEADLINE, message="the update dropped by the bus")
+            assert 73000 not in amounts(on_api.messages())
+            redis_proxy.restore()
+            took = await wait_for(
+                lambda: 73000 in amounts(on_api.messages()),
+                DEADLINE,
+                message="the lost value on the follower's stream",
+            )
+            follower_metrics = (await http.get(f"{api.base_url}/metrics")).text
+            assert metric(follower_metrics, "tokenpulse_bus_healthy") == 1
+            assert metric(follower_metrics, "tokenpulse_stream_resyncs_total") == 0
+            cached = await http.get(f"{api.base_url}/api/v1/ltp?pair=BTC/USD")
+            assert cached.json()["ltp"][0]["amount"] == 73000
+    print(f"\nFIGURE redis-outage lost bus update: on the follower {took:.2f} s after the return")

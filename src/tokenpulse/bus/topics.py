@@ -22,6 +22,9 @@ LTP_TOPIC = "ltp"
 AGGREGATE_TOPIC = "ltp_aggregate"  # the cross-venue aggregate, stream key pair:BTC/USD@aggregate
 AGGREGATE_SUFFIX = "@aggregate"
 TOKENS_TOPIC = "tokens"
+#: The ingest leader saved its latest values after a store or bus outage (payload ``{}``): the
+#: bus lost events meanwhile, so followers reload the saved values (SPEC §10).
+LATEST_SAVED_TOPIC = "latest_saved"
 
 PAIR_PREFIX = "pair:"
 TOKEN_PREFIX = "token:"  # noqa: S105 (a stream key prefix, not a secret)
@@ -97,6 +100,7 @@ __all__ = [
     "AGGREGATE_TOPIC",
     "BULK_EVENT",
     "KINDS",
+    "LATEST_SAVED_TOPIC",
     "LTP_EVENT",
     "LTP_TOPIC",
     "PAIR_PREFIX",

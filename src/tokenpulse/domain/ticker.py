@@ -30,6 +30,7 @@ class Ticker:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def sample_second(ticker: Ticker) -> int:
@@ -39,3 +40,9 @@ def sample_second(ticker: Ticker) -> int:
     Exact integer arithmetic (floor), no float rounding at a second's edge.
     """
     return ((ticker.as_of or ticker.received_at) - _EPOCH) // _ONE_SECOND
+
+
+def sample_micros(ticker: Ticker) -> int:
+    """The reading's own time in whole microseconds since the epoch (the time
+    :func:`sample_second` floors): which of two readings of one second is the later."""
+    return ((ticker.as_of or ticker.received_at) - _EPOCH) // _ONE_MICROSECOND

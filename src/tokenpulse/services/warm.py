@@ -7,13 +7,19 @@ up ingestion; while the store fails it retries with the newest values). Any inst
 :meth:`WarmStart.load` before it reports ready: the values are applied like the leader's bus
 updates (no cache write, no publish), with their own ``received_at``, so they are served
 with their true age.
+
+While Redis is down the leader's bus drops events and its saves fail; a follower that reloads
+as soon as its own bus returns can read values older than the leader holds. So the leader,
+once its saves have caught up after an outage (of the store or of its bus), announces it on
+the bus (topic ``latest_saved``), and followers reload then: a key that did not change again
+after the outage is not left stale on them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 import orjson
@@ -51,14 +57,19 @@ class WarmStart:
         prices: PriceService,
         tokens: TokenService,
         metrics: Metrics,
+        announce: Callable[[], Awaitable[None]] | None = None,
+        ingesting: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
+        self.announce = announce  # tells followers the saves caught up (the leader's side)
+        self.ingesting = ingesting
         self.prices = prices
         self.tokens = tokens
         self.metrics = metrics
         self._dirty: dict[str, dict[str, bytes]] = {LTP: {}, TOKENS: {}}
         self._writer: asyncio.Task[None] | None = None
         self._failing = False
+        self._announce_due = False
 
     # ------------------------------------------------------------------ the leader's side
 
@@ -71,8 +82,23 @@ class WarmStart:
         """A :meth:`TokenService.add_publisher` callback."""
         self._mark(TOKENS, view.snapshot.id, view.body)
 
+    def bus_state_changed(self, healthy: bool) -> None:
+        """A bus watcher: events published while the bus was down are lost, so once it is back
+        the leader saves everything it holds and announces it (followers reload)."""
+        if not healthy or self.announce is None or not self.ingesting():
+            return  # a follower's values are the leader's replicas: never saved over the leader's
+        for view in self.prices.views().values():
+            self._dirty[LTP][str(view.ticker.pair)] = view.body
+        for token in self.tokens.views():
+            self._dirty[TOKENS][token.snapshot.id] = token.body
+        self._announce_due = True
+        self._start_writer()
+
     def _mark(self, kind: str, key: str, body: bytes) -> None:
         self._dirty[kind][key] = body
+        self._start_writer()
+
+    def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write(), name="warm-start-writer")
 
@@ -95,7 +121,11 @@ class WarmStart:
                     continue
                 if self._failing:
                     log.info("saving the latest values recovered")
+                    self._announce_due = True
                 self._failing = False
+        if self._announce_due and self.announce is not None:
+            self._announce_due = False
+            await self.announce()
 
     async def stop(self) -> None:
         """Stop the writer (shutdown)."""

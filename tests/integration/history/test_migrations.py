@@ -46,7 +46,7 @@ async def test_upgrade_downgrade_upgrade(fresh_backend: FreshBackend) -> None:
 
     await migrate.upgrade(url)
     tables, differences = await inspect_schema(url)
-    assert await migrate.current_revision(url) == migrate.head() == "0003"
+    assert await migrate.current_revision(url) == migrate.head() == "0004"
     assert tables == HISTORY_TABLES | {migrate.VERSION_TABLE}
     assert differences == []  # the migration builds exactly what models.py describes
 
@@ -87,4 +87,5 @@ def test_the_alembic_environment_ships_inside_the_package() -> None:
         "0001_initial.py",
         "0002_api_keys.py",
         "0003_store_mode.py",
+        "0004_ltp_observed.py",
     ]

@@ -68,6 +68,23 @@ async def test_last_value_of_a_second_wins(repo: HistoryRepository) -> None:
     assert ltp == [{"t": T0, "price": Decimal("50000.3"), "source": "kraken_ws", "origin": "live"}]
 
 
+async def test_the_later_reading_of_a_second_wins_whatever_order_it_is_written_in(
+    repo: HistoryRepository,
+) -> None:
+    """A new leader writes a reading, then the old leader replays its spill with an earlier
+    reading of the same second: the later reading stays."""
+    await repo.write_ltp([ticker(T0 + timedelta(milliseconds=800), "50000.2")])
+    await repo.write_ltp([ticker(T0 + timedelta(milliseconds=200), "50000.1")])
+    await repo.write_ltp([ticker(T0 + timedelta(seconds=1, milliseconds=100), "50001")])
+    await repo.write_ltp([ticker(T0 + timedelta(seconds=1, milliseconds=900), "50002")])
+
+    ltp = await repo.ltp_series(BTC_USD, T0, T0 + HOUR, fields=["price"])
+    assert ltp == [
+        {"t": T0, "price": Decimal("50000.2")},
+        {"t": T0 + timedelta(seconds=1), "price": Decimal("50002")},
+    ]
+
+
 @pytest.mark.parametrize("digits", EXACT)
 async def test_numbers_keep_every_digit(repo: HistoryRepository, digits: str) -> None:
     await repo.write_tokens([snapshot(T0, digits, market_cap=digits, velocity=digits)])

@@ -18,6 +18,7 @@ streams at once (call it when SIGTERM arrives). Tokens are resolved and seeded t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,6 +40,7 @@ from tokenpulse.api.streams.requests import TokenResolver
 from tokenpulse.api.streams.socketio_server import SocketIoGateway
 from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, sse_router
 from tokenpulse.bus.topics import (
+    LATEST_SAVED_TOPIC,
     PAIR_PREFIX,
     TOKEN_PREFIX,
     TokenPublisher,
@@ -111,6 +113,8 @@ class Streams:
         self._unwatch: Any = None
         self._bus_down = False
         self._resync_task: asyncio.Task[None] | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False
 
     def seed(self, key: str) -> dict[str, Any] | None:
         """The value this instance already serves for a key (before the hub heard of it)."""
@@ -175,7 +179,14 @@ class Streams:
     async def start(self) -> None:
         """Feed the hub from the bus and start the Socket.IO dispatcher (idempotent)."""
         if self._detach is None:
-            self._detach = self.hub.attach(self.container.bus)
+            detach_hub = self.hub.attach(self.container.bus)
+            unsubscribe = self.container.bus.subscribe(LATEST_SAVED_TOPIC, self._leader_saved)
+
+            def detach() -> None:
+                detach_hub()
+                unsubscribe()
+
+            self._detach = detach
             self._unwatch = self.container.bus.watch(self.bus_state_changed)
         await self.gateway.start()
 
@@ -198,13 +209,32 @@ class Streams:
         missed) into its services and the hub; then every subscriber gets a snapshot."""
         container = self.container
         if not container.state.ingesting:
-            await container.state.reload_latest()
-            for pair, view in container.prices.views().items():
-                self.hub.publish_pair(str(pair), orjson.loads(view.body))
-            for token in container.tokens.views():
-                self.hub.publish_token(token.snapshot.id, orjson.loads(token.body))
+            await self._reload()
         self.hub.resync()
         container.metrics.faults.stream_resyncs.inc()
+
+    async def _reload(self) -> None:
+        """Load the leader's saved latest values and hand the hub what changed."""
+        container = self.container
+        await container.state.reload_latest()
+        for pair, view in container.prices.views().items():
+            self.hub.publish_pair(str(pair), orjson.loads(view.body))
+        for token in container.tokens.views():
+            self.hub.publish_token(token.snapshot.id, orjson.loads(token.body))
+
+    def _leader_saved(self, _topic: str, _payload: bytes) -> None:
+        """The leader's saves caught up after an outage: a follower reloads them (an update
+        the bus lost meanwhile reaches its clients now, not with the key's next change)."""
+        if self.container.state.ingesting:
+            return
+        self._reload_again = True
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.create_task(self._reload_saved(), name="stream-reload")
+
+    async def _reload_saved(self) -> None:
+        while self._reload_again:
+            self._reload_again = False
+            await self._reload()
 
     async def drain(self) -> None:
         """End every stream now (SSE responses finish, Socket.IO clients are disconnected)."""
@@ -221,8 +251,11 @@ class Streams:
             self._detach()
             self._unwatch()
             self._detach = self._unwatch = None
-        if self._resync_task is not None and not self._resync_task.done():
-            self._resync_task.cancel()
+        for task in (self._resync_task, self._reload_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def _stream_access(access: AccessServices | None) -> StreamAccess | None:

@@ -32,15 +32,28 @@ _PAIR_DATA = ("price", "source")
 def raw_upsert(insert: InsertFactory, kind: str, origin: str) -> Any:
     """``INSERT … ON CONFLICT (key, ts) DO UPDATE`` for the raw table of ``kind``.
 
-    Live data is the truth: a non-live (backfill) write never replaces a live row.
+    Live data is the truth: a non-live (backfill) write never replaces a live row. Of two live
+    readings of one second, the later one (``observed_us``, where the table has it) stays,
+    whichever was written last.
     """
     table = RAW_TABLES[kind]
     stmt = insert(table)
     keys = (KEY_COLUMNS[kind], "ts")
+    where: Any = table.c.origin != ORIGIN_LIVE
+    if origin == ORIGIN_LIVE:
+        where = None
+        if "observed_us" in table.c:
+            stored, offered = table.c.observed_us, stmt.excluded.observed_us
+            where = sa.or_(
+                table.c.origin != ORIGIN_LIVE,
+                stored.is_(None),
+                offered.is_(None),
+                offered >= stored,
+            )
     return stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys},
-        where=None if origin == ORIGIN_LIVE else table.c.origin != ORIGIN_LIVE,
+        where=where,
     )
 
 

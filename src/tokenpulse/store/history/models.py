@@ -186,6 +186,9 @@ ltp_samples = sa.Table(
     sa.Column("price", ExactDecimal(), nullable=False),
     sa.Column("source", sa.String(64), nullable=False),
     sa.Column("origin", sa.String(16), nullable=False),
+    # The reading's own time (µs since the epoch): the later reading of a second wins, in
+    # whatever order two writers' rows arrive (a take-over, a spill replayed after a restart).
+    sa.Column("observed_us", sa.BigInteger(), nullable=True),
     sa.CheckConstraint(_origin_check, name="ck_ltp_samples_origin"),
     sa.Index("ix_ltp_samples_ts", "ts"),
     **_sqlite_clustered,

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenpulse.domain.pairs import Pair
-from tokenpulse.domain.ticker import Ticker
+from tokenpulse.domain.ticker import Ticker, sample_micros
 from tokenpulse.domain.time import utcnow
 from tokenpulse.domain.tokens import TokenSnapshot
 from tokenpulse.observability.metrics import Metrics
@@ -134,6 +134,7 @@ class HistoryRepository:
                 "price": ticker.last,
                 "source": ticker.source,
                 "origin": origin,
+                "observed_us": sample_micros(ticker),
             }
         return await self._write(KIND_PAIR, list(values.values()), origin, "write_ltp")
 
