@@ -37,7 +37,8 @@ CoinGecko's first 250, the replay's 2023 answer), so a symbol's whole set of nam
 there and the result is the one the full files give. A CMC coin and a CoinGecko coin are one
 coin when their symbols are equal and either their normalised names are equal or the CoinGecko
 id is the CMC slug, and that pairing is unique from both sides (two namesakes on either side:
-no row). A pair becomes a row when the CMC rank is <= 300, the CoinGecko position <= 250 or
+no row); a few coins the two name differently are paired by hand (``SAME_COIN_RENAMED``). A
+pair becomes a row when the CMC rank is <= 300, the CoinGecko position <= 250 or
 the coin is in the replay's answer, unless its CMC id, CoinGecko id or slug is already a
 row's (the existing rows win; conflicts are printed).
 """
@@ -62,6 +63,19 @@ CMC_MAP = TEST_FIXTURES / "coinmarketcap" / "map_2021-02-26_subset.json"
 CG_ORDER = TEST_FIXTURES / "coingecko" / "markets_order_2021-09-14_subset.json"
 CMC_TOP = 300
 CG_TOP = 250
+
+#: CMC id -> CoinGecko id of coins the rule above misses because the two providers name them
+#: differently (a suffix, a rebrand), checked by hand: the symbol is the same in both
+#: recordings and that CoinGecko coin is the only one the recording has with it.
+SAME_COIN_RENAMED = {
+    3964: "reserve-rights-token",  # RSR: "Reserve Rights" / "Reserve Rights Token"
+    7232: "alpha-finance",  # ALPHA: "Alpha Finance Lab" / "Alpha Finance"
+    8210: "btc-standard-hashrate-token",  # BTCST: "Bitcoin Standard ..." / "BTC Standard ..."
+    5026: "orchid-protocol",  # OXT: "Orchid" / "Orchid Protocol"
+    7501: "woo-network",  # WOO: "Wootrade", renamed "WOO Network" in 2021
+    6951: "reef-finance",  # REEF: "Reef" / "Reef Finance"
+    5601: "xdai-stake",  # STAKE: "xDai" (the chain's staking token) / "xDAI Stake"
+}
 
 
 def normalised(name: str) -> str:
@@ -147,6 +161,12 @@ def pairs(cmc_map: list[dict[str, Any]], cg_order: list[dict[str, Any]]) -> list
     found = []
     for coin in sorted(cmc_map, key=lambda c: int(c["rank"])):
         symbol = str(coin["symbol"]).upper()
+        renamed = SAME_COIN_RENAMED.get(int(coin["id"]))
+        if renamed is not None:
+            named = [cg for cg in cg_by_symbol.get(symbol, []) if cg["id"] == renamed]
+            if len({cg["id"] for cg in cg_by_symbol.get(symbol, [])}) == 1 and named:
+                found.append((coin, named[0]))
+            continue
         matches = [cg for cg in cg_by_symbol.get(symbol, []) if same_coin(coin, cg)]
         if len(matches) != 1:
             continue
