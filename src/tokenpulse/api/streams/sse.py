@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 from tokenpulse.api.streams import requests as req
 from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
-from tokenpulse.api.streams.subscriber import Message
+from tokenpulse.api.streams.sse_wire import TRANSPORT, format_event
 from tokenpulse.bus.topics import TOKEN_PREFIX, pair_key, token_key
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics
@@ -40,7 +40,6 @@ from tokenpulse.wire.numbers import parse_numbers
 
 log = structlog.get_logger(__name__)
 
-TRANSPORT = "sse"
 DEFAULT_HEARTBEAT = 15.0
 DEFAULT_SEND_TIMEOUT = 10.0
 RECONNECT_HINT = b"retry: 2000\n\n"
@@ -70,27 +69,6 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
     "Content-Type": "text/event-stream; charset=utf-8",
 }
-
-
-def format_event(message: Message, ts_ms: int, strings: bool = False) -> bytes:
-    """One SSE event: ``event``, ``id`` (the key's seq) and the JSON ``data`` line
-    (``strings``: market values as exact decimal strings).
-
-    Clients in step share the Message object, so each event is encoded once per millisecond
-    and number form.
-    """
-    frames = message.frames
-    frame = frames.get((TRANSPORT, ts_ms, strings))
-    if frame is None:
-        frame = b"event: %s\nid: %d\ndata: %s\n\n" % (
-            message.event.encode(),
-            message.seq,
-            orjson.dumps(message.payload(ts_ms, strings=strings)),
-        )
-        if any(key[1] != ts_ms for key in frames):
-            frames.clear()  # only the current millisecond is worth keeping
-        frames[(TRANSPORT, ts_ms, strings)] = frame
-    return frame
 
 
 class EventStream(Response):
