@@ -304,10 +304,13 @@ class EdgeMiddleware:
                 result[1] += len(message.get("body", b""))
             await send(message)
 
+        # An event stream may write its body chunks past the wrappers, straight to the
+        # server's connection (``api/streams/sse_wire.py``), and counts their bytes in its state.
+        scope["state"]["server_send"] = send
         # Anything logged while the framework handles the request carries its id.
         with structlog.contextvars.bound_contextvars(request_id=headers[0][1].decode()):
             await self.app(scope, receive, send_with_headers)
-        return result[0], result[1]
+        return result[0], result[1] + scope["state"].get("direct_bytes", 0)
 
     # ------------------------------------------------------------ metrics
 

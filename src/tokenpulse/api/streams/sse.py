@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 from tokenpulse.api.streams import requests as req
 from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
-from tokenpulse.api.streams.sse_wire import TRANSPORT, format_event
+from tokenpulse.api.streams.sse_wire import TRANSPORT, ChunkWriter, format_event
 from tokenpulse.bus.topics import TOKEN_PREFIX, pair_key, token_key
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics
@@ -109,6 +109,8 @@ class EventStream(Response):
         self._writing_since: float | None = None  # loop time the pending write began
         self._last_write = 0.0
         self._cut_off = False
+        self._direct: ChunkWriter | None = None  # body chunks straight to the connection
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wake = asyncio.Event()
@@ -140,6 +142,7 @@ class EventStream(Response):
             if not await self._send(send, start) or not await self._write(send, RECONNECT_HINT):
                 reason = "slow_client"
                 return
+            self._direct, self._loop = ChunkWriter.behind(scope), loop
             reason = await self._pump(subscriber, wake, gone, send)
             if ended:  # the session expired or the key was revoked: say so, then end
                 event = "session_expired" if ended["code"] == "TOKEN_EXPIRED" else "key_revoked"
@@ -249,6 +252,11 @@ class EventStream(Response):
             await wake.wait()  # set by the hub, the disconnect watcher or the watchdog
 
     async def _write(self, send: Send, body: bytes) -> bool:
+        direct = self._direct
+        if direct is not None and direct.ready and self._loop is not None:
+            direct.write(body)
+            self._last_write = self._loop.time()
+            return True
         message = {"type": "http.response.body", "body": body, "more_body": True}
         return await self._send(send, message)
 

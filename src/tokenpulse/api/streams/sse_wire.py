@@ -1,7 +1,22 @@
 """The bytes of Server-Sent Events (SPEC §7.2): one event's frame, encoded once for every
-client in step."""
+client in step, and the writer that puts a stream's body chunks straight onto uvicorn's
+connection.
+
+An event stream's body goes out as HTTP/1.1 chunks. Through ASGI, each write passes
+Starlette's exception wrapper, the edge's header-and-size wrapper and uvicorn's ``send``,
+three coroutines per message per client, and uvicorn then writes ``<size>\r\n<body>\r\n``.
+:class:`ChunkWriter` writes those same bytes itself, and only where that is known to be
+exactly what uvicorn would do: behind the edge's ``send`` is uvicorn's httptools
+``RequestResponseCycle``, the response has started with chunked encoding and is not
+complete, the connection is up and its transport is not paused. Anything else (another
+server or protocol class, back-pressure) keeps the ASGI path, which waits for the drain.
+The bytes written this way are counted in the request's state (``direct_bytes``), so the
+access log and the HTTP metrics still see the stream's size.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 
@@ -31,4 +46,51 @@ def format_event(message: Message, ts_ms: int, strings: bool = False) -> bytes:
     return frame
 
 
-__all__ = ["TRANSPORT", "format_event"]
+_Cycle: type | None
+try:
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+except ImportError:  # pragma: no cover - uvicorn without httptools
+    _Cycle = None
+else:
+    _Cycle = RequestResponseCycle
+
+
+class ChunkWriter:
+    """Writes chunks of one event stream's body straight to its uvicorn connection."""
+
+    __slots__ = ("cycle", "state")
+
+    def __init__(self, cycle: Any, state: dict[str, Any]) -> None:
+        self.cycle = cycle
+        self.state = state
+
+    @classmethod
+    def behind(cls, scope: Any) -> ChunkWriter | None:
+        """The writer of this request's connection (None: not one we know how to write to)."""
+        state = scope.get("state")
+        if not isinstance(state, dict) or _Cycle is None:
+            return None
+        owner = getattr(state.get("server_send"), "__self__", None)
+        return cls(owner, state) if isinstance(owner, _Cycle) else None
+
+    @property
+    def ready(self) -> bool:
+        """A chunk can go out now as uvicorn would write it."""
+        cycle = self.cycle
+        return bool(
+            cycle.response_started
+            and cycle.chunked_encoding is True
+            and not cycle.response_complete
+            and not cycle.disconnected
+            and not cycle.flow.write_paused
+            and not cycle.transport.is_closing()
+        )
+
+    def write(self, body: bytes) -> None:
+        """One chunk (``ready`` first; an empty body would end the response: not written)."""
+        if body:
+            self.cycle.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+            self.state["direct_bytes"] = self.state.get("direct_bytes", 0) + len(body)
+
+
+__all__ = ["TRANSPORT", "ChunkWriter", "format_event"]
