@@ -38,7 +38,8 @@ from tokenpulse.api.streams.delivery import DEFAULT_MAX_BACKLOG
 from tokenpulse.api.streams.hub import HubStats, LimitExceeded, StreamHub, StreamLimits
 from tokenpulse.api.streams.requests import TokenResolver
 from tokenpulse.api.streams.socketio_server import SocketIoGateway
-from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, sse_router
+from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT
+from tokenpulse.api.streams.sse_routes import sse_router
 from tokenpulse.bus.topics import (
     LATEST_SAVED_TOPIC,
     PAIR_PREFIX,
