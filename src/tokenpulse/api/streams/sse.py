@@ -29,7 +29,8 @@ from starlette.types import Receive, Scope, Send
 
 from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
-from tokenpulse.api.streams.sse_wire import TRANSPORT, ChunkWriter, format_event
+from tokenpulse.api.streams.sse_wire import TRANSPORT, ChunkWriter, SseDispatcher, format_event
+from tokenpulse.api.streams.subscriber import Message, Subscriber
 from tokenpulse.observability.metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -62,8 +63,11 @@ class EventStream(Response):
         send_timeout: float,
         strings: bool = False,
         access: StreamAccess | None = None,
+        dispatcher: SseDispatcher | None = None,
     ) -> None:
-        """``strings``: market values as exact decimal strings (``numbers=string``)."""
+        """``strings``: market values as exact decimal strings (``numbers=string``);
+        ``dispatcher``: writes this stream's messages when they can go straight to the
+        connection (else this stream's own task writes them)."""
         self.access = access
         self.key_id: str | None = None  # the caller's key, once admitted
         self.status_code = 200
@@ -85,10 +89,15 @@ class EventStream(Response):
         self._cut_off = False
         self._direct: ChunkWriter | None = None  # body chunks straight to the connection
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._dispatcher = dispatcher
+        self._wake: asyncio.Event | None = None
+        self._subscriber: Subscriber | None = None
+        self._latency = metrics.stream_send_latency.labels(TRANSPORT)
+        self._counters: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        wake = asyncio.Event()
-        subscriber = self.hub.open(TRANSPORT, wake.set, principal=None)
+        wake = self._wake = asyncio.Event()
+        subscriber = self._subscriber = self.hub.open(TRANSPORT, self._notify, principal=None)
         subscriber.strings = self.strings
         gone = asyncio.Event()
         ended: dict[str, str] = {}
@@ -194,8 +203,6 @@ class EventStream(Response):
         self, subscriber: Any, wake: asyncio.Event, gone: asyncio.Event, send: Send
     ) -> str:
         loop = asyncio.get_running_loop()
-        latency = self.metrics.stream_send_latency.labels(TRANSPORT)
-        counters: dict[str, Any] = {}
         while True:
             if gone.is_set():
                 return "disconnect"
@@ -208,22 +215,54 @@ class EventStream(Response):
                 chunk = b"".join(format_event(m, ts_ms, self.strings) for m in messages)
                 if not await self._write(send, chunk):
                     return "slow_client"
-                now = time.perf_counter()
-                for message in messages:
-                    latency.observe(now - message.accepted_at)
-                    counter = counters.get(message.event)
-                    if counter is None:
-                        labels = self.metrics.stream_messages_sent.labels
-                        counter = counters[message.event] = labels(TRANSPORT, message.event)
-                    counter.inc()
-                if self.key_id is not None and self.access and self.access.messages:
-                    self.access.messages(self.key_id, len(messages))
+                self._sent(messages)
                 continue
             if loop.time() - self._last_write >= self.heartbeat:
                 if not await self._write(send, KEEPALIVE):
                     return "slow_client"
                 continue
             await wake.wait()  # set by the hub, the disconnect watcher or the watchdog
+
+    def _notify(self) -> None:
+        """The hub has messages due: the dispatcher writes them with its next pass when they
+        go straight to the connection; else this stream's task is woken to write them."""
+        if self._dispatcher is not None and self._direct is not None:
+            self._dispatcher.mark(self)
+        else:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake this stream's task (it writes what is due itself)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def deliver(self, ts_ms: int) -> None:
+        """The dispatcher's pass: write the due messages straight to the connection, or wake
+        the task when they cannot go that way now (its own write pending, back-pressure)."""
+        direct, subscriber = self._direct, self._subscriber
+        if direct is None or subscriber is None or self._loop is None:
+            return
+        if subscriber.closed or self._writing_since is not None or not direct.ready:
+            self.wake()
+            return
+        messages = subscriber.take()
+        if messages:
+            direct.write(b"".join(format_event(m, ts_ms, self.strings) for m in messages))
+            self._last_write = self._loop.time()
+            self._sent(messages)
+
+    def _sent(self, messages: list[Message]) -> None:
+        """Count delivered messages: latency, per event, and against the caller's key."""
+        now = time.perf_counter()
+        for message in messages:
+            self._latency.observe(now - message.accepted_at)
+            counter = self._counters.get(message.event)
+            if counter is None:
+                labels = self.metrics.stream_messages_sent.labels
+                counter = self._counters[message.event] = labels(TRANSPORT, message.event)
+            counter.inc()
+        if self.key_id is not None and self.access and self.access.messages:
+            self.access.messages(self.key_id, len(messages))
 
     async def _write(self, send: Send, body: bytes) -> bool:
         direct = self._direct

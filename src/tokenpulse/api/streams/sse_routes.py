@@ -13,6 +13,7 @@ from tokenpulse.api.streams import requests as req
 from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
 from tokenpulse.api.streams.sse import DEFAULT_HEARTBEAT, DEFAULT_SEND_TIMEOUT, EventStream
+from tokenpulse.api.streams.sse_wire import SseDispatcher
 from tokenpulse.bus.topics import TOKEN_PREFIX, pair_key, token_key
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.observability.metrics import Metrics
@@ -56,6 +57,7 @@ def sse_router(
     """The SSE routes bound to ``hub``. Include it before any ``/api/v1/tokens/{token_id}``."""
     router = APIRouter(tags=["streams"])
     limits = hub.limits
+    dispatcher = SseDispatcher()
 
     def seeded(keys: list[str]) -> list[str]:
         """Give the hub a first state for keys it has none of (served before it started)."""
@@ -80,6 +82,7 @@ def sse_router(
             send_timeout=send_timeout,
             strings=strings,
             access=access,
+            dispatcher=dispatcher,
         )
 
     def split(text: str | None, name: str) -> list[str]:

@@ -16,11 +16,16 @@ access log and the HTTP metrics still see the stream's size.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from typing import Any, Protocol
 
 import orjson
+import structlog
 
 from tokenpulse.api.streams.subscriber import Message
+
+log = structlog.get_logger(__name__)
 
 TRANSPORT = "sse"
 
@@ -93,4 +98,45 @@ class ChunkWriter:
             self.state["direct_bytes"] = self.state.get("direct_bytes", 0) + len(body)
 
 
-__all__ = ["TRANSPORT", "ChunkWriter", "format_event"]
+class Deliverable(Protocol):
+    """An event stream the dispatcher can write for."""
+
+    def deliver(self, ts_ms: int) -> None: ...
+
+    def wake(self) -> None: ...
+
+
+class SseDispatcher:
+    """Writes every ready event stream's due messages in one pass per loop iteration.
+
+    The hub notifies a stream when it has messages; a stream that writes straight to its
+    connection asks to be marked here instead of waking its own task, and one pass (scheduled
+    once, however many streams are marked) takes and writes the messages of each, with one
+    ``ts`` for the pass, so clients in step share one encoded event. A stream that cannot be
+    written that way now (a write of its own pending, back-pressure) is woken to do it.
+    """
+
+    def __init__(self) -> None:
+        self._ready: dict[Deliverable, None] = {}
+        self._scheduled = False
+
+    def mark(self, stream: Deliverable) -> None:
+        """``stream`` has messages due: write them with the next pass."""
+        self._ready[stream] = None
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._pass)
+
+    def _pass(self) -> None:
+        self._scheduled = False
+        ready, self._ready = self._ready, {}
+        ts_ms = int(time.time() * 1000)
+        for stream in ready:
+            try:
+                stream.deliver(ts_ms)
+            except Exception:  # one stream's failure must not starve the others
+                log.exception("SSE delivery failed; the stream writes for itself")
+                stream.wake()
+
+
+__all__ = ["TRANSPORT", "ChunkWriter", "Deliverable", "SseDispatcher", "format_event"]
