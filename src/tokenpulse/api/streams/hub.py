@@ -30,7 +30,6 @@ something is ready (or arms a timer for when it will be), and the transport call
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ import orjson
 import structlog
 
 from tokenpulse.api.streams.subscriber import Subscriber
+from tokenpulse.api.streams.timers import Cancellable, TimerWheel
 from tokenpulse.api.streams.types import LimitExceeded, Message, Stream, StreamLimits
 from tokenpulse.bus.base import EventBus
 from tokenpulse.bus.topics import (
@@ -108,7 +108,7 @@ class StreamHub:
         limits: StreamLimits | None = None,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
-        call_later: Callable[[float, Callable[[], None]], asyncio.TimerHandle] | None = None,
+        call_later: Callable[[float, Callable[[], None]], Cancellable] | None = None,
         stale_after: float | None = None,
         wall_clock: Callable[[], float] = time.time,
         pair_fresh_at: Callable[[str, float], float] | None = None,
@@ -123,7 +123,7 @@ class StreamHub:
         self.stale_after = stale_after
         self.wall_clock = wall_clock
         self._pair_fresh_at = pair_fresh_at
-        self._call_later = call_later
+        self._call_later = call_later or TimerWheel().call_later
         self._streams: dict[str, Stream] = {}
         self._by_key: dict[str, set[Subscriber]] = {}
         self._wild: dict[str, set[Subscriber]] = {PAIR_PREFIX: set(), TOKEN_PREFIX: set()}
@@ -357,11 +357,9 @@ class StreamHub:
         else:
             self._wild[prefix].discard(subscriber)
 
-    def schedule(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
-        """Run ``callback`` after ``delay`` seconds on the event loop."""
-        if self._call_later is not None:
-            return self._call_later(delay, callback)
-        return asyncio.get_running_loop().call_later(delay, callback)
+    def schedule(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        """Run ``callback`` after ``delay`` seconds on the event loop (in 5 ms slots)."""
+        return self._call_later(delay, callback)
 
     def stream(self, key: str) -> Stream | None:
         """The current state of ``key``, if it has one."""

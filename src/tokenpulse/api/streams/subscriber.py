@@ -9,11 +9,11 @@ SSE "all tokens") adopt new keys as they appear, optionally delivered as one
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from tokenpulse.api.streams.timers import Cancellable
 from tokenpulse.api.streams.types import Hub, LimitExceeded, Message, Stream
 from tokenpulse.bus.topics import BULK_EVENT
 
@@ -69,7 +69,7 @@ class Subscriber:
         self.wildcards: dict[str, bool] = {}  # prefix -> bulk
         self.closed = False
         self._pending: set[str] = set()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Cancellable | None = None
         self._timer_due = math.inf
         self._bulk_due = 0.0
         self._conflated = 0

@@ -6,11 +6,11 @@ and a subscriber sees the hub only through the :class:`Hub` protocol (no import 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tokenpulse.api.streams.timers import Cancellable
 from tokenpulse.bus.topics import LTP_EVENT, TOKEN_EVENT
 from tokenpulse.domain.errors import LimitExceeded
 from tokenpulse.observability.metrics import Metrics
@@ -127,7 +127,7 @@ class Stream:
     accepted_at: float  # perf_counter() when the update reached the hub
     price: float | None
     received: float | None = None  # unix seconds of the value's received_at, if it has one
-    stale_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    stale_timer: Cancellable | None = field(default=None, repr=False)
     stale_due: float = 0.0  # unix seconds the armed stale check is for
     # Messages already built for this seq, by (kind, base_seq): every client in step gets the
     # same object (and so the same encoded frame). Cleared by each update.
@@ -149,7 +149,7 @@ class Hub(Protocol):
         """Add or remove ``subscriber`` from the wildcard set of ``prefix``."""
         ...
 
-    def schedule(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+    def schedule(self, delay: float, callback: Callable[[], None]) -> Cancellable:
         """Run ``callback`` after ``delay`` seconds."""
         ...
 
