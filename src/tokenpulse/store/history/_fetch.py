@@ -17,11 +17,6 @@ SQLAlchemy would send), executed on the driver connection (aiosqlite's
 * :class:`~tokenpulse.store.history.models.UtcSecond`: SQLite's integers become aware UTC
   datetimes; asyncpg already returns aware UTC datetimes.
 
-On PostgreSQL the rows do not come back as rows at all: the select is wrapped to return one
-row of arrays (``array_agg(col ORDER BY ts)`` per column, :func:`_as_arrays`), which asyncpg
-decodes in C straight into the column lists; turning 10 080 records into columns in Python
-was a fifth of the read.
-
 The values are exactly those of the SQLAlchemy path (``tests/integration/history`` compares
 both, digit for digit, on both backends).
 """
@@ -33,11 +28,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import repeat
-from typing import Any, cast
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenpulse.domain.errors import StoreError
@@ -89,16 +83,11 @@ async def fetch_columns(engine: AsyncEngine, stmt: sa.Select[Any]) -> list[Colum
     """The rows of ``stmt`` as one decoded list per selected column (all the same length)."""
     sqlite = engine.dialect.name == "sqlite"
     selected = list(stmt.selected_columns)
-    arrays = None
     if not sqlite:
         stmt = stmt.with_only_columns(
-            *(
-                sa.cast(c, sa.Text).label(c.name) if isinstance(c.type, ExactDecimal) else c
-                for c in selected
-            )
+            *(sa.cast(c, sa.Text) if isinstance(c.type, ExactDecimal) else c for c in selected)
         )
-        arrays = _as_arrays(stmt)
-    sql, params = _compile(engine, arrays if arrays is not None else stmt)
+    sql, params = _compile(engine, stmt)
     with store_errors("read"):
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -114,11 +103,8 @@ async def fetch_columns(engine: AsyncEngine, stmt: sa.Select[Any]) -> list[Colum
                     f"history store read failed ({describe_error(exc)})",
                     details={"operation": "read"},
                 ) from exc
-    if arrays is not None:  # one row: each column's values as one array (NULL: no rows)
-        columns: list[Column] = [[] if values is None else list(values) for values in rows[0]]
-    else:
-        columns = [list(c) for c in zip(*rows, strict=True)]
-    if not columns or not columns[0]:
+    columns: list[Column] = [list(c) for c in zip(*rows, strict=True)]
+    if not columns:
         return [[] for _ in selected]
     numbers = [i for i, column in enumerate(selected) if isinstance(column.type, ExactDecimal)]
     decoded = [columns[i] for i in numbers]
@@ -130,22 +116,6 @@ async def fetch_columns(engine: AsyncEngine, stmt: sa.Select[Any]) -> list[Colum
             if isinstance(selected_column.type, UtcSecond):
                 columns[index] = _sqlite_times(columns[index])
     return columns
-
-
-def _as_arrays(stmt: sa.Select[Any]) -> sa.Select[Any] | None:
-    """``stmt`` as one row of arrays, one per column, each in ``stmt``'s order (PostgreSQL:
-    ``array_agg(col ORDER BY key)`` over ``stmt`` as a subquery). asyncpg decodes an array
-    in C, where turning 10 080 records into columns costs a fifth of the read in Python.
-    None when ``stmt`` is not ordered by one of its own columns."""
-    order = stmt._order_by_clauses
-    names = [c.name for c in stmt.selected_columns]
-    key = order[0] if len(order) == 1 else None
-    name = getattr(key, "name", None)
-    if name is None or name not in names or len(set(names)) != len(names):
-        return None
-    rows = stmt.subquery()
-    aggregates = [sa.func.array_agg(aggregate_order_by(rows.c[n], rows.c[name])) for n in names]
-    return cast("sa.Select[Any]", sa.select(*aggregates))
 
 
 async def fetch_tuples(engine: AsyncEngine, stmt: sa.Select[Any]) -> list[tuple[Any, ...]]:
