@@ -12,6 +12,7 @@ from tokenpulse.api.ltp.answers import LtpAnswer, LtpEndpoints
 from tokenpulse.api.schemas import AggregateResponse, LtpResponse, RefreshResponse
 from tokenpulse.api.schemas.aggregate import AGGREGATE_RESPONSES
 from tokenpulse.api.schemas.ltp import CACHED_RESPONSES, LTP_RESPONSES, REFRESH_RESPONSES
+from tokenpulse.api.schemas.queries import NumbersQuery
 
 
 def ltp_endpoints(request: Request) -> LtpEndpoints:
@@ -39,14 +40,6 @@ SourceQuery = Annotated[
         description="One venue's own value (`kraken`, `coinbase`, `binance`: enabled ones) or "
         "the cross-venue `aggregate`; absent: the value LTP_PRIMARY serves (with failover)",
         examples=["aggregate"],
-    ),
-]
-NumbersQuery = Annotated[
-    str | None,
-    Query(
-        description="`string`: every market value as the provider's exact decimal string "
-        "instead of a JSON number (default `number`)",
-        examples=["string"],
     ),
 ]
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from tokenpulse.api.schemas.queries import NumbersQuery
 from tokenpulse.api.streams import requests as req
 from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
@@ -29,14 +30,6 @@ INTERVAL_DOC = (
     "50..60000 by default); absent: adaptive (faster while the price moves)"
 )
 IntervalQuery = Annotated[str | None, Query(description=INTERVAL_DOC)]
-NumbersQuery = Annotated[
-    str | None,
-    Query(
-        description="`string`: every market value as the provider's exact decimal string "
-        "instead of a JSON number (default `number`)",
-        examples=["string"],
-    ),
-]
 PairsQuery = Annotated[str | None, Query(description=PAIRS_DOC)]
 IdsQuery = Annotated[str | None, Query(description=IDS_DOC)]
 

@@ -17,6 +17,7 @@ from tokenpulse.api.schemas.errors import (
     documented_errors,
     store_unavailable_error,
 )
+from tokenpulse.api.schemas.queries import NumbersQuery
 from tokenpulse.api.tokens.answers import TokenEndpoints
 from tokenpulse.api.tokens.queries import check_history_depth
 from tokenpulse.domain.errors import TokenNotFound
@@ -26,14 +27,6 @@ router = APIRouter(tags=["tokens"])
 
 MaxAge = Annotated[
     int | None, Query(ge=0, description="503 STALE_DATA instead of data older than this")
-]
-NumbersQuery = Annotated[
-    str | None,
-    Query(
-        description="`string`: every market value as the provider's exact decimal string "
-        "instead of a JSON number (default `number`)",
-        examples=["string"],
-    ),
 ]
 TokenId = Annotated[
     str,
