@@ -78,7 +78,10 @@ async def test_one_leader_among_all_instances_and_take_over(
                 return await btc(http, second) == 70200.5
 
             await wait_for(follower_has_it, 10, message="the follower to serve the price")
-            assert kraken_ws.total_connections == 1
+            # One feed open, the leader's (on a loaded machine the leader may have reconnected
+            # once, so the total ever opened is not the measure); the follower ingests nothing.
+            assert kraken_ws.connections == 1
+            assert not second.container.state.ingesting
             await leader_stack.aclose()  # the leader goes away
             await wait_for(lambda: second.container.state.ingesting, 10, message="the take-over")
 
