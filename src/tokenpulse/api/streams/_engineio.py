@@ -175,11 +175,58 @@ def _trimmed(translate: Any) -> Any:
     return translate_request
 
 
+class IndexedManager(socketio.AsyncManager):  # type: ignore[misc]
+    """python-socketio's client manager with each client's rooms indexed.
+
+    Every client is in a room of its own, and the stock ``basic_disconnect`` (5.18) looks for
+    the leaving client in every room of the namespace: O(clients) per disconnect, O(clients²)
+    when a shutdown ends them all (9.4 s for 10 000 Socket.IO clients). Here the rooms a
+    client joined are kept per client, and a disconnect leaves just those.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._joined: dict[tuple[str, str], set[str | None]] = {}
+
+    def basic_enter_room(
+        self, sid: str, namespace: str, room: str | None, eio_sid: str | None = None
+    ) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._joined.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: str | None) -> None:
+        super().basic_leave_room(sid, namespace, room)
+        joined = self._joined.get((namespace, sid))
+        if joined is not None:
+            joined.discard(room)
+            if not joined:
+                del self._joined[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """The stock disconnect (python-socketio 5.18), rooms looked up by the index."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self._joined.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
+
 class PromptSocketServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's ASGI server on :class:`PromptEngineIoServer`."""
+    """python-socketio's ASGI server on :class:`PromptEngineIoServer`, with an
+    :class:`IndexedManager` unless another client manager is given."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("client_manager", IndexedManager())
+        super().__init__(*args, **kwargs)
 
     def _engineio_server_class(self) -> type[engineio.AsyncServer]:
         return PromptEngineIoServer
 
 
-__all__ = ["PromptEngineIoServer", "PromptSocketServer"]
+__all__ = ["IndexedManager", "PromptEngineIoServer", "PromptSocketServer"]
