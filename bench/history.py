@@ -23,7 +23,12 @@ passes ``max_points=10_080`` so it measures exactly the query SPEC §12 names.
 
     .venv/bin/python bench/history.py [--backends sqlite,postgresql] [--repeat 30]
         [--batch 1000] [--postgres-url postgresql://127.0.0.1:5432/test]
-        [--label TEXT] [--no-write] [--compare]
+        [--label TEXT] [--no-write] [--compare] [--gc service|default]
+
+The process runs its garbage collector as ``tokenpulse serve`` does (``tokenpulse._gc``:
+start-up objects frozen, a young-generation threshold of 100 000) unless ``--gc default``:
+with CPython's default threshold of 700, the ~100 000 objects of one 7-day read trigger
+collections that the service never runs, a third of the query's time.
 
 Prints a table, writes ``bench/results/history-<UTC timestamp>.json`` and, unless
 ``--no-write``, appends a section to ``BENCHMARKS.md``. Exit status 0 on success, 2 when a
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import shlex
 import statistics
@@ -59,6 +65,7 @@ import sqlalchemy as sa  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from _report import append_markdown, git_revision, machine_info, package_versions  # noqa: E402
+from tokenpulse._gc import tune_gc  # noqa: E402
 from tokenpulse.domain.tokens import TokenIdentity, TokenQuote, TokenSnapshot  # noqa: E402
 from tokenpulse.store.history import migrate  # noqa: E402
 from tokenpulse.store.history._series import TOKEN_ROLLUP_FIELDS  # noqa: E402
@@ -311,7 +318,8 @@ def markdown(results: list[BackendResult], run: dict[str, Any], json_path: str) 
         f"- **Data:** {results[0].rows} token snapshots (one a minute for 7 days), written "
         f"in batches of {results[0].batch} rows (one transaction each), then rolled up; "
         "queries over the 7 days, each a single select, "
-        f"{run['repeat']} timed runs after 3 warm-ups, in this process",
+        f"{run['repeat']} timed runs after 3 warm-ups, in this process; garbage collector "
+        f"{run['gc']}",
         "- **Query:** `token_series(id, now-7d, now, g, max_points=10080)`: 1m = 10 080 "
         "points from the 1m rollup, raw = 10 080 rows, 5m = 2 016 points merged from 1m; "
         "the database runs on the same machine",
@@ -343,6 +351,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--label", help="free text to tell this run apart in BENCHMARKS.md")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument(
+        "--gc",
+        choices=("service", "default"),
+        default="service",
+        help="the garbage collector as `tokenpulse serve` runs it (frozen start-up objects, "
+        "young threshold 100 000), or CPython's defaults",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="also time the 1m query through SQLAlchemy's result path, alternating",
@@ -364,6 +379,14 @@ def main(argv: list[str]) -> int:
         "machine": machine_info(),
         "packages": package_versions(PACKAGES),
     }
+    if args.gc == "service":
+        tune_gc()
+    run["gc"] = (
+        f"as `tokenpulse serve`: thresholds {'/'.join(map(str, gc.get_threshold()))}, start-up "
+        "objects frozen"
+        if args.gc == "service"
+        else f"CPython's defaults: thresholds {'/'.join(map(str, gc.get_threshold()))}"
+    )
     results: list[BackendResult] = []
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         try:

@@ -61,10 +61,9 @@ def _refused(reason: Exception | None) -> None:
 
 
 def _serve(loaded: LoadedSettings) -> None:
-    import gc
-
     import uvicorn
 
+    from tokenpulse._gc import tune_gc
     from tokenpulse.api.app import create_app
     from tokenpulse.api.limits import bounded_httptools, head_cap, limits_for
     from tokenpulse.api.server import Server, run_granian
@@ -79,11 +78,7 @@ def _serve(loaded: LoadedSettings) -> None:
         _config_failed(exc)
     application = create_app(runtime.container, lifecycle=runtime)
     limits = limits_for(settings)
-    # Long-lived objects made at start-up are never collected: keep them out of every GC pass,
-    # and collect the young generation less often (GC pauses were the streams' p99 tail).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    tune_gc()
     if settings.server == "granian":
         served = run_granian(
             application,
