@@ -23,10 +23,9 @@ from datetime import datetime
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from tokenpulse.domain.errors import ParseError
-from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
+from tokenpulse.domain.events import SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair, unique
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
@@ -39,6 +38,7 @@ from tokenpulse.sources._health import (
     bind_health_metrics,
     message_counter,
 )
+from tokenpulse.sources._ws_book import ShardedWsBook
 from tokenpulse.sources._ws_shard import FeedPairState, FeedShard, split_pairs
 
 __all__ = ["FeedPairState", "FeedShard", "WsTickerFeed", "split_pairs"]  # shards: _ws_shard
@@ -53,13 +53,15 @@ MAX_FRAME_BYTES = 1 << 20
 YIELD_EVERY = 32
 
 
-class WsTickerFeed:
+class WsTickerFeed(ShardedWsBook):
     """A venue's ticker feed over one or more WebSocket connections, reconnecting forever.
 
     Subclasses set :attr:`label` and implement :meth:`parse` and :meth:`subscribe_frame`.
     """
 
     label = "venue"
+    _shards: list[FeedShard]
+    _shard_of: dict[Pair, FeedShard]
     #: Seconds between the subscribe requests of one connection (venues cap request rates).
     subscribe_interval = 0.0
 
@@ -118,14 +120,6 @@ class WsTickerFeed:
         raise NotImplementedError
 
     # -- what the supervisor reads ---------------------------------------------------------
-
-    @property
-    def pairs(self) -> list[Pair]:
-        return list(self._shard_of)
-
-    @property
-    def connection_count(self) -> int:
-        return len(self._shards)
 
     def pair_state(self, pair: Pair) -> FeedPairState:
         shard = self._shard_of.get(pair)
@@ -299,70 +293,3 @@ class WsTickerFeed:
                 pairs=[str(p) for p in pairs],
             )
         self._refresh_health()
-
-    # -- bookkeeping -----------------------------------------------------------------------
-
-    def _emit(self, event: DomainEvent) -> None:
-        try:
-            self.sink(event)
-        except Exception:  # a consumer bug must not take the feed down; it is counted
-            self._count_error("sink", "sink raised")
-            log.exception("event sink failed", source=self.name)
-
-    def _malformed(self, error: ParseError, frame: str | bytes) -> None:
-        self._parse_errors.report(error, frame)
-        self.health.failed(f"parse:{error.kind}", str(error))
-
-    def _session_failed(self, shard: FeedShard, exc: Exception) -> None:
-        if not shard.connected:
-            kind = "connect"
-        elif isinstance(exc, ConnectionClosed):
-            kind = "connection_closed"
-        else:
-            kind = "unexpected"
-        self._count_error(kind, f"{type(exc).__name__}: {exc}")
-        if kind == "unexpected":
-            log.exception(f"{self.label} ws session failed", source=self.name, shard=shard.index)
-        else:
-            log.warning(
-                f"{self.label} ws connection lost"
-                if shard.connected
-                else f"{self.label} ws connect failed",
-                source=self.name,
-                shard=shard.index,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-
-    def _mark_disconnected(self, shard: FeedShard) -> None:
-        self._attempted = True
-        shard.disconnected()
-        self._refresh_health()
-
-    def _count_error(self, kind: str, message: str) -> None:
-        self.health.failed(kind, message)
-        if self.metrics is not None:
-            self.metrics.source_errors.labels(self.name, kind).inc()
-
-    def _count_reconnect(self) -> None:
-        self.health.reconnects += 1
-        if self.metrics is not None:
-            self.metrics.source_reconnects.labels(self.name).inc()
-
-    def _refresh_health(self) -> None:
-        shards = len(self._shards)
-        up = sum(shard.connected for shard in self._shards)
-        subscribed = sum(len(shard.subscribed) for shard in self._shards if shard.connected)
-        rejected = sum(len(shard.rejected) for shard in self._shards)
-        self.health.connected = shards > 0 and up == shards
-        if not shards or (not self._running and self._attempted):
-            self.health.state = "idle"
-        elif not self._running:
-            self.health.state = "starting"
-        elif self.health.connected:
-            self.health.state = "connected"
-        else:
-            self.health.state = "reconnecting" if self._attempted else "starting"
-        detail = f"{up}/{shards} connections, {subscribed}/{len(self._shard_of)} pairs subscribed"
-        if rejected:
-            detail += f", {rejected} rejected"
-        self.health.detail = detail

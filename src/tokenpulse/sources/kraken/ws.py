@@ -24,10 +24,9 @@ from typing import Final
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from tokenpulse.domain.errors import ParseError
-from tokenpulse.domain.events import DomainEvent, SourceHeartbeat, TickerUpdated
+from tokenpulse.domain.events import SourceHeartbeat, TickerUpdated
 from tokenpulse.domain.pairs import Pair, PairRegistry, unique
 from tokenpulse.domain.time import utcnow
 from tokenpulse.observability.metrics import Metrics
@@ -39,6 +38,7 @@ from tokenpulse.sources._health import (
     bind_health_metrics,
     message_counter,
 )
+from tokenpulse.sources._ws_book import ShardedWsBook
 from tokenpulse.sources.kraken.ws_parser import (
     Heartbeat,
     Pong,
@@ -68,13 +68,17 @@ MAX_FRAME_BYTES: Final = 1 << 20
 YIELD_EVERY = 32  # frames read in a burst before the reader lets other tasks run
 
 
-class KrakenWsSource:
+class KrakenWsSource(ShardedWsBook):
     """Kraken WS v2 ``ticker`` feed, sharded over several connections, reconnecting forever.
 
     Emits ``TickerUpdated`` for every ticker entry and ``SourceHeartbeat`` for every
     heartbeat or status frame into ``sink``. One :class:`SourceHealth` covers the source;
     :meth:`pair_state` reports per pair.
     """
+
+    label = "kraken"
+    _shards: list[Shard]
+    _shard_of: dict[Pair, Shard]
 
     def __init__(
         self,
@@ -135,16 +139,6 @@ class KrakenWsSource:
         self._refresh_health()
 
     # -- what the supervisor reads -------------------------------------------------------
-
-    @property
-    def pairs(self) -> list[Pair]:
-        """Every pair this source subscribes, in shard order."""
-        return list(self._shard_of)
-
-    @property
-    def connection_count(self) -> int:
-        """How many connections (shards) the pairs are spread over."""
-        return len(self._shards)
 
     def pair_state(self, pair: Pair) -> PairFeedState:
         """Connection, subscription and silence of the feed for ``pair``."""
@@ -322,69 +316,3 @@ class KrakenWsSource:
             log.info("kraken ws status", **fields)
         else:  # maintenance, cancel_only, post_only: no trades, so no ticker updates
             log.warning("kraken ws trading engine not online", **fields)
-
-    # -- bookkeeping ---------------------------------------------------------------------
-
-    def _emit(self, event: DomainEvent) -> None:
-        try:
-            self.sink(event)
-        except Exception:  # a consumer bug must not take the feed down; it is counted
-            self._count_error("sink", "sink raised")
-            log.exception("event sink failed", source=self.name)
-
-    def _malformed(self, error: ParseError, frame: str | bytes) -> None:
-        self._parse_errors.report(error, frame)
-        self.health.failed(f"parse:{error.kind}", str(error))
-
-    def _session_failed(self, shard: Shard, exc: Exception) -> None:
-        if not shard.connected:
-            kind = "connect"
-        elif isinstance(exc, ConnectionClosed):
-            kind = "connection_closed"
-        else:
-            kind = "unexpected"
-        self._count_error(kind, f"{type(exc).__name__}: {exc}")
-        if kind == "unexpected":
-            log.exception("kraken ws session failed", source=self.name, shard=shard.index)
-        else:
-            log.warning(
-                "kraken ws connection lost" if shard.connected else "kraken ws connect failed",
-                source=self.name,
-                shard=shard.index,
-                url=self.url,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-
-    def _mark_disconnected(self, shard: Shard) -> None:
-        self._attempted = True
-        shard.disconnected()
-        self._refresh_health()
-
-    def _count_error(self, kind: str, message: str) -> None:
-        self.health.failed(kind, message)
-        if self.metrics is not None:
-            self.metrics.source_errors.labels(self.name, kind).inc()
-
-    def _count_reconnect(self) -> None:
-        self.health.reconnects += 1
-        if self.metrics is not None:
-            self.metrics.source_reconnects.labels(self.name).inc()
-
-    def _refresh_health(self) -> None:
-        shards = len(self._shards)
-        up = sum(shard.connected for shard in self._shards)
-        subscribed = sum(len(shard.subscribed) for shard in self._shards if shard.connected)
-        rejected = sum(len(shard.rejected) for shard in self._shards)
-        self.health.connected = shards > 0 and up == shards
-        if not shards or (not self._running and self._attempted):
-            self.health.state = "idle"
-        elif not self._running:
-            self.health.state = "starting"
-        elif self.health.connected:
-            self.health.state = "connected"
-        else:
-            self.health.state = "reconnecting" if self._attempted else "starting"
-        detail = f"{up}/{shards} connections, {subscribed}/{len(self._shard_of)} pairs subscribed"
-        if rejected:
-            detail += f", {rejected} rejected"
-        self.health.detail = detail
