@@ -8,7 +8,6 @@ that drives it is :class:`~tokenpulse.sources.kraken.ws.KrakenWsSource`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from tokenpulse.domain.errors import InvalidParameter
 from tokenpulse.domain.pairs import Pair, PairRegistry
 from tokenpulse.sources._health import Backoff
+from tokenpulse.sources._ws_shard import split_pairs
 from tokenpulse.sources.kraken.ws_parser import StatusUpdate, SubscribeAck
 
 __all__ = ["PairFeedState", "Shard", "split_pairs"]
@@ -144,18 +144,3 @@ class Shard:
         self.connected = False
         self.healthy = False
         self.subscribed.clear()
-
-
-def split_pairs(pairs: list[Pair], max_per_chunk: int) -> list[list[Pair]]:
-    """``ceil(n / max_per_chunk)`` contiguous chunks whose sizes differ by at most one."""
-    if not pairs:
-        return []
-    count = math.ceil(len(pairs) / max_per_chunk)
-    size, extra = divmod(len(pairs), count)
-    chunks: list[list[Pair]] = []
-    start = 0
-    for index in range(count):
-        end = start + size + (1 if index < extra else 0)
-        chunks.append(pairs[start:end])
-        start = end
-    return chunks
