@@ -29,7 +29,13 @@ from starlette.types import Receive, Scope, Send
 
 from tokenpulse.api.streams.access import StreamAccess
 from tokenpulse.api.streams.hub import LimitExceeded, StreamHub
-from tokenpulse.api.streams.sse_wire import TRANSPORT, ChunkWriter, SseDispatcher, format_event
+from tokenpulse.api.streams.sse_wire import (
+    TRANSPORT,
+    ChunkWriter,
+    SseDispatcher,
+    chunk_event,
+    format_event,
+)
 from tokenpulse.api.streams.subscriber import Message, Subscriber
 from tokenpulse.observability.metrics import Metrics
 
@@ -246,10 +252,14 @@ class EventStream(Response):
             self.wake()
             return
         messages = subscriber.take()
-        if messages:
+        if len(messages) == 1:  # the common case: the chunk every client in step shares
+            direct.write_framed(*chunk_event(messages[0], ts_ms, self.strings))
+        elif messages:
             direct.write(b"".join(format_event(m, ts_ms, self.strings) for m in messages))
-            self._last_write = self._loop.time()
-            self._sent(messages)
+        else:
+            return
+        self._last_write = self._loop.time()
+        self._sent(messages)
 
     def _sent(self, messages: list[Message]) -> None:
         """Count delivered messages: latency, per event, and against the caller's key."""

@@ -28,6 +28,7 @@ from tokenpulse.api.streams.subscriber import Message
 log = structlog.get_logger(__name__)
 
 TRANSPORT = "sse"
+CHUNK = "sse-chunk"
 
 
 def format_event(message: Message, ts_ms: int, strings: bool = False) -> bytes:
@@ -49,6 +50,18 @@ def format_event(message: Message, ts_ms: int, strings: bool = False) -> bytes:
             frames.clear()  # only the current millisecond is worth keeping
         frames[(TRANSPORT, ts_ms, strings)] = frame
     return frame
+
+
+def chunk_event(message: Message, ts_ms: int, strings: bool = False) -> tuple[bytes, int]:
+    """:func:`format_event` framed as one HTTP/1.1 chunk, and the event's own size: the
+    bytes :class:`ChunkWriter` writes for a single message, shared by every client in step."""
+    frames = message.frames
+    key = (CHUNK, ts_ms, strings)
+    framed = frames.get(key)
+    event = format_event(message, ts_ms, strings)  # also clears another millisecond's frames
+    if framed is None:
+        framed = frames[key] = b"%x\r\n%s\r\n" % (len(event), event)
+    return framed, len(event)
 
 
 _Cycle: type | None
@@ -94,8 +107,12 @@ class ChunkWriter:
     def write(self, body: bytes) -> None:
         """One chunk (``ready`` first; an empty body would end the response: not written)."""
         if body:
-            self.cycle.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
-            self.state["direct_bytes"] = self.state.get("direct_bytes", 0) + len(body)
+            self.write_framed(b"%x\r\n%s\r\n" % (len(body), body), len(body))
+
+    def write_framed(self, framed: bytes, size: int) -> None:
+        """One chunk already framed (:func:`chunk_event`) carrying ``size`` bytes of body."""
+        self.cycle.transport.write(framed)
+        self.state["direct_bytes"] = self.state.get("direct_bytes", 0) + size
 
 
 class Deliverable(Protocol):
@@ -139,4 +156,12 @@ class SseDispatcher:
                 stream.wake()
 
 
-__all__ = ["TRANSPORT", "ChunkWriter", "Deliverable", "SseDispatcher", "format_event"]
+__all__ = [
+    "CHUNK",
+    "TRANSPORT",
+    "ChunkWriter",
+    "Deliverable",
+    "SseDispatcher",
+    "chunk_event",
+    "format_event",
+]
