@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from tests.helpers import wait_for
+from tokenpulse.domain.access import KeyRecord
 from tokenpulse.domain.errors import InvalidParameter, TokenNotFound
 from tokenpulse.services.access.keys import KeyService
 from tokenpulse.store.history._engine import create_history_engine
@@ -118,3 +121,42 @@ async def test_last_used_is_written_in_batches(keys: KeyService) -> None:
         assert keys.authenticate(text.encode()) is not None
     await keys.flush_usage()
     assert (await keys.show(record.key_id)).last_used_at is not None
+
+
+class SlowReadStore(SqlKeyStore):
+    """The real key store, whose ``all()`` answers only when the test lets it: a reload that
+    read the store just before another change was written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.answer.set()
+
+    async def all(self) -> list[KeyRecord]:
+        records = await super().all()
+        self.read.set()
+        await self.answer.wait()
+        return records
+
+
+async def test_a_reload_does_not_undo_changes_made_while_it_read(db_url: str) -> None:
+    store = SlowReadStore.from_url(db_url)
+    assert isinstance(store, SlowReadStore)
+    keys = KeyService(store, pepper=PEPPER)
+    try:
+        old, old_text = await keys.create(name="old")
+        store.answer.clear()
+        reload = asyncio.create_task(keys.reload())
+        await wait_for(store.read.is_set, 5, message="the reload read the store")
+        _, new_text = await keys.create(name="created meanwhile")
+        await keys.revoke(old.key_id)
+        store.answer.set()
+        await reload
+        assert keys.authenticate(new_text.encode()) is not None
+        assert keys.authenticate(old_text.encode()) is None  # stays revoked
+        await keys.reload()  # the next reload reads both changes from the store
+        assert keys.authenticate(new_text.encode()) is not None
+        assert keys.authenticate(old_text.encode()) is None
+    finally:
+        await store.close()

@@ -1,13 +1,9 @@
 """API keys as a service (SPEC §8.1): management, and the in-process cache every request reads.
 
-:meth:`KeyService.authenticate` never touches the database: it parses the key, finds its id in a
-dict, and compares one HMAC in constant time. The dict is loaded at start, reloaded every
-``AUTH_KEYS_REFRESH``, and changed at once on every instance through the event bus: a management
-operation (CLI, admin API) writes the database and then publishes ``{"op", "key_id"}`` on topic
-``access``; each instance applies a revocation immediately and re-reads the key. A lost bus message
-(pub/sub is at-most-once) is caught within a second by the second path: every change also bumps a
-shared revision in Redis that each instance polls (``_revision.py``), and an instance reloads when
-its bus subscription comes back; the periodic reload is the last resort. Expiry: per request.
+:meth:`KeyService.authenticate` never touches the database: a dict lookup and one HMAC compared
+in constant time. The dict is loaded at start, reloaded every ``AUTH_KEYS_REFRESH`` and changed at
+once everywhere: a change is written, then announced on bus topic ``access`` (revocations apply at
+once, the key is re-read); a Redis revision each instance polls catches a lost message.
 """
 
 from __future__ import annotations
@@ -39,7 +35,7 @@ from tokenpulse.domain.access import (
 from tokenpulse.domain.errors import InvalidParameter, StoreError, TokenNotFound
 from tokenpulse.domain.time import utcnow
 from tokenpulse.services._unbroken import Unbroken
-from tokenpulse.services.access._entries import _Entry, _entry
+from tokenpulse.services.access._entries import LocalEdits, _Entry, _entry
 from tokenpulse.services.access._revision import KeyRevisionPort, RevisionWatch
 
 log = structlog.get_logger(__name__)
@@ -87,9 +83,8 @@ class KeyService:
         self.refresh_interval = refresh_interval
         self.clock = clock
         self._entries: dict[str, _Entry] = {}
-        # key text -> (the entry it was verified against, whether by the previous secret):
-        # a repeat caller costs a dict lookup instead of a regex and an HMAC. Valid only while
-        # that entry is the current one (any change, revocation or reload replaces it).
+        # key text -> (entry verified against, by the previous secret?): a repeat caller costs a
+        # dict lookup, not an HMAC; valid while that entry is current (any change replaces it).
         self._verified: dict[bytes, tuple[_Entry, bool]] = {}
         self._used: dict[str, float] = {}
         self._on_revoked: list[Callable[[str], None]] = []
@@ -101,6 +96,7 @@ class KeyService:
         self.watch = RevisionWatch(revision, self.reload) if revision is not None else None
         self._watch_task: asyncio.Task[None] | None = None
         self.loaded, self._unbroken = False, Unbroken()  # a stop never cuts a store call
+        self._edits = LocalEdits()  # a reload does not undo what was changed while it read
 
     # ------------------------------------------------------------------ request path
 
@@ -201,9 +197,11 @@ class KeyService:
 
     async def reload(self) -> None:
         """Replace the cache with what the store holds."""
+        began = self._edits.count
         records = await self._unbroken(self.store.all())
         before = set(self._entries)
-        self._entries = {r.key_id: _entry(r) for r in records}
+        loaded = {r.key_id: _entry(r) for r in records}
+        self._entries = self._edits.merge(began, loaded, self._entries)
         self.loaded = True
         for key_id in before - set(self._entries):
             self._revoked(key_id)
@@ -258,6 +256,7 @@ class KeyService:
             self._spawn(self._refresh_one(key_id))
 
     def _apply_revocation(self, key_id: str) -> None:
+        self._edits.mark(key_id)
         entry = self._entries.get(key_id)
         if entry is not None:
             now = self.clock()
@@ -273,6 +272,7 @@ class KeyService:
         self._put(record, key_id)
 
     def _put(self, record: KeyRecord | None, key_id: str) -> None:
+        self._edits.mark(key_id)
         if record is None:
             self._entries.pop(key_id, None)
             self._revoked(key_id)
