@@ -10,6 +10,7 @@ from typing import Any
 
 import uvicorn
 
+from tests.helpers import wait_for
 from tokenpulse.api.app import create_app
 from tokenpulse.bootstrap import Container
 from tokenpulse.runtime import create_runtime
@@ -77,3 +78,20 @@ async def running_app(settings: Settings) -> AsyncIterator[RunningApp]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+@contextlib.asynccontextmanager
+async def serving_asgi(app: Any, **config: Any) -> AsyncIterator[int]:
+    """Any ASGI ``app`` on a real uvicorn (``config``: more ``uvicorn.Config`` options) on a
+    free 127.0.0.1 port, yielded, until the block exits."""
+    options: dict[str, Any] = {"log_level": "error", "lifespan": "off", "log_config": None}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, **{**options, **config}))
+    task = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started or task.done(), 10, message="uvicorn started")
+        if task.done():
+            task.result()
+        yield int(server.servers[0].sockets[0].getsockname()[1])
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

@@ -4,37 +4,18 @@ and a server the writer does not know keeps the ASGI path."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 import structlog
-import uvicorn
 
 from tests.api.conftest import OFFLINE
 from tests.helpers import wait_for
-from tests.server import app_settings, running_app
+from tests.server import app_settings, running_app, serving_asgi
 from tokenpulse.api.streams.sse_wire import ChunkWriter
 
 EVENT = "HTTP request processed"
-
-
-@asynccontextmanager
-async def serving(app: Any, http: str) -> AsyncIterator[str]:
-    """``app`` on a real uvicorn with the ``http`` protocol class, on a free port."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, http=http, log_config=None)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    await wait_for(lambda: server.started or task.done(), 10, message="uvicorn serving")
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
 
 
 @pytest.mark.parametrize(("http", "direct"), [("httptools", True), ("h11", False)])
@@ -56,8 +37,8 @@ async def test_direct_chunks_read_as_uvicorns_own(http: str, direct: bool) -> No
                 await send({"type": "http.response.body", "body": body, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async with serving(app, http) as base, httpx.AsyncClient(timeout=10) as client:
-        answer = await client.get(base)
+    async with serving_asgi(app, http=http) as port, httpx.AsyncClient(timeout=10) as client:
+        answer = await client.get(f"http://127.0.0.1:{port}")
     assert answer.content == b"event: a\ndata: 1\n\n" + b"x" * 70_000
     assert (found[0] is not None) is direct
     if found[0] is not None:

@@ -9,13 +9,11 @@ import asyncio
 import hashlib
 import inspect
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import engineio
 import pytest
 import socketio
-import uvicorn
 from engineio import async_socket, base_socket
 from engineio.async_drivers import asgi as eio_asgi
 from uvicorn.protocols.websockets import websockets_sansio_impl
@@ -23,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import wait_for
+from tests.server import serving_asgi
 from tokenpulse.api.streams import wire
 from tokenpulse.api.streams._eio_lean import LeanQueue
 from tokenpulse.api.streams._engineio import PromptSocketServer
@@ -64,19 +63,8 @@ def test_the_upstream_internals_have_the_shape_the_override_was_written_against(
     assert "if not self.handshake_complete" in send
 
 
-@asynccontextmanager
-async def _served(sio: socketio.AsyncServer) -> AsyncIterator[int]:
-    config = uvicorn.Config(
-        socketio.ASGIApp(sio), host="127.0.0.1", port=0, log_level="error", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started, 10, message="uvicorn started")
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+def _served(sio: socketio.AsyncServer) -> AbstractAsyncContextManager[int]:
+    return serving_asgi(socketio.ASGIApp(sio))
 
 
 def _server(**kwargs: float) -> PromptSocketServer:

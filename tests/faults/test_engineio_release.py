@@ -15,34 +15,22 @@ import asyncio
 import gc
 import time
 import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 import socketio
-import uvicorn
 from websockets.asyncio.client import connect
 
 from tests.helpers import wait_for
+from tests.server import serving_asgi
 from tokenpulse.api.streams._engineio import PromptSocketServer
 
 DEFAULT_PING_INTERVAL = 25
 
 
-@asynccontextmanager
-async def _served(sio: socketio.AsyncServer) -> AsyncIterator[int]:
-    config = uvicorn.Config(
-        socketio.ASGIApp(sio), host="127.0.0.1", port=0, log_level="error", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await wait_for(lambda: server.started, 10, message="uvicorn started")
-        yield int(server.servers[0].sockets[0].getsockname()[1])
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+def _served(sio: socketio.AsyncServer) -> AbstractAsyncContextManager[int]:
+    return serving_asgi(socketio.ASGIApp(sio))
 
 
 @pytest.mark.parametrize("server_class", [socketio.AsyncServer, PromptSocketServer])
